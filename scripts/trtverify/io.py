@@ -1,0 +1,168 @@
+"""Array and JSON I/O with the pipeline's two promises: no half-written artifact, no unpickling.
+
+Every writer goes through ``atomic_path``: the data lands under a temporary name in the target's directory and is
+renamed into place only when complete, so a failed step never leaves a plausible-looking file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import UserError
+
+CSV_MAGIC = "# trtverify-csv 1"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if directory:
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    """Write ``array`` as .npy atomically (never pickled: object arrays are refused)."""
+    array = np.asarray(array)
+    if array.dtype.hasobject:
+        raise UserError(f"refusing to write {path}: object arrays would need pickling")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+def load_npy(
+    path: str | os.PathLike[str],
+    *,
+    what: str = "array",
+    dtype: str | np.dtype[Any] | None = None,
+    ndim: int | None = None,
+    finite: bool = False,
+) -> np.ndarray:
+    """Load a .npy written by numpy without ever unpickling; every failure is a UserError naming the file.
+
+    ``dtype`` and ``ndim`` are checked when given; ``finite`` rejects NaN and Inf values.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} file {p} does not exist; run the step that writes it, or fix the path in config.yaml")
+    try:
+        array = np.load(p, allow_pickle=False, mmap_mode=None)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise UserError(
+                f"{what} file {p} holds pickled Python objects; trtverify never unpickles files. "
+                "Save a plain numeric array with numpy.save"
+            ) from None
+        raise UserError(f"{what} file {p} is not a valid .npy file ({exc}); regenerate it") from None
+    except (OSError, EOFError) as exc:
+        raise UserError(f"{what} file {p} could not be read ({exc}); it may be truncated: regenerate it") from None
+    if not isinstance(array, np.ndarray):
+        raise UserError(f"{what} file {p} is an .npz archive, expected a single .npy array")
+    if dtype is not None and array.dtype != np.dtype(dtype):
+        raise UserError(f"{what} file {p} has dtype {array.dtype}, expected {np.dtype(dtype)}")
+    if ndim is not None and array.ndim != ndim:
+        raise UserError(f"{what} file {p} has shape {array.shape} ({array.ndim} dimensions), expected {ndim}")
+    if finite and array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise UserError(
+                f"{what} file {p} contains {int(np.isnan(array).sum())} NaN and {int(np.isinf(array).sum())} Inf "
+                f"values (first at index {first}); the step that wrote it produced invalid numbers"
+            )
+    return array
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically; NaN/Inf are refused (they are not JSON)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str], *, what: str = "JSON") -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} file {p} does not exist; run the step that writes it")
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what} file {p} is not valid JSON ({exc}); regenerate it") from None
+
+
+def write_csv_array(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    """Write the pipeline's CSV exchange format: a header with shape and dtype, then one row per sample.
+
+    Floats are written with enough digits (9 for float32, 17 for float64) to read back bit-identical.
+    """
+    array = np.asarray(array)
+    if array.ndim == 0:
+        raise UserError("cannot write a 0-dimensional array as CSV")
+    if array.dtype.kind == "f":
+        fmt = "%.9g" if array.dtype.itemsize <= 4 else "%.17g"
+    elif array.dtype.kind in "iub":
+        fmt = "%d"
+    else:
+        raise UserError(f"cannot write dtype {array.dtype} as CSV")
+    rows = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(-1, 1)
+    shape = ",".join(str(d) for d in array.shape)
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        fh.write(f"{CSV_MAGIC} shape={shape} dtype={array.dtype.name}\n")
+        np.savetxt(fh, rows.astype(np.int64) if array.dtype.kind == "b" else rows, fmt=fmt, delimiter=",")
+
+
+def read_csv_array(path: str | os.PathLike[str], *, what: str = "CSV") -> np.ndarray:
+    """Read a file written by ``write_csv_array``, checking the row count and width against its header."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} file {p} does not exist")
+    with open(p) as fh:
+        header = fh.readline().strip()
+        if not header.startswith(CSV_MAGIC):
+            raise UserError(f"{what} file {p} lacks the '{CSV_MAGIC} shape=... dtype=...' header line")
+        fields = dict(item.split("=", 1) for item in header[len(CSV_MAGIC):].split() if "=" in item)
+        try:
+            shape = tuple(int(d) for d in fields["shape"].split(","))
+            dtype = np.dtype(fields["dtype"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise UserError(f"{what} file {p} has a malformed header '{header}' ({exc})") from None
+        try:
+            data = np.loadtxt(fh, delimiter=",", dtype=dtype, ndmin=2)
+        except ValueError as exc:
+            raise UserError(f"{what} file {p} has a malformed row ({exc})") from None
+    width = math.prod(shape[1:]) if len(shape) > 1 else 1
+    if data.size == 0:
+        data = data.reshape(0, width)
+    if data.shape != (shape[0], width):
+        raise UserError(
+            f"{what} file {p} has {data.shape[0]} rows of {data.shape[1]} values; its header promises "
+            f"{shape[0]} rows of {width}: the file is truncated or was edited"
+        )
+    return data.reshape(shape)
