@@ -1,0 +1,32 @@
+# trtverify: does a TensorFlow model give the same answers after conversion to ONNX and TensorRT,
+# from Python and from C++, and what does the conversion buy?  See README.md and docs/architecture.md.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+report: "docs/report.rst"
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/convert.smk"
+include: "rules/engine.smk"
+include: "rules/cpp.smk"
+include: "rules/predict.smk"
+include: "rules/compare.smk"
+include: "rules/report.smk"
+include: "rules/bench.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

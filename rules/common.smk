@@ -1,0 +1,97 @@
+# Helpers shared by the rules: config lookups, the backend names each model is predicted with, and paths.
+import json
+from pathlib import Path
+
+REPO = Path(workflow.basedir)
+MODELS = list(config["models"])
+TRAINED = [m for m in MODELS if "import" not in config["models"][m]]
+IMPORTED = [m for m in MODELS if "import" in config["models"][m]]
+PRECISIONS = config["tensorrt"]["precisions"]
+TF_IMAGE = config["containers"]["tensorflow"]
+TRT_IMAGE = config["containers"]["tensorrt"]
+NEVER = "(?!x)x"  # a wildcard constraint no name matches, for a rule with no models
+
+
+def check_config():
+    """What the schema cannot say: cross-references between entries."""
+    problems = []
+    for name, model in config["models"].items():
+        if "import" not in model and model["dataset"] not in config["datasets"]:
+            problems.append(
+                f"models.{name}.dataset is '{model['dataset']}', which is not an entry of datasets "
+                f"({', '.join(config['datasets'])})"
+            )
+    prof = config["tensorrt"]["profile"]
+    if not prof["min_batch"] <= prof["opt_batch"] <= prof["max_batch"]:
+        problems.append("tensorrt.profile needs min_batch <= opt_batch <= max_batch")
+    if problems:
+        raise ValueError("invalid config: " + "; ".join(problems))
+
+
+check_config()
+
+
+def script(name):
+    """Absolute path of a step script: rules list it as an input, so editing it reruns the step."""
+    return str(REPO / "scripts" / name)
+
+
+def lib(*names):
+    """Shared-package modules a step depends on (editing one reruns only the steps that use it)."""
+    return [str(REPO / "scripts" / "trtverify" / n) for n in names]
+
+
+def as_json(obj):
+    return json.dumps(obj, sort_keys=True)
+
+
+def model_cfg(w):
+    return config["models"][w.model]
+
+
+def dataset_cfg(w):
+    return config["datasets"][model_cfg(w)["dataset"]]
+
+
+def model_tolerances(w):
+    merged = {k: dict(v) for k, v in config["compare"].get("tolerances", {}).items()}
+    for precision, values in model_cfg(w).get("tolerances", {}).items():
+        merged.setdefault(precision, {}).update(values)
+    return as_json(merged)
+
+
+def prediction_names():
+    """Backend names as they appear in predictions/, comparison.json and the report."""
+    names = []
+    for backend in config["backends"]:
+        if backend == "tensorrt":
+            names += [f"tensorrt_{p}" for p in PRECISIONS]
+        elif backend == "tensorrt_cpp":
+            formats = config["cpp"].get("input_formats", ["npy"])
+            for p in PRECISIONS:
+                names += [f"tensorrt_cpp_{p}" if f == "npy" else f"tensorrt_cpp_{f}_{p}" for f in formats]
+        else:
+            names.append(backend)
+    return names
+
+
+def prediction_files(w):
+    return {n: f"results/{w.model}/predictions/{n}.npy" for n in prediction_names()}
+
+
+def prediction_args(w, input):
+    return " ".join(f"--prediction {n}={input[n]}" for n in prediction_names())
+
+
+def final_targets():
+    targets = ["results/report.md", "results/summary.json"]
+    if config["tensorrt"].get("build_engines", True):
+        targets += expand("results/{model}/engines/{precision}.trt", model=MODELS, precision=PRECISIONS)
+    if config["benchmark"].get("enabled"):
+        targets += ["results/benchmarks.tsv"]
+    return targets
+
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    precision="fp32|tf32|fp16",

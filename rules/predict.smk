@@ -1,0 +1,132 @@
+# Every backend predicts the same test samples; each writes predictions/{name}.npy and a .json of how it ran.
+
+
+rule predict_savedmodel:
+    input:
+        script=script("predict.py"),
+        code=lib("backends/__init__.py", "backends/savedmodel.py"),
+        artifact="results/{model}/saved_model",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        predictions="results/{model}/predictions/savedmodel.npy",
+        info="results/{model}/predictions/savedmodel.json",
+    params:
+        batch=config["predict"].get("batch_size", 256),
+    log:
+        "results/logs/predict_savedmodel/{model}.log",
+    benchmark:
+        "results/benchmarks/predict_savedmodel/{model}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    container:
+        TF_IMAGE
+    conda:
+        "../envs/tensorflow.yaml"
+    shell:
+        "python {input.script} --backend savedmodel --artifact {input.artifact} --samples {input.samples}"
+        " --batch-size {params.batch} --output {output.predictions} --info {output.info} > {log} 2>&1"
+
+
+rule predict_onnxruntime:
+    input:
+        script=script("predict.py"),
+        code=lib("backends/__init__.py", "backends/onnxruntime.py"),
+        artifact="results/{model}/model.onnx",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        predictions="results/{model}/predictions/onnxruntime.npy",
+        info="results/{model}/predictions/onnxruntime.json",
+    params:
+        batch=config["predict"].get("batch_size", 256),
+        providers=",".join(config["onnxruntime"].get("providers", ["CPUExecutionProvider"])),
+    log:
+        "results/logs/predict_onnxruntime/{model}.log",
+    benchmark:
+        "results/benchmarks/predict_onnxruntime/{model}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    container:
+        TRT_IMAGE
+    conda:
+        "../envs/tensorrt.yaml"
+    shell:
+        "python {input.script} --backend onnxruntime --artifact {input.artifact} --samples {input.samples}"
+        " --providers {params.providers} --batch-size {params.batch}"
+        " --output {output.predictions} --info {output.info} > {log} 2>&1"
+
+
+rule predict_tensorrt:
+    input:
+        script=script("predict.py"),
+        code=lib("backends/__init__.py", "backends/tensorrt.py", "tensorrt_compat.py"),
+        artifact="results/{model}/engines/{precision}.trt",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        predictions="results/{model}/predictions/tensorrt_{precision}.npy",
+        info="results/{model}/predictions/tensorrt_{precision}.json",
+    params:
+        batch=config["predict"].get("batch_size", 256),
+    log:
+        "results/logs/predict_tensorrt/{model}_{precision}.log",
+    benchmark:
+        "results/benchmarks/predict_tensorrt/{model}_{precision}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=1,
+    container:
+        TRT_IMAGE
+    conda:
+        "../envs/tensorrt.yaml"
+    shell:
+        "python {input.script} --backend tensorrt --artifact {input.artifact} --samples {input.samples}"
+        " --batch-size {params.batch} --output {output.predictions} --info {output.info} > {log} 2>&1"
+
+
+rule predict_tensorrt_cpp:
+    input:
+        script=script("predict_cpp.py"),
+        binary="results/bin/trt_infer",
+        engine="results/{model}/engines/{precision}.trt",
+        data="results/{model}/data/test_samples.npy",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        predictions="results/{model}/predictions/tensorrt_cpp_{precision}.npy",
+        info="results/{model}/predictions/tensorrt_cpp_{precision}.json",
+    log:
+        "results/logs/predict_tensorrt_cpp/{model}_{precision}.log",
+    benchmark:
+        "results/benchmarks/predict_tensorrt_cpp/{model}_{precision}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=1,
+    container:
+        TRT_IMAGE
+    conda:
+        "../envs/tensorrt.yaml"
+    shell:
+        "python {input.script} --binary {input.binary} --engine {input.engine} --input {input.data}"
+        " --samples {input.samples} --output {output.predictions} --info {output.info} > {log} 2>&1"
+
+
+use rule predict_tensorrt_cpp as predict_tensorrt_cpp_csv with:
+    input:
+        script=script("predict_cpp.py"),
+        binary="results/bin/trt_infer",
+        engine="results/{model}/engines/{precision}.trt",
+        data="results/{model}/data/test_samples.csv",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        predictions="results/{model}/predictions/tensorrt_cpp_csv_{precision}.npy",
+        info="results/{model}/predictions/tensorrt_cpp_csv_{precision}.json",
+    log:
+        "results/logs/predict_tensorrt_cpp_csv/{model}_{precision}.log",
+    benchmark:
+        "results/benchmarks/predict_tensorrt_cpp_csv/{model}_{precision}.tsv"

@@ -1,0 +1,44 @@
+# The final rule: tables (Markdown and text), summary.json, and plots registered for `snakemake --report`.
+
+
+rule report:
+    input:
+        script=script("report.py"),
+        code=lib("tables.py"),
+        comparisons=expand("results/{model}/comparison.json", model=MODELS),
+        samples=expand("results/{model}/data/test_samples.npy", model=MODELS),
+    output:
+        markdown=report("results/report.md", category="Comparison", caption="../docs/report-caption.rst"),
+        text="results/report.txt",
+        summary="results/summary.json",
+        plots=report(
+            directory("results/plots"),
+            patterns=["{name}.png"],
+            category="Plots",
+            caption="../docs/report-caption.rst",
+        ),
+    params:
+        comparisons=lambda w, input: " ".join(
+            f"--comparison {m}={c}" for m, c in zip(MODELS, input.comparisons)
+        ),
+        samples=lambda w, input: " ".join(
+            f"--samples {m}={s}" for m, s in zip(MODELS, input.samples)
+        ),
+        fail="--fail-on-mismatch" if config["report"].get("fail_on_mismatch", True) else "--no-fail-on-mismatch",
+        float_format=config["report"].get("float_format", ".3g"),
+    log:
+        "results/logs/report/report.log",
+    benchmark:
+        "results/benchmarks/report/report.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    container:
+        TF_IMAGE
+    conda:
+        "../envs/tensorflow.yaml"
+    shell:
+        "python {input.script} {params.comparisons} {params.samples} {params.fail}"
+        " --float-format={params.float_format:q} --markdown {output.markdown} --text {output.text}"
+        " --summary {output.summary} --plots {output.plots} > {log} 2>&1"

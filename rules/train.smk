@@ -1,0 +1,93 @@
+# Train the reference CNN (or import the user's own SavedModel) and write the fixed test data, also as CSV.
+
+
+rule train:
+    input:
+        script=script("train.py"),
+        code=lib("datasets.py", "model.py"),
+        archive=lambda w: dataset_cfg(w).get("archive") or [],
+    output:
+        saved_model=directory("results/{model}/saved_model"),
+        samples="results/{model}/data/test_samples.npy",
+        labels="results/{model}/data/test_labels.npy",
+        metrics="results/{model}/train_metrics.json",
+    params:
+        dataset=lambda w: as_json(dataset_cfg(w)),
+        architecture=lambda w: as_json(model_cfg(w)["architecture"]),
+        training=lambda w: as_json(model_cfg(w)["training"]),
+        num_test_samples=lambda w: model_cfg(w).get("num_test_samples", "all"),
+    log:
+        "results/logs/train/{model}.log",
+    benchmark:
+        "results/benchmarks/train/{model}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    wildcard_constraints:
+        model="|".join(TRAINED) or NEVER,
+    container:
+        TF_IMAGE
+    conda:
+        "../envs/tensorflow.yaml"
+    shell:
+        "python {input.script} --dataset {params.dataset:q} --architecture {params.architecture:q}"
+        " --training {params.training:q} --num-test-samples {params.num_test_samples} --threads {threads}"
+        " --saved-model {output.saved_model} --samples {output.samples} --labels {output.labels}"
+        " --metrics {output.metrics} > {log} 2>&1"
+
+
+rule import_model:
+    input:
+        script=script("import_model.py"),
+        saved_model=lambda w: model_cfg(w)["import"]["saved_model"],
+        samples=lambda w: model_cfg(w)["import"]["samples"],
+        labels=lambda w: model_cfg(w)["import"]["labels"],
+    output:
+        saved_model=directory("results/{model}/saved_model"),
+        samples="results/{model}/data/test_samples.npy",
+        labels="results/{model}/data/test_labels.npy",
+        metrics="results/{model}/train_metrics.json",
+    log:
+        "results/logs/import_model/{model}.log",
+    benchmark:
+        "results/benchmarks/import_model/{model}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    wildcard_constraints:
+        model="|".join(IMPORTED) or NEVER,
+    container:
+        TF_IMAGE
+    conda:
+        "../envs/tensorflow.yaml"
+    shell:
+        "python {input.script} --saved-model-in {input.saved_model} --samples-in {input.samples}"
+        " --labels-in {input.labels} --saved-model {output.saved_model} --samples {output.samples}"
+        " --labels {output.labels} --metrics {output.metrics} > {log} 2>&1"
+
+
+rule export_csv:
+    input:
+        script=script("export_csv.py"),
+        samples="results/{model}/data/test_samples.npy",
+        labels="results/{model}/data/test_labels.npy",
+    output:
+        samples="results/{model}/data/test_samples.csv",
+        labels="results/{model}/data/test_labels.csv",
+    log:
+        "results/logs/export_csv/{model}.log",
+    benchmark:
+        "results/benchmarks/export_csv/{model}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    container:
+        TF_IMAGE
+    conda:
+        "../envs/tensorflow.yaml"
+    shell:
+        "python {input.script} --samples {input.samples} --labels {input.labels}"
+        " --samples-csv {output.samples} --labels-csv {output.labels} > {log} 2>&1"

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Build a TensorRT engine from ONNX (TensorRT 8.5, 10.x or TensorRT-RTX), with a dynamic-batch profile.
+
+  python scripts/build_engine.py --onnx model.onnx --precision fp32 --min-batch 1 --opt-batch 32 --max-batch 256 \
+      --workspace-mib 1024 --tactic-sources default --engine engines/fp32.trt --info engines/fp32.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from trtverify.engine import PRECISIONS, BuildOptions, build_engine
+from trtverify.errors import UserError, run_main
+from trtverify.io import atomic_path, write_json
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--min-batch", type=int, default=1)
+    p.add_argument("--opt-batch", type=int, default=32)
+    p.add_argument("--max-batch", type=int, default=256)
+    p.add_argument("--workspace-mib", type=int, default=1024)
+    p.add_argument("--tactic-sources", default="default", help="like trtexec: -CUBLAS,-CUBLAS_LT,-CUDNN")
+    p.add_argument("--flavour", default="auto", help="auto, tensorrt or tensorrt-rtx")
+    p.add_argument("--engine", required=True)
+    p.add_argument("--info", required=True, help="JSON describing the build")
+    args = p.parse_args(argv)
+    if not Path(args.onnx).is_file():
+        raise UserError(f"ONNX model {args.onnx} does not exist; run the convert_onnx step first")
+    options = BuildOptions(args.precision, args.min_batch, args.opt_batch, args.max_batch, args.workspace_mib,
+                           args.tactic_sources, args.flavour)
+    engine, info = build_engine(Path(args.onnx), options)
+    with atomic_path(args.engine) as tmp:
+        tmp.write_bytes(engine)
+        write_json(args.info, {**info, "onnx": args.onnx, "engine": args.engine})
+    print(f"built {info['builder']} {info['tensorrt_version']} {args.precision} engine "
+          f"({info['engine_bytes']} bytes) in {info['build_seconds']} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

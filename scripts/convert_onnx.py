@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Convert a SavedModel to ONNX with tf2onnx, run onnx.checker, and check it against the SavedModel.
+
+  python scripts/convert_onnx.py --saved-model DIR --samples X.npy --opset 17 --max-abs-diff 1e-4 \
+      --output model.onnx --check onnx_check.json
+
+The check runs both models on the test samples (ONNX Runtime on the CPU) and fails when the largest absolute
+difference exceeds --max-abs-diff or any top-1 prediction differs: a conversion bug, not rounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+
+from trtverify.backends import open_runner
+from trtverify.errors import UserError, require, run_main
+from trtverify.io import atomic_path, load_npy, write_json
+
+
+def convert(saved_model: str, output: str, opset: int) -> str:
+    """Run tf2onnx's command line (its Python API changed between releases; the CLI did not)."""
+    require("tf2onnx", purpose="ONNX conversion", hint="pip install tf2onnx (it is in envs/tensorflow.yaml)")
+    cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved_model, "--output", output,
+           "--opset", str(opset), "--signature_def", "serving_default"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stderr.write(proc.stderr[-20000:])
+    if proc.returncode != 0:
+        last = [line for line in proc.stderr.splitlines() if line.strip()][-1:] or ["no message"]
+        raise UserError(f"tf2onnx failed on {saved_model} (exit {proc.returncode}): {last[0]}")
+    return " ".join(cmd[1:])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--saved-model", required=True)
+    p.add_argument("--samples", required=True)
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--max-abs-diff", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--output", required=True)
+    p.add_argument("--check", required=True)
+    args = p.parse_args(argv)
+
+    onnx = require("onnx", purpose="the ONNX check", hint="pip install onnx")
+    x = load_npy(args.samples, what="test samples", dtype="float32", finite=True)
+    start = time.perf_counter()
+    with atomic_path(args.output) as tmp_onnx:
+        command = convert(args.saved_model, str(tmp_onnx), args.opset)
+        seconds = time.perf_counter() - start
+        try:
+            onnx.checker.check_model(str(tmp_onnx), full_check=True)
+        except onnx.checker.ValidationError as exc:
+            raise UserError(f"onnx.checker rejected the converted model: {str(exc).splitlines()[0]}") from None
+        outputs = {}
+        for backend, artifact in (("savedmodel", args.saved_model), ("onnxruntime", str(tmp_onnx))):
+            options = {"providers": ["CPUExecutionProvider"]} if backend == "onnxruntime" else {}
+            with open_runner(backend, artifact, **options) as runner:
+                outputs[backend] = np.concatenate(
+                    [runner.infer(x[i:i + args.batch_size]) for i in range(0, len(x), args.batch_size)])
+                if backend == "onnxruntime":
+                    onnx_input = {"name": runner.input_name, "shape": [d if d else "batch" for d in runner.input_shape]}
+        diff = np.abs(outputs["savedmodel"].astype(np.float64) - outputs["onnxruntime"])
+        top1 = float(np.mean(outputs["savedmodel"].argmax(1) == outputs["onnxruntime"].argmax(1)))
+        report = {
+            "opset": args.opset, "tf2onnx_command": command, "convert_seconds": round(seconds, 3),
+            "onnx_checker": "passed", "input": onnx_input, "samples": int(len(x)),
+            "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+            "top1_agreement": top1, "max_abs_diff_limit": args.max_abs_diff,
+            "versions": {"onnx": onnx.__version__,
+                         "tf2onnx": require("tf2onnx", purpose="", hint="").__version__},  # type: ignore[attr-defined]
+        }
+        if not np.isfinite(outputs["onnxruntime"]).all():
+            raise UserError("the ONNX model produces NaN/Inf on the test samples; the conversion is broken")
+        if report["max_abs_diff"] > args.max_abs_diff or top1 < 1.0:
+            raise UserError(f"the ONNX model differs from the SavedModel: max abs diff {report['max_abs_diff']:.3g} "
+                            f"(limit {args.max_abs_diff:g}), top-1 agreement {top1:.4f}; check the tf2onnx log "
+                            "above, or raise onnx.max_abs_diff in config.yaml if this drift is expected")
+        write_json(args.check, report)
+    print(f"ONNX check passed: max abs diff {report['max_abs_diff']:.3g}, top-1 agreement {top1:.4f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Predict the test samples with one backend and write its predictions (.npy) and metadata (.json).
+
+  python scripts/predict.py --backend savedmodel|onnxruntime|tensorrt --artifact PATH --samples X.npy \
+      [--providers CUDAExecutionProvider,CPUExecutionProvider] [--batch-size 256] --output P.npy --info P.json
+
+Fails, writing nothing, when the samples do not fit the model or any prediction is NaN or Inf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+
+from trtverify.backends import BACKENDS, open_runner
+from trtverify.errors import UserError, run_main
+from trtverify.io import load_npy, save_npy, write_json
+
+
+def predict(runner, x: np.ndarray, batch_size: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    chunks = [runner.infer(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+
+def check_predictions(probs: np.ndarray, n: int, backend: str) -> None:
+    if probs.ndim != 2 or probs.shape[0] != n:
+        raise UserError(f"{backend} returned predictions of shape {probs.shape} for {n} samples; "
+                        "expected (samples, classes): is the model a classifier with one output?")
+    bad = ~np.isfinite(probs)
+    if bad.any():
+        rows = np.unique(np.argwhere(bad)[:, 0])
+        raise UserError(f"{backend} produced {int(np.isnan(probs).sum())} NaN and {int(np.isinf(probs).sum())} Inf "
+                        f"values in {len(rows)} samples (first: sample {int(rows[0])}); nothing was written. "
+                        "Check the model/engine (an FP16 overflow shows up like this)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=BACKENDS, required=True)
+    p.add_argument("--artifact", required=True, help="SavedModel directory, .onnx file or engine")
+    p.add_argument("--samples", required=True)
+    p.add_argument("--providers", default="", help="ONNX Runtime providers, in order of preference")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--output", required=True)
+    p.add_argument("--info", required=True)
+    args = p.parse_args(argv)
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be positive")
+    x = load_npy(args.samples, what="test samples", finite=True)
+    if x.dtype != np.float32:
+        raise UserError(f"test samples {args.samples} have dtype {x.dtype}; the models take float32")
+    options = {"providers": [s for s in args.providers.split(",") if s]} if args.providers else {}
+    with open_runner(args.backend, args.artifact, **options) as runner:
+        if args.backend == "tensorrt":
+            args.batch_size = min(args.batch_size, runner.max_batch)  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        probs = predict(runner, x, args.batch_size)
+        seconds = time.perf_counter() - start
+        meta = runner.metadata()
+    check_predictions(probs, len(x), args.backend)
+    write_json(args.info, {**meta, "samples": int(len(x)), "batch_size": args.batch_size,
+                           "seconds": round(seconds, 4), "output_shape": list(probs.shape)})
+    save_npy(args.output, probs.astype(np.float32))
+    print(f"{args.backend}: predicted {len(x)} samples in {seconds:.2f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

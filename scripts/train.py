@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Train the reference VGG-style CNN and export a SavedModel plus fixed test samples, labels and metrics.
+
+  python scripts/train.py --dataset '{"source": "digits"}' --architecture '{...}' --training '{...}' \
+      --saved-model results/M/saved_model --samples results/M/data/test_samples.npy \
+      --labels results/M/data/test_labels.npy --metrics results/M/train_metrics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+
+from trtverify import datasets
+from trtverify.errors import UserError, require, run_main
+from trtverify.io import atomic_path, save_npy, write_json
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, help="JSON: the dataset's config entry (source, options)")
+    p.add_argument("--architecture", required=True, help="JSON: blocks, convs_per_block, dense_units, ...")
+    p.add_argument("--training", required=True, help="JSON: epochs, batch_size, learning_rate, seed")
+    p.add_argument("--num-test-samples", default="all", help="'all' or a number: how many test samples to keep")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--saved-model", required=True)
+    p.add_argument("--samples", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--metrics", required=True)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        dataset, arch, training = (json.loads(s) for s in (args.dataset, args.architecture, args.training))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--dataset/--architecture/--training must be JSON ({exc})") from None
+    tf = require("tensorflow", purpose="training", hint="Run it in the TensorFlow container or pip install tensorflow")
+    import keras
+
+    from trtverify.model import build_vgg
+
+    seed = int(training.get("seed", 0))
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()  # same config, same weights: reruns and cluster runs agree
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    data = datasets.load(dataset["source"], dataset, seed)
+    keep = len(data.x_test) if str(args.num_test_samples) == "all" else int(args.num_test_samples)
+    if keep < 1:
+        raise UserError("num_test_samples must be 'all' or a positive number")
+    x_test, y_test = data.x_test[:keep], data.y_test[:keep]
+
+    model = build_vgg(data.x_train.shape[1:], len(data.class_names), arch)
+    model.compile(optimizer=keras.optimizers.Adam(float(training.get("learning_rate", 1e-3))),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(data.x_train, data.y_train, epochs=int(training["epochs"]),
+                        batch_size=int(training["batch_size"]), validation_split=0.1, shuffle=True, verbose=2)
+    seconds = time.perf_counter() - start
+    loss, accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
+    probs = model.predict(x_test, batch_size=256, verbose=0)
+    if not np.isfinite(probs).all():
+        raise UserError("training produced NaN/Inf outputs; lower training.learning_rate in config.yaml")
+
+    with atomic_path(args.saved_model, directory=True) as tmp:
+        model.export(str(tmp), verbose=False)
+    save_npy(args.samples, x_test.astype(np.float32))
+    save_npy(args.labels, y_test.astype(np.int64))
+    write_json(args.metrics, {
+        "dataset": dataset["source"], "train_samples": int(len(data.x_train)), "test_samples": int(keep),
+        "input_shape": list(data.x_train.shape[1:]), "classes": list(data.class_names),
+        "epochs": int(training["epochs"]), "train_seconds": round(seconds, 3),
+        "test_loss": float(loss), "test_accuracy": float(accuracy),
+        "final_train_accuracy": float(history.history["accuracy"][-1]),
+        "parameters": int(model.count_params()),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    })
+    print(f"trained {model.count_params()} parameters in {seconds:.1f} s; test accuracy {accuracy:.4f} "
+          f"on {keep} samples", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    run_main(main)

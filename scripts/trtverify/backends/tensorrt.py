@@ -1,0 +1,112 @@
+"""TensorRT engines from Python: tensor-name API (8.5, 10.x, TensorRT-RTX) with pycuda device memory.
+
+Besides ``infer`` it exposes the three stages (``stage``, ``execute``, ``fetch``) on ``stream`` so benchmarks can
+time the GPU work apart from the host-device copies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError, require
+from ..tensorrt_compat import import_tensorrt, profile_shape, version_of
+from . import Runner
+
+
+class TensorRTRunner(Runner):
+    name = "tensorrt"
+
+    def activate(self) -> None:
+        trt, self.flavour = import_tensorrt(self.options.get("flavour", "auto"))
+        cuda = require("pycuda.driver", purpose="the TensorRT Python backend (device memory)",
+                       hint="pip install pycuda in the TensorRT container (it needs the CUDA toolkit to build)")
+        self.trt, self.cuda = trt, cuda
+        cuda.init()
+        if cuda.Device.count() == 0:
+            raise UserError("tensorrt: no CUDA device is visible; run this step on a GPU machine "
+                            "(with --use-singularity, Snakemake passes --nv through the profile's singularity-args)")
+        self.ctx = cuda.Device(int(self.options.get("device", 0))).retain_primary_context()
+        self.ctx.push()
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        engine = trt.Runtime(self.logger).deserialize_cuda_engine(self.artifact.read_bytes())
+        if engine is None:
+            raise UserError(f"tensorrt: {self.artifact} could not be deserialized by {self.flavour} "
+                            f"{version_of(trt)}: it is corrupt or was built by another TensorRT version or for "
+                            "another GPU; rebuild the engine where it runs")
+        self.engine, self.context = engine, engine.create_execution_context()
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if n not in inputs]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise UserError(f"tensorrt: engine has inputs {inputs} and outputs {outputs}; trtverify handles one each")
+        self.input_name, self.output_name = inputs[0], outputs[0]
+        self.input_shape = (None, *(int(d) for d in tuple(engine.get_tensor_shape(self.input_name))[1:]))
+        (self.min_shape, _, self.max_shape) = profile_shape(trt, engine, self.input_name)
+        self.max_batch = self.max_shape[0]
+        self.in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
+        self.out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.output_name)))
+        self._set_batch(self.max_batch)
+        out_max = tuple(int(d) for d in self.context.get_tensor_shape(self.output_name))
+        self.stream = cuda.Stream()
+        self.h_in = cuda.pagelocked_empty(self.max_shape, self.in_dtype)
+        self.h_out = cuda.pagelocked_empty(out_max, self.out_dtype)
+        self.d_in = cuda.mem_alloc(self.h_in.nbytes)
+        self.d_out = cuda.mem_alloc(self.h_out.nbytes)
+        self.context.set_tensor_address(self.input_name, int(self.d_in))
+        self.context.set_tensor_address(self.output_name, int(self.d_out))
+        self.batch = 0
+
+    def deactivate(self) -> None:
+        for attr in ("d_in", "d_out"):
+            if hasattr(self, attr):
+                getattr(self, attr).free()
+        for attr in ("context", "engine"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        if hasattr(self, "ctx"):
+            self.ctx.pop()
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "tensorrt_flavour": self.flavour, "tensorrt_version": version_of(self.trt),
+                "device": self.cuda.Device(int(self.options.get("device", 0))).name(),
+                "profile_min_batch": self.min_shape[0], "profile_max_batch": self.max_batch}
+
+    def _set_batch(self, n: int) -> None:
+        if not self.min_shape[0] <= n <= self.max_batch:
+            raise UserError(f"tensorrt: batch {n} is outside the engine's profile [{self.min_shape[0]}, "
+                            f"{self.max_batch}]; rebuild with other tensorrt.profile values")
+        if not self.context.set_input_shape(self.input_name, (n, *self.max_shape[1:])):
+            raise UserError(f"tensorrt: set_input_shape({self.input_name}, batch {n}) was refused")
+        self.batch = n
+
+    def stage(self, batch: np.ndarray) -> None:
+        """Copy a batch to the device (asynchronously on ``stream``) and set the input shape."""
+        n = batch.shape[0]
+        self._set_batch(n)
+        self.h_in[:n] = batch
+        self.cuda.memcpy_htod_async(self.d_in, self.h_in[:n], self.stream)
+
+    def execute(self) -> None:
+        """Enqueue the engine on the staged buffers."""
+        if not self.context.execute_async_v3(stream_handle=self.stream.handle):
+            raise UserError("tensorrt: execute_async_v3 failed (see the TensorRT messages above)")
+
+    def fetch(self) -> np.ndarray:
+        """Copy the output of the last ``execute`` back and wait for the stream."""
+        n = self.batch
+        self.cuda.memcpy_dtoh_async(self.h_out[:n], self.d_out, self.stream)
+        self.stream.synchronize()
+        return np.array(self.h_out[:n], dtype=np.float32)
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        chunks = []
+        for start in range(0, batch.shape[0], self.max_batch):
+            self.stage(batch[start:start + self.max_batch].astype(self.in_dtype, copy=False))
+            self.execute()
+            chunks.append(self.fetch())
+        return np.concatenate(chunks)
+
+
+RUNNER = TensorRTRunner

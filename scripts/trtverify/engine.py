@@ -1,0 +1,120 @@
+"""Build a TensorRT engine from ONNX with an optimization profile for dynamic batch.
+
+Precision names the arithmetic, so a drift can be attributed:
+  fp32  strict FP32: the TF32 flag cleared (TensorRT enables TF32 for FP32 engines by default on Ampere and newer)
+  tf32  TensorRT's default for FP32 engines: TF32 tensor cores allowed
+  fp16  FP16 kernels allowed (and TF32); not available on TensorRT-RTX, which takes precision from the model's types
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .tensorrt_compat import import_tensorrt, network_flags, parse_tactic_sources, version_of
+
+PRECISIONS = ("fp32", "tf32", "fp16")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    precision: str = "fp32"
+    min_batch: int = 1
+    opt_batch: int = 32
+    max_batch: int = 256
+    workspace_mib: int = 1024
+    tactic_sources: str = "default"
+    flavour: str = "auto"
+    builder_optimization_level: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision '{self.precision}' is not one of {', '.join(PRECISIONS)}")
+        if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
+            raise UserError(f"the profile needs 1 <= min ({self.min_batch}) <= opt ({self.opt_batch}) "
+                            f"<= max ({self.max_batch}) batch")
+
+
+class _Logger:
+    """Collects TensorRT's messages so a failed parse or build can say why in one line."""
+
+    def __init__(self, trt: Any) -> None:
+        self.messages: list[str] = []
+        outer = self
+
+        class Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+            def __init__(self) -> None:
+                trt.ILogger.__init__(self)
+
+            def log(self, severity: Any, msg: str) -> None:
+                if severity <= trt.Logger.WARNING:
+                    outer.messages.append(f"[{severity.name}] {msg}")
+                    print(f"TensorRT {severity.name}: {msg}", flush=True)
+
+        self.logger = Logger()
+
+
+def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[str, Any]]:
+    """Return the serialized engine and a description of how it was built."""
+    options.validate()
+    trt, flavour = import_tensorrt(options.flavour)
+    log = _Logger(trt)
+    builder = trt.Builder(log.logger)
+    network = builder.create_network(network_flags(trt))
+    parser = trt.OnnxParser(network, log.logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise UserError(f"TensorRT's ONNX parser rejected {onnx_path}: {'; '.join(errors) or 'no details'}; "
+                        "is it a valid ONNX model? re-run the conversion")
+    if network.num_inputs != 1 or network.num_outputs != 1:
+        raise UserError(f"{onnx_path} has {network.num_inputs} inputs and {network.num_outputs} outputs; "
+                        "trtverify builds engines for one of each")
+    inp = network.get_input(0)
+    dims = tuple(int(d) for d in inp.shape)
+    if any(d < 0 for d in dims[1:]):
+        raise UserError(f"input '{inp.name}' has dynamic non-batch dimensions {dims}; only the batch may vary")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    notes: list[str] = []
+    if options.precision == "fp32":
+        config.clear_flag(trt.BuilderFlag.TF32)
+    else:
+        config.set_flag(trt.BuilderFlag.TF32)
+    if options.precision == "fp16":
+        if not hasattr(trt.BuilderFlag, "FP16"):
+            raise UserError(f"{flavour} {version_of(trt)} has no FP16 builder flag (TensorRT-RTX takes precision "
+                            "from the model's types); drop fp16 from tensorrt.precisions for this builder")
+        config.set_flag(trt.BuilderFlag.FP16)
+    if hasattr(config, "get_tactic_sources"):
+        mask, notes = parse_tactic_sources(trt, options.tactic_sources, int(config.get_tactic_sources()))
+        config.set_tactic_sources(mask)
+    if options.builder_optimization_level is not None and hasattr(config, "builder_optimization_level"):
+        config.builder_optimization_level = options.builder_optimization_level
+    profile = builder.create_optimization_profile()
+    shape = lambda b: (b, *dims[1:])  # noqa: E731
+    profile.set_shape(inp.name, shape(options.min_batch), shape(options.opt_batch), shape(options.max_batch))
+    config.add_optimization_profile(profile)
+
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - start
+    if serialized is None:
+        raise UserError("TensorRT could not build the engine: " + ("; ".join(log.messages[-3:]) or "no message"))
+    out = network.get_output(0)
+    info = {
+        "builder": flavour, "tensorrt_version": version_of(trt), "precision": options.precision,
+        "tf32": options.precision != "fp32", "fp16": options.precision == "fp16",
+        "profile": {"input": inp.name, "min": list(shape(options.min_batch)), "opt": list(shape(options.opt_batch)),
+                    "max": list(shape(options.max_batch))},
+        "output": {"name": out.name, "shape": [int(d) for d in out.shape]},
+        "workspace_mib": options.workspace_mib, "tactic_sources": options.tactic_sources,
+        "tactic_source_notes": notes, "build_seconds": round(seconds, 3),
+        "engine_bytes": len(bytes(serialized)), "warnings": log.messages,
+        "portable": "an engine runs only with the TensorRT version and GPU family that built it",
+    }
+    return bytes(serialized), info
