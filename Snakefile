@@ -27,6 +27,6 @@ include: "rules/bench.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

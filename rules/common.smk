@@ -69,7 +69,10 @@ def prediction_names():
         elif backend == "tensorrt_cpp":
             formats = config["cpp"].get("input_formats", ["npy"])
             for p in PRECISIONS:
-                names += [f"tensorrt_cpp_{p}" if f == "npy" else f"tensorrt_cpp_{f}_{p}" for f in formats]
+                names += [
+                    f"tensorrt_cpp_{p}" if f == "npy" else f"tensorrt_cpp_{f}_{p}"
+                    for f in formats
+                ]
         else:
             names.append(backend)
     return names
@@ -86,7 +89,11 @@ def prediction_args(w, input):
 def final_targets():
     targets = ["results/report.md", "results/summary.json"]
     if config["tensorrt"].get("build_engines", True):
-        targets += expand("results/{model}/engines/{precision}.trt", model=MODELS, precision=PRECISIONS)
+        targets += expand(
+            "results/{model}/engines/{precision}.trt",
+            model=MODELS,
+            precision=PRECISIONS,
+        )
     if config["benchmark"].get("enabled"):
         targets += ["results/benchmarks.tsv"]
     return targets

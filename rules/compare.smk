@@ -11,24 +11,24 @@ rule compare:
     output:
         comparison="results/{model}/comparison.json",
         per_sample="results/{model}/per_sample.csv",
+    log:
+        "results/logs/compare/{model}.log",
+    benchmark:
+        "results/benchmarks/compare/{model}.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         predictions=prediction_args,
         tolerances=model_tolerances,
         batch=config["compare"].get("batch_size", 4096),
         max_flipped=config["compare"].get("max_flipped", 100),
         rows=config["compare"].get("per_sample_rows", 10),
-    log:
-        "results/logs/compare/{model}.log",
-    benchmark:
-        "results/benchmarks/compare/{model}.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    container:
-        TF_IMAGE
-    conda:
-        "../envs/tensorflow.yaml"
     shell:
         "python {input.script} --model {wildcards.model} --labels {input.labels} --samples {input.samples}"
         " {params.predictions} --reference savedmodel --tolerances {params.tolerances:q}"

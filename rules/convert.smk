@@ -9,21 +9,21 @@ rule convert_onnx:
     output:
         onnx="results/{model}/model.onnx",
         check="results/{model}/onnx_check.json",
-    params:
-        opset=config["onnx"]["opset"],
-        max_abs_diff=config["onnx"].get("max_abs_diff", 1e-4),
     log:
         "results/logs/convert_onnx/{model}.log",
     benchmark:
         "results/benchmarks/convert_onnx/{model}.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
-    container:
-        TF_IMAGE
-    conda:
-        "../envs/tensorflow.yaml"
+    params:
+        opset=config["onnx"]["opset"],
+        max_abs_diff=config["onnx"].get("max_abs_diff", 1e-4),
     shell:
         "python {input.script} --saved-model {input.saved_model} --samples {input.samples}"
         " --opset {params.opset} --max-abs-diff {params.max_abs_diff}"

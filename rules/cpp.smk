@@ -4,7 +4,10 @@ CPP_SOURCES = sorted(
     str(p)
     for p in (REPO / "cpp").rglob("*")
     if p.is_file()
-    and (p.suffix in {".cpp", ".cc", ".h", ".hpp", ".cmake"} or p.name == "CMakeLists.txt")
+    and (
+        p.suffix in {".cpp", ".cc", ".h", ".hpp", ".cmake"}
+        or p.name == "CMakeLists.txt"
+    )
     and not {"build", "fuzz", "tests"} & set(p.relative_to(REPO / "cpp").parts)
 )
 
@@ -15,21 +18,21 @@ rule compile_cpp:
         sources=CPP_SOURCES,
     output:
         binary="results/bin/trt_infer",
-    params:
-        cmake_args=config["cpp"].get("cmake_args", ""),
-        source_dir=str(REPO / "cpp"),
     log:
         "results/logs/compile_cpp/trt_infer.log",
     benchmark:
         "results/benchmarks/compile_cpp/trt_infer.tsv"
+    conda:
+        "../envs/tensorrt.yaml"
+    container:
+        TRT_IMAGE
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
-    container:
-        TRT_IMAGE
-    conda:
-        "../envs/tensorrt.yaml"
+    params:
+        cmake_args=config["cpp"].get("cmake_args", ""),
+        source_dir=str(REPO / "cpp"),
     shell:
         "python {input.script} --source {params.source_dir} --cmake-args={params.cmake_args:q}"
         " --jobs {threads} --output {output.binary} > {log} 2>&1"

@@ -9,24 +9,24 @@ rule build_engine:
     output:
         engine="results/{model}/engines/{precision}.trt",
         info="results/{model}/engines/{precision}.json",
-    params:
-        profile=config["tensorrt"]["profile"],
-        workspace=config["tensorrt"].get("workspace_mib", 1024),
-        tactics=config["tensorrt"].get("tactic_sources", "default"),
-        flavour=config["tensorrt"].get("flavour", "auto"),
     log:
         "results/logs/build_engine/{model}_{precision}.log",
     benchmark:
         "results/benchmarks/build_engine/{model}_{precision}.tsv"
+    conda:
+        "../envs/tensorrt.yaml"
+    container:
+        TRT_IMAGE
     threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,
-    container:
-        TRT_IMAGE
-    conda:
-        "../envs/tensorrt.yaml"
+    params:
+        profile=config["tensorrt"]["profile"],
+        workspace=config["tensorrt"].get("workspace_mib", 1024),
+        tactics=config["tensorrt"].get("tactic_sources", "default"),
+        flavour=config["tensorrt"].get("flavour", "auto"),
     shell:
         "python {input.script} --onnx {input.onnx} --precision {wildcards.precision}"
         " --min-batch {params.profile[min_batch]} --opt-batch {params.profile[opt_batch]}"

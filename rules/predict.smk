@@ -10,20 +10,20 @@ rule predict_savedmodel:
     output:
         predictions="results/{model}/predictions/savedmodel.npy",
         info="results/{model}/predictions/savedmodel.json",
-    params:
-        batch=config["predict"].get("batch_size", 256),
     log:
         "results/logs/predict_savedmodel/{model}.log",
     benchmark:
         "results/benchmarks/predict_savedmodel/{model}.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
-    container:
-        TF_IMAGE
-    conda:
-        "../envs/tensorflow.yaml"
+    params:
+        batch=config["predict"].get("batch_size", 256),
     shell:
         "python {input.script} --backend savedmodel --artifact {input.artifact} --samples {input.samples}"
         " --batch-size {params.batch} --output {output.predictions} --info {output.info} > {log} 2>&1"
@@ -38,21 +38,23 @@ rule predict_onnxruntime:
     output:
         predictions="results/{model}/predictions/onnxruntime.npy",
         info="results/{model}/predictions/onnxruntime.json",
-    params:
-        batch=config["predict"].get("batch_size", 256),
-        providers=",".join(config["onnxruntime"].get("providers", ["CPUExecutionProvider"])),
     log:
         "results/logs/predict_onnxruntime/{model}.log",
     benchmark:
         "results/benchmarks/predict_onnxruntime/{model}.tsv"
+    conda:
+        "../envs/tensorrt.yaml"
+    container:
+        TRT_IMAGE
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    container:
-        TRT_IMAGE
-    conda:
-        "../envs/tensorrt.yaml"
+    params:
+        batch=config["predict"].get("batch_size", 256),
+        providers=",".join(
+            config["onnxruntime"].get("providers", ["CPUExecutionProvider"])
+        ),
     shell:
         "python {input.script} --backend onnxruntime --artifact {input.artifact} --samples {input.samples}"
         " --providers {params.providers} --batch-size {params.batch}"
@@ -68,21 +70,21 @@ rule predict_tensorrt:
     output:
         predictions="results/{model}/predictions/tensorrt_{precision}.npy",
         info="results/{model}/predictions/tensorrt_{precision}.json",
-    params:
-        batch=config["predict"].get("batch_size", 256),
     log:
         "results/logs/predict_tensorrt/{model}_{precision}.log",
     benchmark:
         "results/benchmarks/predict_tensorrt/{model}_{precision}.tsv"
+    conda:
+        "../envs/tensorrt.yaml"
+    container:
+        TRT_IMAGE
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=1,
-    container:
-        TRT_IMAGE
-    conda:
-        "../envs/tensorrt.yaml"
+    params:
+        batch=config["predict"].get("batch_size", 256),
     shell:
         "python {input.script} --backend tensorrt --artifact {input.artifact} --samples {input.samples}"
         " --batch-size {params.batch} --output {output.predictions} --info {output.info} > {log} 2>&1"
@@ -102,15 +104,15 @@ rule predict_tensorrt_cpp:
         "results/logs/predict_tensorrt_cpp/{model}_{precision}.log",
     benchmark:
         "results/benchmarks/predict_tensorrt_cpp/{model}_{precision}.tsv"
+    conda:
+        "../envs/tensorrt.yaml"
+    container:
+        TRT_IMAGE
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=1,
-    container:
-        TRT_IMAGE
-    conda:
-        "../envs/tensorrt.yaml"
     shell:
         "python {input.script} --binary {input.binary} --engine {input.engine} --input {input.data}"
         " --samples {input.samples} --output {output.predictions} --info {output.info} > {log} 2>&1"

@@ -8,7 +8,11 @@ rule report:
         comparisons=expand("results/{model}/comparison.json", model=MODELS),
         samples=expand("results/{model}/data/test_samples.npy", model=MODELS),
     output:
-        markdown=report("results/report.md", category="Comparison", caption="../docs/report-caption.rst"),
+        markdown=report(
+            "results/report.md",
+            category="Comparison",
+            caption="../docs/report-caption.rst",
+        ),
         text="results/report.txt",
         summary="results/summary.json",
         plots=report(
@@ -17,6 +21,18 @@ rule report:
             category="Plots",
             caption="../docs/report-caption.rst",
         ),
+    log:
+        "results/logs/report/report.log",
+    benchmark:
+        "results/benchmarks/report/report.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         comparisons=lambda w, input: " ".join(
             f"--comparison {m}={c}" for m, c in zip(MODELS, input.comparisons)
@@ -24,20 +40,12 @@ rule report:
         samples=lambda w, input: " ".join(
             f"--samples {m}={s}" for m, s in zip(MODELS, input.samples)
         ),
-        fail="--fail-on-mismatch" if config["report"].get("fail_on_mismatch", True) else "--no-fail-on-mismatch",
+        fail=(
+            "--fail-on-mismatch"
+            if config["report"].get("fail_on_mismatch", True)
+            else "--no-fail-on-mismatch"
+        ),
         float_format=config["report"].get("float_format", ".3g"),
-    log:
-        "results/logs/report/report.log",
-    benchmark:
-        "results/benchmarks/report/report.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    container:
-        TF_IMAGE
-    conda:
-        "../envs/tensorflow.yaml"
     shell:
         "python {input.script} {params.comparisons} {params.samples} {params.fail}"
         " --float-format={params.float_format:q} --markdown {output.markdown} --text {output.text}"

@@ -11,25 +11,25 @@ rule train:
         samples="results/{model}/data/test_samples.npy",
         labels="results/{model}/data/test_labels.npy",
         metrics="results/{model}/train_metrics.json",
+    log:
+        "results/logs/train/{model}.log",
+    benchmark:
+        "results/benchmarks/train/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(TRAINED) or NEVER,
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         dataset=lambda w: as_json(dataset_cfg(w)),
         architecture=lambda w: as_json(model_cfg(w)["architecture"]),
         training=lambda w: as_json(model_cfg(w)["training"]),
         num_test_samples=lambda w: model_cfg(w).get("num_test_samples", "all"),
-    log:
-        "results/logs/train/{model}.log",
-    benchmark:
-        "results/benchmarks/train/{model}.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=120,
-    wildcard_constraints:
-        model="|".join(TRAINED) or NEVER,
-    container:
-        TF_IMAGE
-    conda:
-        "../envs/tensorflow.yaml"
     shell:
         "python {input.script} --dataset {params.dataset:q} --architecture {params.architecture:q}"
         " --training {params.training:q} --num-test-samples {params.num_test_samples} --threads {threads}"
@@ -52,16 +52,16 @@ rule import_model:
         "results/logs/import_model/{model}.log",
     benchmark:
         "results/benchmarks/import_model/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(IMPORTED) or NEVER,
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    wildcard_constraints:
-        model="|".join(IMPORTED) or NEVER,
-    container:
-        TF_IMAGE
-    conda:
-        "../envs/tensorflow.yaml"
     shell:
         "python {input.script} --saved-model-in {input.saved_model} --samples-in {input.samples}"
         " --labels-in {input.labels} --saved-model {output.saved_model} --samples {output.samples}"
@@ -80,14 +80,14 @@ rule export_csv:
         "results/logs/export_csv/{model}.log",
     benchmark:
         "results/benchmarks/export_csv/{model}.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    container:
-        TF_IMAGE
-    conda:
-        "../envs/tensorflow.yaml"
     shell:
         "python {input.script} --samples {input.samples} --labels {input.labels}"
         " --samples-csv {output.samples} --labels-csv {output.labels} > {log} 2>&1"

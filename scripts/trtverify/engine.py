@@ -11,10 +11,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
 from .tensorrt_compat import import_tensorrt, network_flags, parse_tactic_sources, version_of
+
+if TYPE_CHECKING:  # mypy checks the calls below against tensorrt-stubs (the TensorRT 10 API)
+    import tensorrt
 
 PRECISIONS = ("fp32", "tf32", "fp16")
 
@@ -63,9 +66,9 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
     options.validate()
     trt, flavour = import_tensorrt(options.flavour)
     log = _Logger(trt)
-    builder = trt.Builder(log.logger)
-    network = builder.create_network(network_flags(trt))
-    parser = trt.OnnxParser(network, log.logger)
+    builder: tensorrt.Builder = trt.Builder(log.logger)
+    network: tensorrt.INetworkDefinition = builder.create_network(network_flags(trt))
+    parser: tensorrt.OnnxParser = trt.OnnxParser(network, log.logger)
     if not parser.parse(Path(onnx_path).read_bytes()):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise UserError(f"TensorRT's ONNX parser rejected {onnx_path}: {'; '.join(errors) or 'no details'}; "
@@ -73,12 +76,12 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
     if network.num_inputs != 1 or network.num_outputs != 1:
         raise UserError(f"{onnx_path} has {network.num_inputs} inputs and {network.num_outputs} outputs; "
                         "trtverify builds engines for one of each")
-    inp = network.get_input(0)
+    inp: tensorrt.ITensor = network.get_input(0)
     dims = tuple(int(d) for d in inp.shape)
     if any(d < 0 for d in dims[1:]):
         raise UserError(f"input '{inp.name}' has dynamic non-batch dimensions {dims}; only the batch may vary")
 
-    config = builder.create_builder_config()
+    config: tensorrt.IBuilderConfig = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     notes: list[str] = []
     if options.precision == "fp32":
@@ -95,7 +98,7 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         config.set_tactic_sources(mask)
     if options.builder_optimization_level is not None and hasattr(config, "builder_optimization_level"):
         config.builder_optimization_level = options.builder_optimization_level
-    profile = builder.create_optimization_profile()
+    profile: tensorrt.IOptimizationProfile = builder.create_optimization_profile()
     shape = lambda b: (b, *dims[1:])  # noqa: E731
     profile.set_shape(inp.name, shape(options.min_batch), shape(options.opt_batch), shape(options.max_batch))
     config.add_optimization_profile(profile)
@@ -105,7 +108,7 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
     seconds = time.perf_counter() - start
     if serialized is None:
         raise UserError("TensorRT could not build the engine: " + ("; ".join(log.messages[-3:]) or "no message"))
-    out = network.get_output(0)
+    out: tensorrt.ITensor = network.get_output(0)
     info = {
         "builder": flavour, "tensorrt_version": version_of(trt), "precision": options.precision,
         "tf32": options.precision != "fp32", "fp16": options.precision == "fp16",

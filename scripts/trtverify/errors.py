@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 
 class UserError(Exception):
@@ -19,7 +19,7 @@ class MissingBackendError(UserError):
     """A framework a step needs (TensorFlow, ONNX Runtime, TensorRT, pycuda) is not importable here."""
 
 
-def require(module: str, *, purpose: str, hint: str) -> object:
+def require(module: str, *, purpose: str, hint: str) -> Any:
     """Import ``module`` or raise MissingBackendError naming what needs it and how to get it."""
     import importlib
 

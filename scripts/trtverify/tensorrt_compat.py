@@ -63,7 +63,8 @@ def parse_tactic_sources(trt: ModuleType, spec: str, default_mask: int) -> tuple
     Returns the mask and notes about sources this TensorRT does not know (removing an unknown source is a no-op,
     adding one is an error).
     """
-    mask, notes = default_mask, []
+    mask = default_mask
+    notes: list[str] = []
     if spec.strip().lower() in ("", "default"):
         return mask, notes
     for token in (t.strip() for t in spec.split(",") if t.strip()):

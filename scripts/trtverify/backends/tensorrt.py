@@ -6,13 +6,16 @@ time the GPU work apart from the host-device copies.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import UserError, require
 from ..tensorrt_compat import import_tensorrt, profile_shape, version_of
 from . import Runner
+
+if TYPE_CHECKING:  # mypy checks the TensorRT calls against tensorrt-stubs (the TensorRT 10 API)
+    import tensorrt
 
 
 class TensorRTRunner(Runner):
@@ -30,12 +33,14 @@ class TensorRTRunner(Runner):
         self.ctx = cuda.Device(int(self.options.get("device", 0))).retain_primary_context()
         self.ctx.push()
         self.logger = trt.Logger(trt.Logger.WARNING)
-        engine = trt.Runtime(self.logger).deserialize_cuda_engine(self.artifact.read_bytes())
+        runtime: tensorrt.Runtime = trt.Runtime(self.logger)
+        engine: tensorrt.ICudaEngine | None = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
         if engine is None:
             raise UserError(f"tensorrt: {self.artifact} could not be deserialized by {self.flavour} "
                             f"{version_of(trt)}: it is corrupt or was built by another TensorRT version or for "
                             "another GPU; rebuild the engine where it runs")
-        self.engine, self.context = engine, engine.create_execution_context()
+        self.engine: tensorrt.ICudaEngine = engine
+        self.context: tensorrt.IExecutionContext = engine.create_execution_context()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]

@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` (the pipeline on the offline default) and `make test`.
+# Each creates the local environment (.venv) on first use; only python3 is needed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+REQS := envs/requirements-local.txt envs/requirements-dev.txt envs/requirements-nodeps.txt
+CORES ?= 2
+
+.PHONY: demo test test-fast lint venv system-deps clean
+
+$(VENV)/.installed: $(REQS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r envs/requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -r envs/requirements-nodeps.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	snakemake --cores $(CORES) --printshellcmds --show-failed-logs
+	@cat results/report.txt
+
+system-deps:
+	bash tools/system-deps.sh
+
+lint: venv
+	snakemake --lint
+	snakefmt --check Snakefile rules/
+	mypy
+
+test: venv system-deps
+	python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	python -m pytest -m "not gpu and not slow and not cluster and not browser" $(PYTEST_ARGS)
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,46 @@
+"""Shared fixtures: paths, a tiny trained model (trained once per session), and a script runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+TINY_ARCH = {"blocks": [4], "convs_per_block": 1, "batch_norm": True, "dense_units": 16, "dropout": 0.1}
+TINY_TRAINING = {"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "seed": 0}
+
+
+def run_script(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run scripts/<name> with this interpreter, as a rule would."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny CNN trained on the digits for two epochs, its SavedModel, ONNX model and test data."""
+    d = tmp_path_factory.mktemp("tiny_model")
+    paths = {"saved_model": d / "saved_model", "samples": d / "x.npy", "labels": d / "y.npy",
+             "metrics": d / "metrics.json", "onnx": d / "model.onnx", "check": d / "onnx_check.json"}
+    run_script("train.py", "--dataset", json.dumps({"source": "digits", "test_fraction": 0.25}),
+               "--architecture", json.dumps(TINY_ARCH), "--training", json.dumps(TINY_TRAINING),
+               "--num-test-samples", "60", "--saved-model", paths["saved_model"], "--samples", paths["samples"],
+               "--labels", paths["labels"], "--metrics", paths["metrics"])
+    run_script("convert_onnx.py", "--saved-model", paths["saved_model"], "--samples", paths["samples"],
+               "--output", paths["onnx"], "--check", paths["check"])
+    return paths
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Temporary files a failed step might have left behind."""
+    return sorted(p.name for p in directory.rglob("*.tmp*"))
