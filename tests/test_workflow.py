@@ -1,0 +1,220 @@
+"""The workflow as users run it: lint, schema, a real run of the tiny config, and which steps a change reruns.
+
+Each test works in a copy of the workflow in a temporary directory, so the repository's results/ is untouched and
+files can be edited the way a user edits them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+TINY = REPO / "tests" / "data" / "config-tiny.yaml"
+WORKFLOW = ["Snakefile", "rules", "scripts", "config", "config.yaml", "envs", "docs", "cpp", "profiles"]
+IGNORE = shutil.ignore_patterns("__pycache__", "build", "*.pyc", ".mypy_cache")
+
+
+def copy_workflow(dest: Path) -> Path:
+    for name in WORKFLOW:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=IGNORE)
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, configfiles: tuple[Path, ...] = (TINY,), check: bool = True,
+              replace: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2"]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles)]
+        if replace:
+            cmd.append("--replace-workflow-config")
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(proc: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    """The 'Job stats' table Snakemake prints for a (dry) run: rule -> number of jobs."""
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def summary_plan(workdir: Path, *extra: Path) -> dict[str, str]:
+    """`snakemake --summary`: output file -> plan ('no update' or 'update pending')."""
+    proc = snakemake(workdir, "--summary", configfiles=(TINY, *extra))
+    plans = {}
+    for line in proc.stdout.splitlines():
+        cols = line.split("\t")
+        if len(cols) >= 6 and cols[0] != "output_file":
+            plans[cols[0]] = cols[-1]
+    return plans
+
+
+def write_overlay(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_lint_is_clean() -> None:
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Lints for" not in out, out
+
+
+def test_snakefmt_is_clean() -> None:
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    files = ["Snakefile", *sorted(str(p.relative_to(REPO)) for p in (REPO / "rules").glob("*.smk"))]
+    proc = subprocess.run([str(snakefmt), "--check", *files], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_rule_has_log_benchmark_and_environment() -> None:
+    text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
+    blocks = re.split(r"\n(?=rule |use rule )", text)
+    rules = [b for b in blocks if b.startswith("rule ")]
+    assert len(rules) >= 10
+    for block in rules:
+        name = block.split()[1].rstrip(":")
+        for directive in ("log:", "benchmark:", "threads:", "resources:", "container:", "conda:"):
+            assert directive in block, f"rule {name} lacks {directive}"
+
+
+@pytest.mark.parametrize(
+    "overlay, message",
+    [
+        ("onnx: {opset: 5}", "opset"),
+        ("tensorrt: {precisions: [fp8], profile: {min_batch: 1, opt_batch: 1, max_batch: 1}}", "fp8"),
+        ("models: {tiny: {num_test_samples: 0}}", "num_test_samples"),
+        ("backends: [savedmodel, tflite]", "tflite"),
+        ("report: {float_format: 'pretty'}", "float_format"),
+        ("typo_key: 1", "typo_key"),
+        ("models: {tiny: {dataset: mnist}}", "mnist"),
+        ("tensorrt: {precisions: [fp32], profile: {min_batch: 8, opt_batch: 4, max_batch: 64}}", "min_batch"),
+    ],
+)
+def test_invalid_config_is_rejected_before_anything_runs(tmp_path: Path, overlay: str, message: str) -> None:
+    ws = copy_workflow(tmp_path)
+    bad = write_overlay(tmp_path / "bad.yaml", overlay)
+    proc = snakemake(ws, "--dry-run", configfiles=(TINY, bad), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert message in out, out
+    assert not (ws / "results").exists()
+
+
+# A real run of the tiny config, shared by the tests below (the order of the rerun tests does not matter: each
+# one works in its own copy of this run).
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = copy_workflow(tmp_path_factory.mktemp("run"))
+    snakemake(ws)
+    return ws
+
+
+@pytest.fixture
+def run_copy(finished_run: Path, tmp_path: Path) -> Path:
+    """A copy of the finished run, timestamps and Snakemake's metadata included."""
+    dest = tmp_path / "ws"
+    shutil.copytree(finished_run, dest, symlinks=True)
+    return dest
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_produces_report(finished_run: Path) -> None:
+    results = finished_run / "results"
+    for rel in ["tiny/saved_model/saved_model.pb", "tiny/model.onnx", "tiny/onnx_check.json",
+                "tiny/predictions/savedmodel.npy", "tiny/predictions/onnxruntime.npy", "tiny/comparison.json",
+                "report.md", "report.txt", "summary.json"]:
+        assert (results / rel).exists(), rel
+    sm = np.load(results / "tiny/predictions/savedmodel.npy", allow_pickle=False)
+    ort = np.load(results / "tiny/predictions/onnxruntime.npy", allow_pickle=False)
+    assert sm.shape == ort.shape == (120, 10)
+    assert float(np.abs(sm - ort).max()) < 1e-4
+    assert (sm.argmax(1) == ort.argmax(1)).all()
+    summary = json.loads((results / "summary.json").read_text())
+    assert "savedmodel" in json.dumps(summary) and "onnxruntime" in json.dumps(summary)
+    report = (results / "report.md").read_text()
+    assert "savedmodel" in report and "onnxruntime" in report
+    for rule in ["train", "convert_onnx", "predict_savedmodel", "predict_onnxruntime", "compare", "report"]:
+        assert list((results / "logs" / rule).glob("*.log")), f"no log for {rule}"
+        assert list((results / "benchmarks" / rule).glob("*.tsv")), f"no benchmark for {rule}"
+    assert not list(results.rglob(".*.tmp")), "a temporary file was left behind"
+
+
+@pytest.mark.slow
+def test_nothing_reruns_after_a_complete_run(run_copy: Path) -> None:
+    assert planned_jobs(snakemake(run_copy, "--dry-run")) == {}
+
+
+@pytest.mark.slow
+def test_hyperparameter_edit_reruns_training_and_everything_downstream(run_copy: Path) -> None:
+    overlay = write_overlay(run_copy / "edit.yaml",
+                            "models: {tiny: {training: {epochs: 3, batch_size: 64, learning_rate: 0.01, seed: 0}}}")
+    jobs = planned_jobs(snakemake(run_copy, "--dry-run", configfiles=(TINY, overlay)))
+    assert jobs == {"train": 1, "convert_onnx": 1, "predict_savedmodel": 1, "predict_onnxruntime": 1,
+                    "compare": 1, "report": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_conversion_script_edit_reruns_conversion_and_downstream_only(run_copy: Path) -> None:
+    time.sleep(1.1)  # mtime resolution
+    script = run_copy / "scripts" / "convert_onnx.py"
+    script.write_text(script.read_text() + "\n# edited\n")
+    jobs = planned_jobs(snakemake(run_copy, "--dry-run"))
+    assert jobs == {"convert_onnx": 1, "predict_onnxruntime": 1, "compare": 1, "report": 1, "all": 1}
+    plans = summary_plan(run_copy)
+    assert plans["results/tiny/model.onnx"] == "update pending"
+    assert plans["results/tiny/saved_model"] == "no update"
+    assert plans["results/tiny/predictions/savedmodel.npy"] == "no update"
+
+
+@pytest.mark.slow
+def test_report_format_edit_reruns_only_the_report(run_copy: Path) -> None:
+    overlay = write_overlay(run_copy / "edit.yaml", "report: {fail_on_mismatch: true, float_format: '.5g'}")
+    jobs = planned_jobs(snakemake(run_copy, "--dry-run", configfiles=(TINY, overlay)))
+    assert jobs == {"report": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_real_rerun_after_model_edit_runs_exactly_the_outdated_steps(run_copy: Path) -> None:
+    before = (run_copy / "results/tiny/saved_model/saved_model.pb").stat().st_mtime_ns
+    onnx_check = json.loads((run_copy / "results/tiny/onnx_check.json").read_text())
+    overlay = write_overlay(run_copy / "edit.yaml", "models: {tiny: {architecture: {blocks: [6], convs_per_block: 1,"
+                            " batch_norm: true, block_dropout: 0.0, dense_units: 16, dropout: 0.1}}}")
+    proc = snakemake(run_copy, configfiles=(TINY, overlay))
+    assert planned_jobs(proc) == {"train": 1, "convert_onnx": 1, "predict_savedmodel": 1, "predict_onnxruntime": 1,
+                                  "compare": 1, "report": 1, "all": 1}
+    assert (run_copy / "results/tiny/saved_model/saved_model.pb").stat().st_mtime_ns > before
+    assert json.loads((run_copy / "results/tiny/onnx_check.json").read_text()) != onnx_check
+    assert planned_jobs(snakemake(run_copy, "--dry-run", configfiles=(TINY, overlay))) == {}
