@@ -1,0 +1,240 @@
+"""scripts/benchmark.py for real on small models (ONNX Runtime always, SavedModel when slow tests run), the C++
+timing normalisation without CUDA, and the TensorRT path where a GPU, TensorRT and pycuda are present."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import REPO, leftovers, run_script
+from trtverify.benchstats import ROW_KEYS, STAT_KEYS
+
+CLASSES = 10
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Reshape -> MatMul -> Softmax on NHWC 8x8x1 input with a dynamic batch, and 5 test samples."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    d = tmp_path_factory.mktemp("bench_onnx")
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.normal(size=(64, CLASSES)).astype(np.float32), "W")
+    shape = numpy_helper.from_array(np.array([-1, 64], np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)],
+        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 8, 1])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", CLASSES])], [weights, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9  # readable by every onnxruntime the project supports
+    onnx.checker.check_model(model)
+    onnx.save(model, d / "model.onnx")
+    np.save(d / "x.npy", rng.random((5, 8, 8, 1), dtype=np.float32))
+    return {"onnx": d / "model.onnx", "samples": d / "x.npy", "dir": d}
+
+
+def bench(*args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run_script("benchmark.py", *args, check=check)
+
+
+def check_row(row: dict[str, Any], *, backend: str, batch: int, iterations: int) -> None:
+    assert tuple(row) == ROW_KEYS
+    assert (row["backend"], row["batch"], row["iterations"]) == (backend, batch, iterations)
+    lat = row["latency_ms"]
+    assert set(lat) == set(STAT_KEYS)
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert lat["min"] <= lat["mean"] <= lat["max"]
+    assert row["throughput_samples_per_s"] == pytest.approx(batch * 1000 / lat["mean"], rel=1e-3)
+    assert row["copies_included"] is True and row["percentile_method"] == "linear"
+    assert row["peak_host_rss_bytes"] > 10 * 2**20
+    assert row["device"] and row["versions"]["framework_version"]
+    assert row["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+@pytest.mark.parametrize("batch", [1, 8])  # 8 > the 5 samples: the batch is tiled
+def test_onnxruntime_row(tiny_onnx: dict[str, Path], tmp_path: Path, batch: int) -> None:
+    out = tmp_path / "bench" / f"onnxruntime_b{batch}.json"
+    proc = bench("--backend", "onnxruntime", "--artifact", tiny_onnx["onnx"], "--samples", tiny_onnx["samples"],
+                 "--batch-size", batch, "--warmup", 3, "--iterations", 25, "--providers", "CPUExecutionProvider",
+                 "--model", "tiny", "--output", out)
+    row = json.loads(out.read_text())
+    check_row(row, backend="onnxruntime", batch=batch, iterations=25)
+    assert (row["model"], row["precision"], row["warmup"], row["cuda_graph"]) == ("tiny", "fp32", 3, False)
+    assert row["gpu_compute_ms"] is None and row["gpu_memory_bytes"] is None
+    assert row["details"]["providers_used"] == ["CPUExecutionProvider"]
+    assert row["details"]["distinct_samples_in_batch"] == min(batch, 5)
+    assert row["versions"]["framework"] == "onnxruntime"
+    assert f"onnxruntime b{batch}: p50" in proc.stderr
+    assert leftovers(out.parent) == []
+
+
+def test_tile_batch_repeats_the_samples_in_order() -> None:
+    from benchmark import tile_batch
+
+    x = np.arange(3, dtype=np.float32).reshape(3, 1)
+    assert tile_batch(x, 2)[:, 0].tolist() == [0, 1]
+    assert tile_batch(x, 7)[:, 0].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert tile_batch(x, 7).flags.c_contiguous
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--cuda-graph"], "--cuda-graph applies to the tensorrt backend only"),
+    (["--providers", "NoSuchExecutionProvider"], "available here: "),
+    (["--iterations", "0"], "--iterations >= 1"),
+])
+def test_user_errors_are_one_line_and_write_nothing(tiny_onnx: dict[str, Path], tmp_path: Path, args: list[str],
+                                                    message: str) -> None:
+    out = tmp_path / "row.json"
+    proc = bench("--backend", "onnxruntime", "--artifact", tiny_onnx["onnx"], "--samples", tiny_onnx["samples"],
+                 "--batch-size", 2, "--model", "tiny", "--output", out, *args, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_samples_that_do_not_fit_the_model(tiny_onnx: dict[str, Path], tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((4, 9, 9, 1), np.float32))
+    proc = bench("--backend", "onnxruntime", "--artifact", tiny_onnx["onnx"], "--samples", tmp_path / "x.npy",
+                 "--batch-size", 2, "--model", "tiny", "--output", tmp_path / "row.json", check=False)
+    assert proc.returncode == 1 and "does not fit this model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tensorrt_without_its_stack_is_a_user_error(tiny_onnx: dict[str, Path], tmp_path: Path) -> None:
+    engine = tmp_path / "fp32.trt"
+    engine.write_bytes(b"not an engine")
+    proc = bench("--backend", "tensorrt", "--artifact", engine, "--samples", tiny_onnx["samples"], "--batch-size", 2,
+                 "--model", "tiny", "--output", tmp_path / "row.json", check=False)
+    if proc.returncode == 0:
+        pytest.skip("a full TensorRT stack is installed here")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "error:" in proc.stderr and not (tmp_path / "row.json").exists()
+
+
+def test_help_and_import_need_no_framework() -> None:
+    assert "--from-cpp-timing" in bench("--help").stdout
+    code = ("import sys, benchmark, trtverify.benchstats; "
+            "print(sorted({'tensorflow', 'onnxruntime', 'tensorrt', 'pycuda'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO / "scripts")
+    assert proc.stdout.strip() == "[]", proc.stderr
+
+
+# ---------------------------------------------------------------- trt_infer --timing, no CUDA needed
+def cpp_timing(**overrides: Any) -> dict[str, Any]:
+    timing = {
+        "tool": "trt_infer", "tensorrt_version": "8.5.3", "device": "NVIDIA H100 80GB HBM3", "precision": "fp16",
+        "batch": 32, "warmup": 20, "iterations": 200, "cuda_graph": True,
+        "gpu_compute_ms": {"mean": 0.05, "p50": 0.049, "p90": 0.052, "p95": 0.053, "p99": 0.06, "min": 0.047,
+                           "max": 0.08},
+        "end_to_end_ms": {"mean": 0.2, "p50": 0.19, "p90": 0.22, "p95": 0.23, "p99": 0.3, "min": 0.18, "max": 0.5},
+        "throughput_samples_per_s": 160000.0, "peak_gpu_memory_bytes": 12345678, "peak_host_rss_bytes": 98765432,
+        "percentile_method": "linear",
+    }
+    return {**timing, **overrides}
+
+
+def test_cpp_timing_becomes_a_row(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text(json.dumps(cpp_timing()))
+    out = tmp_path / "tensorrt_cpp_fp16_b32.json"
+    bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--batch-size", 32, "--output", out)
+    row = json.loads(out.read_text())
+    assert tuple(row) == ROW_KEYS
+    assert (row["backend"], row["precision"], row["batch"], row["cuda_graph"]) == ("tensorrt_cpp", "fp16", 32, True)
+    assert row["latency_ms"] == cpp_timing()["end_to_end_ms"]
+    assert row["gpu_compute_ms"] == cpp_timing()["gpu_compute_ms"]
+    assert row["throughput_samples_per_s"] == pytest.approx(32 * 1000 / 0.2)
+    assert (row["gpu_memory_bytes"], row["peak_host_rss_bytes"]) == (12345678, 98765432)
+    assert row["versions"] == {"framework": "tensorrt", "framework_version": "8.5.3", "tool": "trt_infer"}
+    assert row["device"] == "NVIDIA H100 80GB HBM3" and row["copies_included"] is True
+
+
+@pytest.mark.parametrize("timing,extra,message", [
+    (cpp_timing(batch=8), ["--batch-size", "32"], "is for batch 8, not 32"),
+    ({k: v for k, v in cpp_timing().items() if k != "end_to_end_ms"}, [], "lacks end_to_end_ms"),
+    (cpp_timing(end_to_end_ms={"mean": 1.0, "p50": 2.0}), [], "must hold mean, p50"),
+    (cpp_timing(gpu_compute_ms={"mean": 1, "p50": 3, "p90": 2, "p95": 4, "p99": 5, "min": 0.5, "max": 6}), [],
+     "inconsistent"),
+])
+def test_bad_cpp_timing_is_refused(tmp_path: Path, timing: dict[str, Any], extra: list[str], message: str) -> None:
+    (tmp_path / "t.json").write_text(json.dumps(timing))
+    proc = bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json",
+                 *extra, check=False)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "row.json").exists()
+
+
+# ---------------------------------------------------------------- SavedModel (TensorFlow)
+@pytest.mark.slow
+def test_savedmodel_row(tiny_onnx: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow", reason="the SavedModel backend needs TensorFlow")
+    export = textwrap.dedent(f"""
+        import keras
+        m = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense({CLASSES},
+                              activation="softmax")])
+        m.export({str(tmp_path / "saved_model")!r}, verbose=False)
+    """)
+    subprocess.run([sys.executable, "-c", export], check=True, capture_output=True,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    out = tmp_path / "savedmodel_b4.json"
+    bench("--backend", "savedmodel", "--artifact", tmp_path / "saved_model", "--samples", tiny_onnx["samples"],
+          "--batch-size", 4, "--warmup", 3, "--iterations", 20, "--model", "tiny", "--output", out)
+    row = json.loads(out.read_text())
+    check_row(row, backend="savedmodel", batch=4, iterations=20)
+    assert row["versions"]["framework"] == "tensorflow" and row["gpu_compute_ms"] is None
+
+
+# ---------------------------------------------------------------- TensorRT on a GPU
+def gpu_stack_missing() -> str | None:
+    """Why the TensorRT benchmark cannot run here, or None."""
+    from trtverify.errors import UserError
+    from trtverify.tensorrt_compat import import_tensorrt
+
+    if importlib.util.find_spec("pycuda") is None:
+        return "pycuda is not installed"
+    import pycuda.driver as cuda
+
+    try:
+        cuda.init()
+        if cuda.Device.count() == 0:
+            return "no CUDA device is visible"
+    except cuda.Error as exc:
+        return f"CUDA is unusable here ({exc})"
+    try:
+        import_tensorrt("auto")
+    except UserError:
+        return "TensorRT is not installed"
+    return None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_tensorrt_row(tiny_onnx: dict[str, Path], tmp_path: Path, cuda_graph: bool) -> None:
+    reason = gpu_stack_missing()
+    if reason:
+        pytest.skip(reason)
+    if cuda_graph and importlib.util.find_spec("cuda") is None:
+        pytest.skip("--cuda-graph needs cuda-python, which is not installed")
+    engine = tmp_path / "fp32.trt"
+    run_script("build_engine.py", "--onnx", tiny_onnx["onnx"], "--precision", "fp32", "--min-batch", 1,
+               "--opt-batch", 8, "--max-batch", 16, "--workspace-mib", 256, "--engine", engine,
+               "--info", tmp_path / "build.json")
+    out = tmp_path / "tensorrt_fp32_b8.json"
+    args = ["--cuda-graph"] if cuda_graph else []
+    bench("--backend", "tensorrt", "--artifact", engine, "--samples", tiny_onnx["samples"], "--batch-size", 8,
+          "--warmup", 5, "--iterations", 50, "--model", "tiny", "--output", out, *args)
+    row = json.loads(out.read_text())
+    check_row(row, backend="tensorrt", batch=8, iterations=50)
+    gpu = row["gpu_compute_ms"]
+    assert set(gpu) == set(STAT_KEYS) and 0 < gpu["p50"] <= gpu["p99"]
+    assert gpu["mean"] < row["latency_ms"]["mean"]  # execute alone is part of stage + execute + fetch
+    assert row["gpu_memory_bytes"] > 0 and row["cuda_graph"] is cuda_graph
