@@ -238,3 +238,103 @@ def test_tensorrt_row(tiny_onnx: dict[str, Path], tmp_path: Path, cuda_graph: bo
     assert set(gpu) == set(STAT_KEYS) and 0 < gpu["p50"] <= gpu["p99"]
     assert gpu["mean"] < row["latency_ms"]["mean"]  # execute alone is part of stage + execute + fetch
     assert row["gpu_memory_bytes"] > 0 and row["cuda_graph"] is cuda_graph
+
+
+# ---------------------------------------------------------------- bench_table.py
+def fake_row(backend: str, batch: int, p50: float, **overrides: Any) -> dict[str, Any]:
+    from trtverify.benchstats import make_row
+
+    lat = {"mean": p50, "p50": p50, "p90": p50, "p95": p50, "p99": p50 * 2, "min": p50 / 2, "max": p50 * 3}
+    fields = dict(
+        model="tiny", backend=backend, precision="fp32", batch=batch, warmup=2, iterations=10, cuda_graph=False,
+        copies_included=True, latency_ms=lat, throughput_samples_per_s=batch * 1000 / p50, gpu_compute_ms=None,
+        percentile_method="linear", timer="t", peak_host_rss_bytes=100 * 2**20, gpu_memory_bytes=None,
+        device="CPU", versions={"framework": backend, "framework_version": "1"}, details={})
+    return make_row(**{**fields, **overrides})
+
+
+def write_rows(d: Path, rows: list[dict[str, Any]]) -> list[Path]:
+    paths = []
+    for i, row in enumerate(rows):
+        paths.append(d / f"row{i}.json")
+        paths[-1].write_text(json.dumps(row))
+    return paths
+
+
+def test_bench_table_outputs_and_speedup(tmp_path: Path) -> None:
+    rows = [fake_row("savedmodel", 1, 2.0), fake_row("savedmodel", 8, 4.0), fake_row("onnxruntime", 1, 0.5),
+            fake_row("onnxruntime", 8, 1.0), fake_row("onnxruntime", 32, 2.0),
+            fake_row("tensorrt", 8, 0.2, precision="fp16", cuda_graph=True, device="GPU", gpu_memory_bytes=2**21,
+                     gpu_compute_ms={"mean": 0.1, "p50": 0.1, "p90": 0.1, "p95": 0.1, "p99": 0.1, "min": 0.1,
+                                     "max": 0.1})]
+    out = tmp_path / "out"
+    proc = run_script("bench_table.py", *write_rows(tmp_path, rows), "--tsv", out / "benchmarks.tsv",
+                      "--json", out / "benchmarks.json", "--plots", out / "plots")
+    lines = (out / "benchmarks.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    table = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+    assert len(table) == 6 and header[:4] == ["model", "backend", "precision", "batch"]
+    speedup = {(t["backend"], t["batch"]): t["speedup"] for t in table}
+    assert speedup[("onnxruntime", "1")] == "4.0" and speedup[("savedmodel", "8")] == "1.0"
+    assert speedup[("onnxruntime", "32")] == ""  # no baseline measured at batch 32
+    assert speedup[("tensorrt", "8")] == "20.0"
+    trt = next(t for t in table if t["backend"] == "tensorrt")
+    assert (trt["gpu_compute_p50_ms"], trt["gpu_memory_mib"], trt["cuda_graph"]) == ("0.1", "2.0", "True")
+    summary = json.loads((out / "benchmarks.json").read_text())
+    assert len(summary["rows"]) == 6 and summary["baseline"] == "savedmodel"
+    assert sorted(p.name for p in (out / "plots").iterdir()) == ["tiny_latency_p50.png", "tiny_throughput.png"]
+    assert (out / "plots" / "tiny_throughput.png").read_bytes()[:4] == b"\x89PNG"
+    assert "onnxruntime" in proc.stdout and "tensorrt" in proc.stdout
+
+
+def test_bench_table_refuses_duplicates_and_foreign_json(tmp_path: Path) -> None:
+    paths = write_rows(tmp_path, [fake_row("onnxruntime", 1, 0.5), fake_row("onnxruntime", 1, 0.6)])
+    args = ["--tsv", tmp_path / "t.tsv", "--json", tmp_path / "t.json"]
+    proc = run_script("bench_table.py", *paths, *args, check=False)
+    assert proc.returncode == 1 and "both measure" in proc.stderr
+    (tmp_path / "other.json").write_text('{"model": "x"}')
+    proc = run_script("bench_table.py", tmp_path / "other.json", *args, check=False)
+    assert proc.returncode == 1 and "is not a benchmark row" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "t.tsv").exists()
+
+
+def test_measured_rows_feed_the_table(tiny_onnx: dict[str, Path], tmp_path: Path) -> None:
+    rows = []
+    for batch in (1, 4):
+        rows.append(tmp_path / f"onnxruntime_b{batch}.json")
+        bench("--backend", "onnxruntime", "--artifact", tiny_onnx["onnx"], "--samples", tiny_onnx["samples"],
+              "--batch-size", batch, "--warmup", 1, "--iterations", 5, "--model", "tiny", "--output", rows[-1])
+    run_script("bench_table.py", *rows, "--tsv", tmp_path / "t.tsv", "--json", tmp_path / "t.json")
+    assert len((tmp_path / "t.tsv").read_text().splitlines()) == 3
+
+
+# ---------------------------------------------------------------- pipeline_costs.py
+def test_pipeline_costs_gathers_every_rule(tmp_path: Path) -> None:
+    root = tmp_path / "results" / "benchmarks"
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    files = {"train/tiny.tsv": "3.50\t0:00:03\t812.25\t900\t700\t750\t1\t2\t90\t3.1\n",
+             "predict_tensorrt/tiny_fp32.tsv": "1.00\t0:00:01\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n",
+             "benchmark_onnxruntime/tiny/onnxruntime_b8.tsv": "2.0\t0:00:02\t100\t1\t1\t1\t0\t0\t50\t1\n"
+                                                              "4.0\t0:00:04\t120\t1\t1\t1\t0\t0\t50\t3\n"}
+    for name, body in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(header + body)
+    (root / "broken.tsv").write_text("")
+    out = tmp_path / "costs.tsv"
+    proc = run_script("pipeline_costs.py", "--root", root, "--output", out)
+    table = [line.split("\t") for line in out.read_text().splitlines()]
+    assert table[0] == ["step", "wildcards", "seconds", "cpu_seconds", "max_rss_mib", "repeats"]
+    assert table[1:] == [["benchmark_onnxruntime", "tiny/onnxruntime_b8", "3.0", "2.0", "120.0", "2"],
+                         ["predict_tensorrt", "tiny_fp32", "1.0", "", "", "1"],
+                         ["train", "tiny", "3.5", "3.1", "812.2", "1"]]
+    assert "slowest: train tiny" in proc.stdout and "skipped" in proc.stderr
+
+
+@pytest.mark.parametrize("make", [False, True])
+def test_pipeline_costs_without_benchmarks(tmp_path: Path, make: bool) -> None:
+    root = tmp_path / "benchmarks"
+    if make:
+        root.mkdir()
+    proc = run_script("pipeline_costs.py", "--root", root, "--output", tmp_path / "costs.tsv")
+    assert "no step benchmarks yet" in proc.stdout
+    assert (tmp_path / "costs.tsv").read_text().startswith("step\twildcards")
