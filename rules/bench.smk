@@ -1,0 +1,191 @@
+# Benchmarks (config benchmark.enabled): one process per backend x batch size (x precision), then one table.
+# docs/benchmarks.md says what is timed and how the numbers relate to trtexec's.
+
+BENCH = config["benchmark"]
+# Locally a benchmark job takes every core Snakemake was given, so no other job runs beside it and skews the
+# timings. Cluster runs (no --cores) give each job its own allocation; --set-threads overrides either.
+BENCH_THREADS = workflow.resource_settings.cores or 2
+
+
+# The rows benchmark_table gathers: models x backends (x precisions for TensorRT) x batch sizes.
+BENCH_ROWS = expand(
+    "results/{model}/bench/{name}_b{batch}.json",
+    model=MODELS,
+    name=[
+        f"{backend}_{precision}" if precision else backend
+        for backend in BENCH["backends"]
+        for precision in (PRECISIONS if backend.startswith("tensorrt") else [None])
+    ],
+    batch=BENCH["batch_sizes"],
+)
+
+
+rule benchmark_savedmodel:
+    input:
+        script=script("benchmark.py"),
+        code=lib("benchstats.py", "backends/__init__.py", "backends/savedmodel.py"),
+        artifact="results/{model}/saved_model",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        row="results/{model}/bench/savedmodel_b{batch}.json",
+    log:
+        "results/logs/benchmark_savedmodel/{model}/b{batch}.log",
+    benchmark:
+        "results/benchmarks/benchmark_savedmodel/{model}/b{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
+    threads: BENCH_THREADS
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        warmup=BENCH["warmup"],
+        iterations=BENCH["iterations"],
+    shell:
+        "python {input.script} --backend savedmodel --artifact {input.artifact} --samples {input.samples}"
+        " --batch-size {wildcards.batch} --warmup {params.warmup} --iterations {params.iterations}"
+        " --model {wildcards.model} --output {output.row} > {log} 2>&1"
+
+
+rule benchmark_onnxruntime:
+    input:
+        script=script("benchmark.py"),
+        code=lib("benchstats.py", "backends/__init__.py", "backends/onnxruntime.py"),
+        artifact="results/{model}/model.onnx",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        row="results/{model}/bench/onnxruntime_b{batch}.json",
+    log:
+        "results/logs/benchmark_onnxruntime/{model}/b{batch}.log",
+    benchmark:
+        "results/benchmarks/benchmark_onnxruntime/{model}/b{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        "../envs/tensorrt.yaml"
+    container:
+        TRT_IMAGE
+    threads: BENCH_THREADS
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        warmup=BENCH["warmup"],
+        iterations=BENCH["iterations"],
+        providers=",".join(
+            config["onnxruntime"].get("providers", ["CPUExecutionProvider"])
+        ),
+    shell:
+        "python {input.script} --backend onnxruntime --artifact {input.artifact} --samples {input.samples}"
+        " --providers {params.providers} --batch-size {wildcards.batch} --warmup {params.warmup}"
+        " --iterations {params.iterations} --model {wildcards.model} --output {output.row} > {log} 2>&1"
+
+
+rule benchmark_tensorrt:
+    input:
+        script=script("benchmark.py"),
+        code=lib(
+            "benchstats.py",
+            "backends/__init__.py",
+            "backends/tensorrt.py",
+            "tensorrt_compat.py",
+        ),
+        artifact="results/{model}/engines/{precision}.trt",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        row="results/{model}/bench/tensorrt_{precision}_b{batch}.json",
+    log:
+        "results/logs/benchmark_tensorrt/{model}/{precision}_b{batch}.log",
+    benchmark:
+        "results/benchmarks/benchmark_tensorrt/{model}/{precision}_b{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        "../envs/tensorrt.yaml"
+    container:
+        TRT_IMAGE
+    threads: BENCH_THREADS
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,
+    params:
+        warmup=BENCH["warmup"],
+        iterations=BENCH["iterations"],
+        cuda_graph="--cuda-graph" if BENCH.get("cuda_graph") else "",
+    shell:
+        "python {input.script} --backend tensorrt --artifact {input.artifact} --samples {input.samples}"
+        " --precision {wildcards.precision} --batch-size {wildcards.batch} --warmup {params.warmup}"
+        " --iterations {params.iterations} {params.cuda_graph} --model {wildcards.model}"
+        " --output {output.row} > {log} 2>&1"
+
+
+rule benchmark_tensorrt_cpp:
+    input:
+        script=script("benchmark.py"),
+        code=lib("benchstats.py"),
+        binary="results/bin/trt_infer",
+        engine="results/{model}/engines/{precision}.trt",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        row="results/{model}/bench/tensorrt_cpp_{precision}_b{batch}.json",
+        timing="results/{model}/bench/trt_infer/{precision}_b{batch}.timing.json",
+    log:
+        "results/logs/benchmark_tensorrt_cpp/{model}/{precision}_b{batch}.log",
+    benchmark:
+        "results/benchmarks/benchmark_tensorrt_cpp/{model}/{precision}_b{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        "../envs/tensorrt.yaml"
+    container:
+        TRT_IMAGE
+    threads: BENCH_THREADS
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,
+    params:
+        warmup=BENCH["warmup"],
+        iterations=BENCH["iterations"],
+        cuda_graph="--cuda-graph" if BENCH.get("cuda_graph") else "",
+    shell:
+        "({input.binary} --engine {input.engine} --input {input.samples} --batch {wildcards.batch}"
+        " --warmup {params.warmup} --iterations {params.iterations} {params.cuda_graph}"
+        " --timing {output.timing}"
+        " && python {input.script} --from-cpp-timing {output.timing} --model {wildcards.model}"
+        " --batch-size {wildcards.batch} --output {output.row}) > {log} 2>&1"
+
+
+rule benchmark_table:
+    input:
+        script=script("bench_table.py"),
+        code=lib("benchstats.py"),
+        rows=BENCH_ROWS,
+    output:
+        tsv="results/benchmarks.tsv",
+        json="results/benchmarks.json",
+        plots=report(
+            directory("results/bench_plots"),
+            patterns=["{name}.png"],
+            category="Benchmarks",
+        ),
+    log:
+        "results/logs/benchmark_table/benchmark_table.log",
+    benchmark:
+        "results/benchmarks/benchmark_table/benchmark_table.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python {input.script} {input.rows} --tsv {output.tsv} --json {output.json}"
+        " --plots {output.plots} > {log} 2>&1"
