@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not rows:
         print(f"no step benchmarks yet (nothing under {args.root}): run the workflow first")
         return 0
-    print(tabulate([[r[c] for c in COLUMNS] for r in rows], headers=COLUMNS, floatfmt=".3g", missingval="-"))
+    print(tabulate([[r[c] for c in COLUMNS] for r in rows], headers=COLUMNS,
+                   floatfmt=["", "", ".2f", ".2f", ".0f", ""], missingval="-"))
     total = sum(r["seconds"] or 0 for r in rows)
     slowest = max(rows, key=lambda r: r["seconds"] or 0)
     print(f"\n{len(rows)} jobs, {total:.1f} s summed over them; slowest: "

@@ -338,3 +338,67 @@ def test_pipeline_costs_without_benchmarks(tmp_path: Path, make: bool) -> None:
     proc = run_script("pipeline_costs.py", "--root", root, "--output", tmp_path / "costs.tsv")
     assert "no step benchmarks yet" in proc.stdout
     assert (tmp_path / "costs.tsv").read_text().startswith("step\twildcards")
+
+
+# ---------------------------------------------------------------- rules/bench.smk
+BENCH_OVERLAY = ("benchmark: {enabled: true, backends: [%s], batch_sizes: [1, 8], warmup: 2, iterations: 10, "
+                 "cuda_graph: false}\n")
+
+
+def bench_workflow(dest: Path, backends: str) -> tuple[Path, list[str]]:
+    """A copy of the workflow and the snakemake arguments for the tiny config with benchmarks on."""
+    import shutil
+
+    for name in ("Snakefile", "rules", "scripts", "config", "config.yaml", "envs", "docs", "cpp"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "build"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    (dest / "bench.yaml").write_text(BENCH_OVERLAY % backends)
+    return dest, ["--configfile", str(REPO / "tests" / "data" / "config-tiny.yaml"), str(dest / "bench.yaml"),
+                  "--replace-workflow-config", "--cores", "2"]
+
+
+def snakemake_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True, text=True,
+                          env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    if "Job stats:" not in out:
+        return {}
+    jobs = {}
+    for line in out.split("Job stats:", 1)[1].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def test_bench_rules_plan_one_job_per_backend_batch_and_precision(tmp_path: Path) -> None:
+    ws, args = bench_workflow(tmp_path, "savedmodel, onnxruntime, tensorrt, tensorrt_cpp")
+    jobs = snakemake_jobs(ws, "--dry-run", *args, "results/benchmarks.tsv")
+    assert {k: v for k, v in jobs.items() if k.startswith("benchmark")} == {
+        "benchmark_savedmodel": 2, "benchmark_onnxruntime": 2, "benchmark_tensorrt": 2,
+        "benchmark_tensorrt_cpp": 2, "benchmark_table": 1}
+
+
+@pytest.mark.slow
+def test_bench_rules_run_and_rerun_on_a_script_edit(tmp_path: Path) -> None:
+    ws, args = bench_workflow(tmp_path, "savedmodel, onnxruntime")
+    snakemake_jobs(ws, *args, "results/benchmarks.tsv")
+    table = (ws / "results" / "benchmarks.tsv").read_text().splitlines()
+    assert len(table) == 5 and {line.split("\t")[1] for line in table[1:]} == {"savedmodel", "onnxruntime"}
+    assert sorted(p.name for p in (ws / "results" / "bench_plots").glob("*.png")) == [
+        "tiny_latency_p50.png", "tiny_throughput.png"]
+    assert (ws / "results" / "benchmarks" / "benchmark_onnxruntime" / "tiny" / "b8.tsv").is_file()
+    with open(ws / "scripts" / "bench_table.py", "a") as fh:
+        fh.write("# an edit\n")
+    assert snakemake_jobs(ws, "--dry-run", *args, "results/benchmarks.tsv") == {"benchmark_table": 1}
+    with open(ws / "scripts" / "benchmark.py", "a") as fh:
+        fh.write("# an edit\n")
+    assert snakemake_jobs(ws, "--dry-run", *args, "results/benchmarks.tsv") == {
+        "benchmark_savedmodel": 2, "benchmark_onnxruntime": 2, "benchmark_table": 1}
