@@ -55,10 +55,10 @@ class NpyFile:
 
     def __init__(self, path: str | os.PathLike[str], *, what: str = "array") -> None:
         self.path, self.what = Path(path), what
-        if not self.path.is_file():
-            raise UserError(f"{what} file {self.path} does not exist; run the step that writes it, or fix the path")
         self._fd: int | None = None
         self._map: np.ndarray | None = None
+        if not self.path.is_file():
+            raise UserError(f"{what} file {self.path} does not exist; run the step that writes it, or fix the path")
         try:
             with open(self.path, "rb") as fh:
                 if fh.read(2) == b"PK":

@@ -1,0 +1,345 @@
+"""Streaming metrics against an independent all-at-once float64 computation; validation order; edge cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from trtverify.errors import UserError
+from trtverify.metrics import (BackendNameError, ComparisonInputError, DTypeError, LabelError, NonFiniteError,
+                               NpyFile, ShapeError, compare)
+from trtverify.tolerance import TolerancePolicy
+
+ALPHA = 0.01
+
+
+def make_case(seed: int, n: int, c: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Probabilities with the awkward parts: exact zeros in the reference, exact ties, equal elements, flips."""
+    rng = np.random.default_rng(seed)
+    ref = rng.dirichlet(np.full(c, 0.3), size=n).astype(np.float32)
+    ref[rng.uniform(size=ref.shape) < 0.05] = 0.0
+    if n > 3:
+        ref[1] = np.float32(1.0 / c)                      # an exact tie across all classes
+    close = ref + rng.normal(0, 1e-6, ref.shape).astype(np.float32)
+    same = rng.uniform(size=ref.shape) < 0.3
+    close[same] = ref[same]                               # exact zeros among the differences
+    loose = np.abs(ref + rng.normal(0, 3e-2, ref.shape)).astype(np.float32)
+    labels = rng.integers(0, c, n)
+    return {"savedmodel": ref, "onnxruntime": close, "tensorrt_fp16": loose}, labels
+
+
+def expected(a: np.ndarray, b: np.ndarray, labels: np.ndarray, atol: float, rtol: float,
+             floor: float = 1e-6) -> dict[str, float]:
+    """The same definitions, written independently and computed all at once in float64."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    d = np.abs(a - b)
+    rel = d / np.maximum(np.abs(a), floor)
+    cos = []
+    for ra, rb in zip(a, b):
+        na, nb = np.linalg.norm(ra), np.linalg.norm(rb)
+        cos.append(1.0 if na == nb == 0 else 0.0 if na == 0 or nb == 0 else float(ra @ rb / (na * nb)))
+    def ranked(row: np.ndarray) -> list[int]:
+        return sorted(range(row.size), key=lambda j: (-row[j], j))   # ties: the lowest class index first
+
+    ranked_a, ranked_b = [ranked(row) for row in a], [ranked(row) for row in b]
+    k = min(5, a.shape[1])
+    top1_a, top1_b = np.array([r[0] for r in ranked_a]), np.array([r[0] for r in ranked_b])
+    agree = top1_a == top1_b
+    per_class = []
+    for cls in range(a.shape[1]):
+        mask = labels == cls
+        per_class.append(float(agree[mask].mean()) if mask.any() else None)
+    return {
+        "max_abs_diff": d.max(), "mean_abs_diff": d.mean(),
+        "median_abs_diff": float(np.quantile(d, 0.5, method="lower")),
+        "p99_abs_diff": float(np.quantile(d, 0.99, method="lower")),
+        "max_rel_diff": rel.max(), "mean_rel_diff": rel.mean(),
+        "cosine_similarity_mean": float(np.mean(cos)), "cosine_similarity_min": float(np.min(cos)),
+        "cosine_similarity_global": float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum())),
+        "outside_tolerance_count": int((d > atol + rtol * np.abs(a)).sum()),
+        "top1_agreement": float(agree.mean()),
+        "top5_agreement": float(np.mean([set(x[:k]) == set(y[:k]) for x, y in zip(ranked_a, ranked_b)])),
+        "mean_top_class_prob_change": float(np.mean(b[np.arange(len(a)), top1_a] - a[np.arange(len(a)), top1_a])),
+        "accuracy_change": float((top1_b == labels).mean() - (top1_a == labels).mean()),
+        "top1_flips": int((~agree).sum()), "flip_indices": np.flatnonzero(~agree).tolist(), "per_class": per_class,
+    }
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n,c", [(1, 3), (17, 10), (64, 4), (53, 7)])
+@pytest.mark.parametrize("batch", [1, 5, 16, 1000])
+def test_streaming_matches_all_at_once(seed: int, n: int, c: int, batch: int) -> None:
+    predictions, labels = make_case(seed, n, c)
+    result = compare(predictions, labels, batch_size=batch, max_flipped=1000)
+    for pair in result.pairs.values():
+        tol = pair.tolerance
+        want = expected(predictions[pair.a], predictions[pair.b], labels, tol["atol"], tol["rtol"])
+        got = pair.metrics
+        for key in ("max_abs_diff", "mean_abs_diff", "max_rel_diff", "mean_rel_diff", "cosine_similarity_mean",
+                    "cosine_similarity_min", "cosine_similarity_global", "top1_agreement", "top5_agreement",
+                    "mean_top_class_prob_change", "accuracy_change"):
+            assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), (pair.name, key)
+        for key in ("median_abs_diff", "p99_abs_diff"):
+            assert abs(got[key] - want[key]) <= ALPHA * want[key] * (1 + 1e-9), (pair.name, key)
+        assert got["outside_tolerance_count"] == want["outside_tolerance_count"]
+        assert got["top1_flips"] == pair.top1_flips["count"] == want["top1_flips"]
+        assert pair.top1_flips["indices"] == want["flip_indices"]
+        assert pair.per_class_agreement == pytest.approx(want["per_class"])
+        assert got["elements"] == n * c
+
+
+def test_batch_size_does_not_change_the_result() -> None:
+    predictions, labels = make_case(3, 97, 10)
+    results = [compare(predictions, labels, batch_size=b).to_dict() for b in (1, 13, 97, 4096)]
+    for r in results:
+        r.pop("settings")
+    for other in results[1:]:
+        assert other.keys() == results[0].keys()
+        for name, pair in other["pairs"].items():
+            first = results[0]["pairs"][name]
+            hist, first_hist = dict(pair["abs_diff_histogram"]), dict(first["abs_diff_histogram"])
+            assert hist.pop("sum") == pytest.approx(first_hist.pop("sum"), rel=1e-12)   # summation order differs
+            assert hist == first_hist
+            assert pair["verdict"] == first["verdict"] and pair["top1_flips"] == first["top1_flips"]
+            for key, value in pair["metrics"].items():
+                assert value == pytest.approx(first["metrics"][key], rel=1e-12), key
+        assert other["flipped_samples"] == results[0]["flipped_samples"]
+        assert other["per_sample"] == results[0]["per_sample"]
+        for name, backend in other["backends"].items():
+            assert backend == pytest.approx(results[0]["backends"][name], rel=1e-12)
+
+
+def test_accuracy_and_per_backend_numbers() -> None:
+    ref = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0]]
+    other = np.eye(4, dtype=np.float32)[[0, 1, 2, 0, 1]]
+    labels = np.array([0, 1, 2, 3, 1])
+    result = compare({"savedmodel": ref, "onnxruntime": other}, labels)
+    assert result.backends["savedmodel"]["accuracy"] == pytest.approx(0.8)
+    assert result.backends["onnxruntime"]["accuracy"] == pytest.approx(0.8)
+    assert result.backends["onnxruntime"]["accuracy_change"] == pytest.approx(0.0)
+    pair = result.pairs["savedmodel vs onnxruntime"]
+    assert pair.metrics["top1_agreement"] == pytest.approx(0.6)
+    assert pair.per_class_agreement == [1.0, 0.5, 1.0, 0.0]
+    assert pair.metrics["mean_top_class_prob_change"] == pytest.approx(-0.4)
+    assert result.flipped_samples["count"] == 2
+    first = result.flipped_samples["samples"][0]
+    assert first["index"] == 3 and first["label"] == 3
+    assert first["predictions"]["savedmodel"]["classes"][0] == 3
+    assert first["predictions"]["onnxruntime"] == {"classes": [0, 1, 2], "probabilities": [1.0, 0.0, 0.0]}
+    assert result.class_counts == [1, 2, 1, 1]
+    assert result.per_sample[0] == {"index": 0, "label": 0, "predictions": {
+        "savedmodel": {"class": 0, "confidence": 1.0}, "onnxruntime": {"class": 0, "confidence": 1.0}}}
+
+
+def test_flipped_list_is_capped_but_all_are_counted() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet(np.ones(10), 200).astype(np.float32)
+    b = a[:, ::-1].copy()
+    labels = rng.integers(0, 10, 200)
+    result = compare({"savedmodel": a, "onnxruntime": b}, labels, max_flipped=5, batch_size=7)
+    pair = result.pairs["savedmodel vs onnxruntime"]
+    assert pair.top1_flips["count"] == pair.metrics["top1_flips"] > 100
+    assert len(pair.top1_flips["indices"]) == 5
+    assert result.flipped_samples["count"] == pair.top1_flips["count"]
+    assert result.flipped_samples["stored"] == 5 and len(result.flipped_samples["samples"]) == 5
+
+
+def test_per_sample_rows_span_batches() -> None:
+    predictions, labels = make_case(0, 30, 5)
+    rows = compare(predictions, labels, batch_size=4, per_sample_limit=10).per_sample
+    assert [r["index"] for r in rows] == list(range(10))
+    assert [r["label"] for r in rows] == labels[:10].tolist()
+    assert compare(predictions, labels, per_sample_limit=0).per_sample == []
+
+
+# --- verdicts ---------------------------------------------------------------------------------------------------------
+def verdicts(predictions: dict[str, np.ndarray], labels: np.ndarray, **kw: object) -> dict[str, str]:
+    return {k: v.verdict for k, v in compare(predictions, labels, **kw).pairs.items()}
+
+
+def test_identical_consistent_drift_mismatch() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.dirichlet(np.full(10, 0.2), 500).astype(np.float32)
+    labels = a.argmax(1)
+    drift = a.copy()
+    drift[:3, :] += np.float32(0.05)                       # 30 of 5000 elements move: 0.6% < 2%, no top-1 change
+    result = compare({"savedmodel": a, "onnxruntime": a.copy(), "tensorrt_fp32": a + np.float32(1e-7),
+                      "tensorrt_fp16": drift, "tensorrt_tf32": a[:, ::-1].copy()}, labels)
+    got = {k: v.verdict for k, v in result.pairs.items()}
+    assert got["savedmodel vs onnxruntime"] == "identical"
+    assert got["savedmodel vs tensorrt_fp32"] == "consistent"
+    assert got["savedmodel vs tensorrt_fp16"] == "drift"
+    assert got["savedmodel vs tensorrt_tf32"] == "mismatch"
+    assert bool(result.pairs["savedmodel vs tensorrt_fp16"]) and not result.pairs["savedmodel vs tensorrt_tf32"]
+    assert not result and result.mismatches == [k for k, v in got.items() if v == "mismatch"]
+    assert result.pairs["savedmodel vs tensorrt_fp16"].precision == "fp16"
+    assert result.pairs["tensorrt_fp16 vs tensorrt_tf32"].precision == "fp16"     # the looser of the two
+    assert result.pairs["tensorrt_fp32 vs tensorrt_tf32"].precision == "tf32"
+
+
+def test_a_config_override_turns_a_mismatch_into_drift() -> None:
+    rng = np.random.default_rng(2)
+    a = rng.dirichlet(np.full(10, 0.2), 100).astype(np.float32)
+    b = a + rng.normal(0, 1e-4, a.shape).astype(np.float32)
+    labels = a.argmax(1)
+    assert verdicts({"savedmodel": a, "onnxruntime": b}, labels)["savedmodel vs onnxruntime"] == "mismatch"
+    policy = TolerancePolicy({"fp32": {"max_outside_share": 1.0}})
+    result = compare({"savedmodel": a, "onnxruntime": b}, labels, policy=policy)
+    pair = result.pairs["savedmodel vs onnxruntime"]
+    assert pair.verdict == "drift" and pair.tolerance["source"] == "config"
+    assert pair.tolerance["overridden"] == ["max_outside_share"]
+    assert bool(result)
+
+
+def test_parity_pairs_must_be_bit_identical() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.dirichlet(np.ones(10), 20).astype(np.float32)
+    b = a.copy()
+    b[7, 4] = np.nextafter(b[7, 4], np.float32(1))            # one ulp, far inside any tolerance
+    preds = {"savedmodel": a, "tensorrt_fp16": a, "tensorrt_cpp_fp16": b, "tensorrt_cpp_csv_fp16": b.copy()}
+    result = compare(preds, a.argmax(1), batch_size=3)
+    assert result.pairs["tensorrt_fp16 vs tensorrt_cpp_fp16"].verdict == "mismatch"
+    assert result.pairs["savedmodel vs tensorrt_cpp_fp16"].verdict == "consistent"    # not a parity pair
+    assert result.pairs["tensorrt_cpp_fp16 vs tensorrt_cpp_csv_fp16"].verdict == "identical"
+    assert set(result.parity) == {"tensorrt_fp16 vs tensorrt_cpp_fp16", "tensorrt_cpp_fp16 vs tensorrt_cpp_csv_fp16"}
+    entry = result.parity["tensorrt_fp16 vs tensorrt_cpp_fp16"]
+    assert entry["result"] == "differs" and entry["differing_elements"] == 1
+    assert entry["first_difference"] == {"sample": 7, "class": 4, "tensorrt_fp16": float(a[7, 4]),
+                                         "tensorrt_cpp_fp16": float(b[7, 4])}
+    assert result.parity["tensorrt_cpp_fp16 vs tensorrt_cpp_csv_fp16"]["result"] == "identical"
+
+
+def test_signed_zero_is_not_bit_identical() -> None:
+    a = np.array([[0.0, 1.0]], dtype=np.float32)
+    b = np.array([[-0.0, 1.0]], dtype=np.float32)
+    pair = compare({"savedmodel": a, "onnxruntime": b}, np.array([1])).pairs["savedmodel vs onnxruntime"]
+    assert pair.verdict == "consistent" and pair.metrics["max_abs_diff"] == 0.0
+
+
+def test_all_zeros() -> None:
+    z = np.zeros((6, 3), dtype=np.float32)
+    result = compare({"savedmodel": z, "onnxruntime": z.copy()}, np.zeros(6, dtype=np.int64))
+    pair = result.pairs["savedmodel vs onnxruntime"]
+    assert pair.verdict == "identical"
+    assert pair.metrics["median_abs_diff"] == pair.metrics["p99_abs_diff"] == pair.metrics["max_rel_diff"] == 0.0
+    assert pair.metrics["cosine_similarity_mean"] == pair.metrics["cosine_similarity_global"] == 1.0
+    one_zero = compare({"savedmodel": z, "onnxruntime": z + np.float32(0.5)}, np.zeros(6, dtype=np.int64))
+    assert one_zero.pairs["savedmodel vs onnxruntime"].metrics["cosine_similarity_mean"] == 0.0
+    assert one_zero.pairs["savedmodel vs onnxruntime"].metrics["max_rel_diff"] == pytest.approx(0.5 / 1e-6)
+
+
+# --- NaN and Inf ------------------------------------------------------------------------------------------------------
+def test_nan_and_inf_fail_with_every_backends_counts() -> None:
+    a = np.full((10, 4), 0.25, dtype=np.float32)
+    b, c = a.copy(), a.copy()
+    b[3, 2] = np.nan
+    b[5, :] = np.nan
+    c[9, 0] = np.inf
+    with pytest.raises(NonFiniteError) as info:
+        compare({"savedmodel": a, "onnxruntime": b, "tensorrt_fp32": c}, np.zeros(10, dtype=np.int64), batch_size=3)
+    msg = str(info.value)
+    assert "savedmodel: 0 NaN, 0 Inf" in msg
+    assert "onnxruntime: 5 NaN, 0 Inf, first at sample 3 class 2" in msg
+    assert "tensorrt_fp32: 0 NaN, 1 Inf, first at sample 9 class 0" in msg
+    assert isinstance(info.value, UserError) and "\n" not in msg
+
+
+def test_nan_counted_when_allowed_and_statistics_use_finite_elements() -> None:
+    a = np.full((4, 2), 0.5, dtype=np.float32)
+    b = a.copy()
+    b[0, 0] = np.nan
+    b[1, 1] = np.float32(0.5 + 1e-4)
+    result = compare({"savedmodel": a, "onnxruntime": b, "tensorrt_fp32": b.copy()}, np.zeros(4, dtype=np.int64),
+                     allow_nonfinite=True)
+    assert result.backends["onnxruntime"]["nan_count"] == 1
+    pair = result.pairs["savedmodel vs onnxruntime"]
+    assert pair.metrics["finite_elements"] == 7 and pair.metrics["outside_tolerance_count"] == 2  # NaN + 1e-4
+    assert pair.metrics["max_abs_diff"] == pytest.approx(1e-4, rel=1e-2)
+    assert result.pairs["onnxruntime vs tensorrt_fp32"].verdict == "identical"                  # NaN matches NaN
+
+
+# --- validation -------------------------------------------------------------------------------------------------------
+def test_every_problem_is_listed_typed_by_the_first_kind() -> None:
+    good = np.full((5, 3), 1 / 3, dtype=np.float32)
+    with pytest.raises(BackendNameError) as info:
+        compare([("onnxruntime", good), ("onnxruntime", good), ("tensorrt_int8", good[:4]),
+                 ("trt", good.astype(np.int32))], np.zeros(5, dtype=np.int64), reference="savedmodel")
+    problems = info.value.problems
+    assert any("given 2 times" in p for p in problems)
+    assert any("unknown precision 'int8'" in p for p in problems)
+    assert any("reference backend 'savedmodel' is not among" in p and "onnxruntime, tensorrt_int8, trt" in p
+               for p in problems)
+    assert any("tensorrt_int8: 4 samples" in p for p in problems)          # shapes listed too
+    assert any("trt: dtype int32" in p for p in problems)                  # and dtypes
+    assert isinstance(info.value, ComparisonInputError)
+
+
+def test_shape_errors() -> None:
+    good = np.full((5, 3), 1 / 3, dtype=np.float32)
+    with pytest.raises(ShapeError) as info:
+        compare({"savedmodel": good, "onnxruntime": good[:, :2], "tensorrt_fp32": good[None]},
+                np.zeros((5, 1), dtype=np.int64), samples=np.zeros((4, 8, 8, 1)))
+    text = str(info.value)
+    assert "labels have shape (5, 1)" in text and "tensorrt_fp32: shape (1, 5, 3)" in text
+    with pytest.raises(ShapeError, match="disagree on the number of classes: savedmodel 3, onnxruntime 2"):
+        compare({"savedmodel": good, "onnxruntime": good[:, :2]}, np.zeros(5, dtype=np.int64))
+    with pytest.raises(ShapeError, match="test samples have shape"):
+        compare({"savedmodel": good, "onnxruntime": good}, np.zeros(5, dtype=np.int64), samples=np.zeros((4, 2)))
+    with pytest.raises(ShapeError, match="labels are empty"):
+        compare({"savedmodel": good[:0], "onnxruntime": good[:0]}, np.zeros(0, dtype=np.int64))
+
+
+def test_integer_outputs_and_float_labels_are_dtype_errors() -> None:
+    good = np.full((5, 3), 1 / 3, dtype=np.float32)
+    with pytest.raises(DTypeError) as info:
+        compare({"savedmodel": good, "onnxruntime": (good * 3).astype(np.int64)}, np.zeros(5))
+    assert "onnxruntime: dtype int64" in str(info.value) and "labels: dtype float64" in str(info.value)
+
+
+def test_labels_out_of_range() -> None:
+    good = np.full((5, 3), 1 / 3, dtype=np.float32)
+    with pytest.raises(LabelError, match="from -1 to 3, outside the 3 classes"):
+        compare({"savedmodel": good, "onnxruntime": good}, np.array([0, 1, 2, 3, -1]), batch_size=2)
+
+
+def test_only_one_backend() -> None:
+    good = np.full((5, 3), 1 / 3, dtype=np.float32)
+    with pytest.raises(BackendNameError, match="at least two backends"):
+        compare({"savedmodel": good}, np.zeros(5, dtype=np.int64))
+
+
+# --- reading files ----------------------------------------------------------------------------------------------------
+def test_npy_file_reads_row_ranges(tmp_path) -> None:
+    x = np.arange(60, dtype=np.float32).reshape(20, 3)
+    np.save(tmp_path / "x.npy", x)
+    with NpyFile(tmp_path / "x.npy") as f:
+        assert f.shape == (20, 3) and f.dtype == np.float32 and len(f) == 20
+        assert np.array_equal(f[0:7], x[0:7]) and np.array_equal(f[15:99], x[15:])
+        assert f[5:5].shape == (0, 3)
+        assert np.array_equal(f.take([19, 0, 4]), x[[19, 0, 4]])
+    np.save(tmp_path / "f.npy", np.asfortranarray(x))
+    assert np.array_equal(NpyFile(tmp_path / "f.npy")[2:9], x[2:9])
+    big = np.arange(12, dtype=">f8").reshape(4, 3)        # big-endian is read as written
+    np.save(tmp_path / "b.npy", big)
+    assert np.array_equal(NpyFile(tmp_path / "b.npy")[1:3], big[1:3])
+
+
+def test_npy_file_refuses_bad_files(tmp_path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        NpyFile(tmp_path / "missing.npy", what="predictions")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(UserError, match="pickled Python objects"):
+        NpyFile(tmp_path / "obj.npy")
+    np.savez(tmp_path / "z.npz", x=np.zeros(3))
+    with pytest.raises(UserError, match="npz archive"):
+        NpyFile(tmp_path / "z.npz")
+    (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
+    with pytest.raises(UserError, match="not a valid .npy"):
+        NpyFile(tmp_path / "junk.npy")
+    np.save(tmp_path / "t.npy", np.zeros((100, 10), dtype=np.float32))
+    data = (tmp_path / "t.npy").read_bytes()
+    (tmp_path / "t.npy").write_bytes(data[:-40])
+    with pytest.raises(UserError, match="truncated"):
+        NpyFile(tmp_path / "t.npy")
