@@ -69,7 +69,7 @@ def test_bad_overrides_list_every_problem() -> None:
         TolerancePolicy({"int8": {"atol": 1}, "fp16": {"atl": 1, "rtol": -1, "min_top1_agreement": 2,
                                                         "atol": "big", "max_outside_share": True}})
     msg = str(info.value)
-    for fragment in ("unknown precision 'int8'", "fp16.atl: unknown setting", "fp16.rtol: must be in",
+    for fragment in ("unknown precision 'int8'", "fp16.atl: unknown setting", "fp16.rtol: must be >= 0",
                      "fp16.min_top1_agreement: must be in [0, 1]", "fp16.atol: must be a finite number",
                      "fp16.max_outside_share: must be a finite number"):
         assert fragment in msg

@@ -115,7 +115,7 @@ def _check_layer(layer: Any, label: str) -> list[str]:
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 problems.append(f"{where}: must be a finite number, got {value!r}")
             elif value < 0 or (field in SHARE_FIELDS and value > 1):
-                problems.append(f"{where}: must be in [0, {'1' if field in SHARE_FIELDS else 'inf'}), got {value}")
+                problems.append(f"{where}: must be {'in [0, 1]' if field in SHARE_FIELDS else '>= 0'}, got {value}")
     return problems
 
 
