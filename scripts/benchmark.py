@@ -163,7 +163,9 @@ def cuda_graph_launcher(runner: Any) -> Callable[[], None]:
         runner.execute()
     finally:
         graph = check(cu.cuStreamEndCapture(stream), "cuStreamEndCapture")
-    graph_exec = check(cu.cuGraphInstantiateWithFlags(graph, 0), "cuGraphInstantiate")
+    # CUDA 12 gave cuGraphInstantiate the flags form; 11.x named that cuGraphInstantiateWithFlags (13 dropped it).
+    instantiate = getattr(cu, "cuGraphInstantiateWithFlags", None) or cu.cuGraphInstantiate
+    graph_exec = check(instantiate(graph, 0), "cuGraphInstantiate")
     return lambda: check(cu.cuGraphLaunch(graph_exec, stream), "cuGraphLaunch")
 
 
