@@ -80,6 +80,10 @@ def pycuda_version() -> str | None:
     return getattr(module, "VERSION_TEXT", None) if module else None
 
 
+def load_average() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def cpus_available() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -233,6 +237,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.providers:
         options["providers"] = [p for p in args.providers.split(",") if p]  # preference order; the row says which ran
     gpu_mem = GpuMemory() if args.backend == "tensorrt" else None
+    load_before = load_average()
     with gpu_mem or contextlib.nullcontext(), open_runner(args.backend, args.artifact, **options) as runner:
         if args.backend == "tensorrt":
             m = measure_tensorrt(runner, batch, args.warmup, args.iterations, args.cuda_graph)
@@ -244,7 +249,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend == "tensorrt":
         meta["pycuda_version"] = pycuda_version()
     details = {**meta, "samples_file": str(args.samples), "distinct_samples_in_batch": min(len(x), args.batch_size),
-               "cpus_available": cpus_available(), "gpu_memory": memory}
+               "cpus_available": cpus_available(), "gpu_memory": memory,
+               # other processes competing for the cores show up in the tail: judge p99 against this
+               "load_average_1min": {"before": load_before, "after": load_average()}}
     return make_row(
         model=args.model, backend=args.backend, precision=args.precision, batch=args.batch_size,
         warmup=args.warmup, iterations=args.iterations, cuda_graph=bool(args.cuda_graph), copies_included=True,
