@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Compare every pair of backends' predictions for one model, streaming, and judge each pair against tolerances.
+
+  python scripts/compare.py --model NAME --labels test_labels.npy --samples test_samples.npy \\
+      --prediction savedmodel=PATH --prediction onnxruntime=PATH [--prediction NAME=PATH ...] \\
+      [--reference savedmodel] [--tolerances JSON] [--model-tolerances JSON] [--batch-size 4096] \\
+      [--max-flipped 100] [--per-sample-rows 10] [--relative-floor 1e-6] \\
+      --output results/NAME/comparison.json --per-sample results/NAME/per_sample.csv
+
+Reads --batch-size samples at a time, so memory does not grow with the test set. Writes comparison.json (schema in
+docs/report-schema.md; metrics and verdicts in docs/tolerances.md) and per_sample.csv (every sample: index, true
+label, each backend's top-1 class and its probability), both atomically, and prints one line per pair.
+A mismatch verdict is recorded, not an error here: the report step gates on it. Bad inputs (missing files,
+mismatched names, shapes or dtypes, NaN or Inf in a prediction) end in one error line listing every problem, and
+nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+import numpy as np
+
+from trtverify import __version__
+from trtverify.errors import UserError, run_main
+from trtverify.io import atomic_path, write_json
+from trtverify.metrics import RELATIVE_FLOOR, Batch, NpyFile, compare
+from trtverify.tolerance import TolerancePolicy
+
+
+def parse_json_option(text: str | None, flag: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{flag} is not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{flag} must be a JSON object like '{{\"fp16\": {{\"atol\": 0.05}}}}', got {text!r}")
+    return value
+
+
+def parse_predictions(specs: Sequence[str]) -> list[tuple[str, str]]:
+    pairs, bad = [], []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            bad.append(spec)
+        else:
+            pairs.append((name, path))
+    if bad:
+        raise UserError(f"--prediction takes NAME=PATH, got: {', '.join(repr(b) for b in bad)}")
+    return pairs
+
+
+def open_all(stack: contextlib.ExitStack, files: Sequence[tuple[str, str, str]]) -> list[NpyFile]:
+    """Open every input, collecting every failure (missing, not .npy, pickled, truncated) into one error."""
+    opened, problems = [], []
+    for what, name, path in files:
+        try:
+            opened.append(stack.enter_context(NpyFile(path, what=f"{what} {name}".strip())))
+        except UserError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UserError(f"{len(problems)} input file problem(s): " + "; ".join(problems))
+    return opened
+
+
+class PerSampleCsv:
+    """per_sample.csv, one batch at a time: index, label, then each backend's class and confidence."""
+
+    def __init__(self, fh: TextIO, names: Sequence[str]) -> None:
+        self.fh, self.names = fh, list(names)
+        fh.write(",".join(["index", "label"] + [f"{n}_{c}" for n in names for c in ("class", "confidence")]) + "\n")
+        self.fmt = ["%d", "%d"] + ["%d", "%.9g"] * len(self.names)
+
+    def __call__(self, batch: Batch) -> None:
+        index = np.arange(batch.start, batch.start + batch.labels.size)
+        columns: list[np.ndarray] = [index, batch.labels]
+        for name in self.names:
+            columns += [batch.top1(name), batch.confidence(name)]
+        np.savetxt(self.fh, np.column_stack([c.astype(np.float64) for c in columns]), fmt=self.fmt, delimiter=",")
+
+
+def summary_lines(result: Any) -> list[str]:
+    lines = [f"{result.model}: {result.num_samples} samples, {result.num_classes} classes, reference "
+             f"{result.reference}"]
+    for name, b in result.backends.items():
+        lines.append(f"  {name:<28} accuracy {b['accuracy']:.4f} ({b['accuracy_change']:+.4f})")
+    for name, pair in result.pairs.items():
+        m = pair.metrics
+        lines.append(f"  {name:<50} {pair.verdict:<10} max|d| {m['max_abs_diff']:.3g}  top-1 "
+                     f"{m['top1_agreement']:.4f}  ({pair.reason})")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="model name, recorded in the output")
+    p.add_argument("--labels", required=True, help="true labels, int (N,) .npy")
+    p.add_argument("--samples", required=True, help="test samples .npy (only its shape is read: N must match)")
+    p.add_argument("--prediction", action="append", default=[], metavar="NAME=PATH",
+                   help="a backend's (N, classes) float32 probabilities; repeat for each backend")
+    p.add_argument("--reference", default="savedmodel", help="the backend every other is compared against first")
+    p.add_argument("--tolerances", default="", help="JSON overrides per precision, e.g. '{\"fp16\": {\"atol\": 0.05}}'")
+    p.add_argument("--model-tolerances", default="", help="JSON overrides for this model only (win over --tolerances)")
+    p.add_argument("--batch-size", type=int, default=4096, help="samples read and compared at a time")
+    p.add_argument("--max-flipped", type=int, default=100, help="flipped samples stored in full (all are counted)")
+    p.add_argument("--per-sample-rows", type=int, default=10, help="first samples whose predictions go in the JSON")
+    p.add_argument("--relative-floor", type=float, default=RELATIVE_FLOOR,
+                   help="denominator floor of the relative difference |a-b|/max(|a|, floor)")
+    p.add_argument("--output", required=True, help="comparison.json to write")
+    p.add_argument("--per-sample", required=True, help="per_sample.csv to write")
+    args = p.parse_args(argv)
+
+    policy = TolerancePolicy(parse_json_option(args.tolerances, "--tolerances"),
+                             parse_json_option(args.model_tolerances, "--model-tolerances"))
+    predictions = parse_predictions(args.prediction)
+    if not args.relative_floor > 0:
+        raise UserError(f"--relative-floor must be positive, got {args.relative_floor}")
+    with contextlib.ExitStack() as stack:
+        files = [("labels", "", args.labels), ("samples", "", args.samples)]
+        files += [("predictions of", name, path) for name, path in predictions]
+        labels, samples, *arrays = open_all(stack, files)
+        order = [args.reference] + [n for n, _ in predictions if n != args.reference]
+        with atomic_path(args.per_sample) as tmp, open(tmp, "w", newline="") as fh:
+            writer = PerSampleCsv(fh, [n for n in dict.fromkeys(order) if n in dict(predictions)])
+            result = compare([(name, a) for (name, _), a in zip(predictions, arrays)], labels,
+                             reference=args.reference, policy=policy, model=args.model, samples=samples,
+                             batch_size=args.batch_size, max_flipped=args.max_flipped,
+                             per_sample_limit=args.per_sample_rows, relative_floor=args.relative_floor,
+                             on_batch=writer)
+            data = result.to_dict()
+            data["inputs"] = {"labels": args.labels, "samples": args.samples, "predictions": dict(predictions),
+                              "tolerances": parse_json_option(args.tolerances, "--tolerances"),
+                              "model_tolerances": parse_json_option(args.model_tolerances, "--model-tolerances")}
+            data["generator"] = {"program": "scripts/compare.py", "trtverify": __version__, "numpy": np.__version__}
+            fh.flush()
+            write_json(args.output, data)
+    print("\n".join(summary_lines(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

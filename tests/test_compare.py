@@ -1,0 +1,141 @@
+"""scripts/compare.py: the files it writes, their shape, and one-line errors that leave nothing behind."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import compare  # scripts/ is on the test path (pyproject.toml)
+from conftest import leftovers, run_script
+from trtverify.errors import UserError
+
+TOP_KEYS = ["schema_version", "model", "reference", "num_samples", "num_classes", "settings", "backends", "pairs",
+            "parity", "per_sample", "flipped_samples", "class_counts", "inputs", "generator"]
+PAIR_KEYS = ["a", "b", "precision", "tolerance", "parity", "verdict", "reason", "metrics", "per_class_agreement",
+             "top1_flips", "first_difference", "abs_diff_histogram"]
+METRIC_KEYS = ["elements", "finite_elements", "max_abs_diff", "mean_abs_diff", "median_abs_diff", "p99_abs_diff",
+               "max_rel_diff", "mean_rel_diff", "cosine_similarity_mean", "cosine_similarity_min",
+               "cosine_similarity_global", "outside_tolerance_count", "outside_tolerance_share",
+               "differing_elements", "top1_agreement", "top5_agreement", "top1_flips", "mean_top_class_prob_change",
+               "accuracy_a", "accuracy_b", "accuracy_change"]
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    n = 57
+    ref = rng.dirichlet(np.ones(10), n).astype(np.float32)
+    fp16 = np.clip(ref + rng.normal(0, 3e-3, ref.shape), 0, 1).astype(np.float32)
+    files = {"labels": rng.integers(0, 10, n), "samples": rng.uniform(0, 1, (n, 8, 8, 1)).astype(np.float32),
+             "savedmodel": ref, "onnxruntime": ref + np.float32(1e-7), "tensorrt_fp16": fp16,
+             "tensorrt_cpp_fp16": fp16.copy()}
+    paths = {}
+    for name, array in files.items():
+        paths[name] = tmp_path / "in" / f"{name}.npy"
+        paths[name].parent.mkdir(exist_ok=True)
+        np.save(paths[name], array)
+    return paths
+
+
+def argv(paths: dict[str, Path], out: Path, *extra: str, backends: tuple[str, ...] = ()) -> list[str]:
+    names = backends or ("savedmodel", "onnxruntime", "tensorrt_fp16", "tensorrt_cpp_fp16")
+    args = ["--model", "m", "--labels", str(paths["labels"]), "--samples", str(paths["samples"])]
+    for name in names:
+        args += ["--prediction", f"{name}={paths[name]}"]
+    return args + ["--output", str(out / "comparison.json"), "--per-sample", str(out / "per_sample.csv"), *extra]
+
+
+def test_writes_comparison_and_per_sample_csv(inputs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_script("compare.py", *argv(inputs, out, "--batch-size", "8", "--per-sample-rows", "3",
+                                          "--tolerances", '{"fp16": {"atol": 0.05}}'))
+    assert "savedmodel vs onnxruntime" in proc.stdout and "consistent" in proc.stdout
+    data = json.loads((out / "comparison.json").read_text())
+    assert list(data) == TOP_KEYS and data["schema_version"] == 1
+    assert list(data["pairs"]) == ["savedmodel vs onnxruntime", "savedmodel vs tensorrt_fp16",
+                                   "savedmodel vs tensorrt_cpp_fp16", "onnxruntime vs tensorrt_fp16",
+                                   "onnxruntime vs tensorrt_cpp_fp16", "tensorrt_fp16 vs tensorrt_cpp_fp16"]
+    for pair in data["pairs"].values():
+        assert list(pair) == PAIR_KEYS and list(pair["metrics"]) == METRIC_KEYS
+    assert data["pairs"]["savedmodel vs tensorrt_fp16"]["tolerance"]["source"] == "config"
+    assert data["pairs"]["savedmodel vs tensorrt_fp16"]["tolerance"]["atol"] == 0.05
+    assert data["parity"]["tensorrt_fp16 vs tensorrt_cpp_fp16"]["result"] == "identical"
+    assert [r["index"] for r in data["per_sample"]] == [0, 1, 2]
+    assert set(data["backends"]) == {"savedmodel", "onnxruntime", "tensorrt_fp16", "tensorrt_cpp_fp16"}
+
+    with open(out / "per_sample.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 57
+    assert list(rows[0]) == ["index", "label"] + [f"{b}_{c}" for b in data["backends"]
+                                                  for c in ("class", "confidence")]
+    labels, fp16 = np.load(inputs["labels"]), np.load(inputs["tensorrt_fp16"])
+    assert [int(r["label"]) for r in rows] == labels.tolist()
+    assert [int(r["tensorrt_fp16_class"]) for r in rows] == fp16.argmax(1).tolist()
+    assert [np.float32(r["tensorrt_fp16_confidence"]) for r in rows] == fp16.max(1).tolist()   # round-trips
+    assert leftovers(out) == []
+
+
+def test_reference_goes_first_whatever_the_order(inputs: dict[str, Path], tmp_path: Path) -> None:
+    compare.main(argv(inputs, tmp_path, "--reference", "onnxruntime", backends=("savedmodel", "onnxruntime")))
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert data["reference"] == "onnxruntime" and list(data["pairs"]) == ["onnxruntime vs savedmodel"]
+    header = (tmp_path / "per_sample.csv").read_text().splitlines()[0]
+    assert header.startswith("index,label,onnxruntime_class")
+
+
+def test_bad_inputs_are_one_line_and_write_nothing(inputs: dict[str, Path], tmp_path: Path) -> None:
+    np.save(inputs["onnxruntime"], np.zeros((56, 10), dtype=np.float32))
+    np.save(inputs["tensorrt_fp16"], np.zeros((57, 10), dtype=np.int32))
+    out = tmp_path / "out"
+    proc = run_script("compare.py", *argv(inputs, out, backends=("savedmodel", "onnxruntime", "tensorrt_fp16")),
+                      check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert "onnxruntime: 56 samples" in proc.stderr and "tensorrt_fp16: dtype int32" in proc.stderr
+    assert not out.exists() or (not list(out.iterdir()))
+
+
+def test_missing_files_are_all_listed(inputs: dict[str, Path], tmp_path: Path) -> None:
+    args = argv(inputs, tmp_path) + ["--prediction", f"tensorrt_fp32={tmp_path / 'nope.npy'}"]
+    args[args.index("--labels") + 1] = str(tmp_path / "no-labels.npy")
+    with pytest.raises(UserError, match="2 input file problem.*no-labels.npy.*nope.npy"):
+        compare.main(args)
+
+
+def test_nan_fails_with_every_count_and_writes_nothing(inputs: dict[str, Path], tmp_path: Path) -> None:
+    bad = np.load(inputs["onnxruntime"])
+    bad[40, 3] = np.nan
+    bad[50, 1] = np.inf
+    np.save(inputs["onnxruntime"], bad)
+    out = tmp_path / "out"
+    proc = run_script("compare.py", *argv(inputs, out, "--batch-size", "16"), check=False)
+    assert proc.returncode == 1
+    for fragment in ("savedmodel: 0 NaN, 0 Inf", "onnxruntime: 1 NaN, 1 Inf, first at sample 40 class 3",
+                     "tensorrt_fp16: 0 NaN, 0 Inf", "tensorrt_cpp_fp16: 0 NaN, 0 Inf"):
+        assert fragment in proc.stderr
+    assert not (out / "comparison.json").exists() and not (out / "per_sample.csv").exists()
+    assert leftovers(out) == [] if out.exists() else True
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--tolerances", "{oops"], "--tolerances is not valid JSON"),
+    (["--tolerances", "[1]"], "must be a JSON object"),
+    (["--tolerances", '{"fp8": {}}'], "unknown precision 'fp8'"),
+    (["--prediction", "junk"], "--prediction takes NAME=PATH"),
+    (["--reference", "tensorflow"], "reference backend 'tensorflow' is not among"),
+    (["--relative-floor", "0"], "--relative-floor must be positive"),
+    (["--batch-size", "0"], "batch size must be >= 1"),
+])
+def test_option_errors(inputs: dict[str, Path], tmp_path: Path, extra: list[str], message: str) -> None:
+    with pytest.raises(UserError, match=message.replace("[", r"\[")):
+        compare.main(argv(inputs, tmp_path, *extra))
+    assert not (tmp_path / "comparison.json").exists()
+
+
+def test_help_runs() -> None:
+    proc = run_script("compare.py", "--help")
+    assert "--prediction" in proc.stdout and "--per-sample" in proc.stdout
