@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""The final report: tables per model (Markdown and text), summary.json, plots; fails on a mismatch verdict.
+
+  python scripts/report.py --comparison NAME=results/NAME/comparison.json [...] \\
+      [--samples NAME=results/NAME/data/test_samples.npy ...] [--pipeline-costs PATH.tsv] [--speed PATH.tsv] \\
+      [--fail-on-mismatch | --no-fail-on-mismatch] [--float-format .3g] \\
+      --markdown results/report.md --text results/report.txt --summary results/summary.json --plots results/plots
+
+Everything is written first (each file atomically), and the text report is printed to stdout. Then, with
+--fail-on-mismatch (the default), a mismatch verdict anywhere ends the step with exit status 1 and one line naming
+the mismatched pairs, so CI can gate on it. Snakemake deletes the outputs of a failed job, but the rule sends
+stdout to its log, which is kept (and shown with --show-failed-logs); run with --keep-incomplete to keep the files.
+summary.json's schema is in docs/report-schema.md. Plots need matplotlib (Agg backend, no display).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from trtverify import __version__
+from trtverify.errors import UserError, require, run_main
+from trtverify.io import atomic_path, read_json, write_json
+from trtverify.metrics import NpyFile
+from trtverify.sketch import QuantileSketch
+from trtverify.tables import (check_float_format, extra_tables, headline, mismatches, model_report, section_text,
+                              tsv_table, verdict_counts)
+
+SCHEMA_VERSION = 1
+COMPARISON_SCHEMA = 1
+REQUIRED = ("model", "reference", "num_samples", "num_classes", "backends", "pairs", "parity", "per_sample",
+            "flipped_samples", "class_counts")
+FLIPPED_IMAGES = 16
+
+
+class MismatchError(UserError):
+    """A pair's verdict is mismatch and --fail-on-mismatch is on; the report was written first."""
+
+
+def parse_named(specs: Sequence[str], flag: str) -> dict[str, str]:
+    named, problems = {}, []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            problems.append(f"{flag} takes NAME=PATH, got {spec!r}")
+        elif name in named:
+            problems.append(f"{flag} names model '{name}' twice")
+        else:
+            named[name] = path
+    if problems:
+        raise UserError("; ".join(problems))
+    return named
+
+
+def load_comparisons(paths: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Every comparison.json, checked; all problems in one error."""
+    loaded, problems = {}, []
+    for model, path in paths.items():
+        try:
+            data = read_json(path, what=f"comparison of {model}")
+        except UserError as exc:
+            problems.append(str(exc))
+            continue
+        if not isinstance(data, dict) or data.get("schema_version") != COMPARISON_SCHEMA:
+            version = data.get("schema_version") if isinstance(data, dict) else None
+            problems.append(f"{path} has schema_version {version}, this report reads {COMPARISON_SCHEMA}: "
+                            "rerun the compare step")
+            continue
+        missing = [k for k in REQUIRED if k not in data]
+        if missing:
+            problems.append(f"{path} lacks {', '.join(missing)}: it is not a comparison.json; rerun compare")
+            continue
+        loaded[model] = data
+    if not paths:
+        problems.append("no --comparison given: nothing to report")
+    if problems:
+        raise UserError(f"{len(problems)} problem(s) with the comparisons: " + "; ".join(problems))
+    return loaded
+
+
+def summary(comparisons: Mapping[str, Mapping[str, Any]], fail_on_mismatch: bool,
+            plots: Sequence[str]) -> dict[str, Any]:
+    """summary.json: the verdicts, overall and per model and pair (docs/report-schema.md)."""
+    bad = mismatches(comparisons)
+    models = {}
+    for model, cmp in comparisons.items():
+        pairs = {name: {"a": p["a"], "b": p["b"], "precision": p["precision"], "parity": p["parity"],
+                        "verdict": p["verdict"], "reason": p["reason"],
+                        "max_abs_diff": p["metrics"]["max_abs_diff"],
+                        "top1_agreement": p["metrics"]["top1_agreement"],
+                        "accuracy_change": p["metrics"]["accuracy_change"]}
+                 for name, p in cmp["pairs"].items()}
+        models[model] = {
+            "verdict": "fail" if any(m == model for m, _, _ in bad) else "pass",
+            "reference": cmp["reference"], "num_samples": cmp["num_samples"],
+            "accuracy": {name: b["accuracy"] for name, b in cmp["backends"].items()},
+            "pairs": pairs,
+            "parity": {name: entry["result"] for name, entry in cmp["parity"].items()},
+            "flipped_samples": cmp["flipped_samples"]["count"],
+        }
+    return {"schema_version": SCHEMA_VERSION, "verdict": "fail" if bad else "pass",
+            "fail_on_mismatch": fail_on_mismatch, "verdict_counts": verdict_counts(comparisons),
+            "mismatches": [f"{m}: {p}" for m, p, _ in bad], "models": models, "plots": list(plots),
+            "generator": {"program": "scripts/report.py", "trtverify": __version__}}
+
+
+# --- plots ------------------------------------------------------------------------------------------------------------
+def pyplot() -> Any:
+    matplotlib = require("matplotlib", purpose="the report's plots", hint="pip install matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_histogram(plt: Any, model: str, pair: Mapping[str, Any], path: Path, per_decade: int = 20) -> None:
+    """|a - b| per element on a log axis, from the comparison's sketch (its 1 % buckets merged for the eye)."""
+    sketch = QuantileSketch.from_dict(pair["abs_diff_histogram"])
+    lower, upper, counts = sketch.buckets()
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    if counts.sum():
+        keep = counts > 0
+        bins = np.floor(np.log10(np.sqrt(lower[keep] * upper[keep])) * per_decade)
+        uniq, inverse = np.unique(bins, return_inverse=True)
+        lo, hi = 10.0 ** (uniq / per_decade), 10.0 ** ((uniq + 1) / per_decade)
+        ax.bar(lo, np.bincount(inverse, weights=counts[keep]), width=hi - lo, align="edge", color="tab:blue")
+        ax.set_xscale("log")
+        atol = pair["tolerance"]["atol"]
+        ax.axvline(atol, color="tab:red", linestyle="--", label=f"atol {atol:g}")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "every difference is exactly 0", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("|a - b| (probability)")
+    ax.set_ylabel("elements")
+    zeros = f"; {sketch.zero_count} exact zeros not drawn" if sketch.zero_count and counts.sum() else ""
+    ax.set_title(f"{model}: {pair['a']} vs {pair['b']}: {pair['verdict']}{zeros}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_per_class(plt: Any, model: str, cmp: Mapping[str, Any], path: Path) -> None:
+    """Top-1 agreement per true class (columns) for every pair (rows)."""
+    names = list(cmp["pairs"])
+    matrix = np.array([[np.nan if v is None else v for v in p["per_class_agreement"]] for p in cmp["pairs"].values()])
+    rows, cols = matrix.shape
+    fig, ax = plt.subplots(figsize=(min(3.5 + 0.45 * cols, 24), min(1.4 + 0.3 * rows, 30)))
+    low = min(float(np.nanmin(matrix)) if np.isfinite(matrix).any() else 0.0, 0.99)
+    image = ax.imshow(matrix, vmin=low, vmax=1.0, cmap="viridis", aspect="auto")
+    ax.set_yticks(range(rows), names, fontsize=7)
+    ax.set_xticks(range(cols), [str(c) for c in range(cols)], fontsize=7)
+    ax.set_xlabel("true class")
+    if rows * cols <= 400:
+        for (r, c), v in np.ndenumerate(matrix):
+            dark = np.isnan(v) or (v - low) / (1.0 - low) < 0.6          # viridis is dark at the low end
+            ax.text(c, r, "-" if np.isnan(v) else f"{v:.3g}", ha="center", va="center", fontsize=6,
+                    color="w" if dark else "k")
+    fig.colorbar(image, ax=ax, label="top-1 agreement")
+    ax.set_title(f"{model}: top-1 agreement per class", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def as_image(x: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """An HWC sample as something imshow draws: gray for one channel, RGB for three, scaled to [0, 1] if needed."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 3 and x.shape[-1] != 3:
+        x = x[..., 0]
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return x, ("gray_r" if x.ndim == 2 else None)
+
+
+def plot_flipped(plt: Any, model: str, cmp: Mapping[str, Any], samples_path: str, path: Path) -> bool:
+    """The first flipped samples as images, each with every backend's top-3; False when there are none."""
+    flipped = cmp["flipped_samples"]["samples"][:FLIPPED_IMAGES]
+    if not flipped:
+        return False
+    with NpyFile(samples_path, what=f"test samples of {model}") as f:
+        if f.ndim not in (3, 4) or len(f) != cmp["num_samples"]:
+            raise UserError(f"test samples {samples_path} have shape {f.shape}; the comparison of {model} has "
+                            f"{cmp['num_samples']} samples of (height, width[, channels])")
+        images = f.take(s["index"] for s in flipped)
+    names = list(cmp["backends"])
+    cols = min(4, len(flipped))
+    rows = math.ceil(len(flipped) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, rows * (2.4 + 0.13 * len(names))), squeeze=False)
+    for ax, sample, image in zip(axes.flat, flipped, images):
+        pixels, cmap = as_image(image)
+        ax.imshow(pixels, cmap=cmap, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"sample {sample['index']}, label {sample['label']}", fontsize=8)
+        lines = [f"{n[:22]:<22} " + " ".join(f"{c}:{p:.2f}" for c, p in zip(pred["classes"], pred["probabilities"]))
+                 for n, pred in ((n, sample["predictions"][n]) for n in names)]
+        ax.set_xlabel("\n".join(lines), fontsize=5.5, family="monospace")
+    for ax in list(axes.flat)[len(flipped):]:
+        ax.axis("off")
+    fig.suptitle(f"{model}: samples whose top-1 differs between backends (top-3 class:probability)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_plots(comparisons: Mapping[str, Mapping[str, Any]], samples: Mapping[str, str], directory: Path) -> list[str]:
+    """Every plot into ``directory``; returns the file names in report order."""
+    plt = pyplot()
+    names = []
+    for model, cmp in comparisons.items():
+        for pair in cmp["pairs"].values():
+            names.append(f"{model}-abs-diff-{pair['a']}-vs-{pair['b']}.png")
+            plot_histogram(plt, model, pair, directory / names[-1])
+        names.append(f"{model}-per-class-agreement.png")
+        plot_per_class(plt, model, cmp, directory / names[-1])
+        if model in samples and plot_flipped(plt, model, cmp, samples[model], directory / f"{model}-flipped.png"):
+            names.append(f"{model}-flipped.png")
+    return names
+
+
+# --- text -------------------------------------------------------------------------------------------------------------
+def build_text(comparisons: Mapping[str, Mapping[str, Any]], extras: Sequence[tuple[str, Any]], kind: str,
+               float_format: str, plots: Sequence[str], plots_link: str) -> str:
+    title = "trtverify report"
+    parts = [f"# {title}\n" if kind == "markdown" else f"{title}\n{'=' * len(title)}\n", headline(comparisons) + "\n"]
+    parts += [model_report(model, cmp, kind, float_format) for model, cmp in comparisons.items()]
+    parts += extra_tables(extras, kind)
+    if plots:
+        if kind == "markdown":
+            body = "\n".join(f"![{Path(p).stem}]({plots_link}/{p})" for p in plots)
+        else:
+            body = "\n".join(f"{plots_link}/{p}" for p in plots)
+        parts.append(section_text("Plots", body, kind, 2))
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--comparison", action="append", default=[], metavar="NAME=PATH", help="a model's comparison.json")
+    p.add_argument("--samples", action="append", default=[], metavar="NAME=PATH",
+                   help="a model's test_samples.npy, to draw its flipped samples (optional)")
+    p.add_argument("--pipeline-costs", help="TSV of what each step cost (scripts/pipeline_costs.py), shown as is")
+    p.add_argument("--speed", help="TSV benchmark table (scripts/bench_table.py), shown as is")
+    p.add_argument("--fail-on-mismatch", action=argparse.BooleanOptionalAction, default=True,
+                   help="exit 1 after writing everything when a pair's verdict is mismatch (default: on)")
+    p.add_argument("--float-format", default=".3g", help="Python format spec for numbers in the tables")
+    p.add_argument("--markdown", required=True, help="report.md to write")
+    p.add_argument("--text", required=True, help="report.txt to write (also printed to stdout)")
+    p.add_argument("--summary", required=True, help="summary.json to write")
+    p.add_argument("--plots", required=True, help="directory of PNG plots to write (replaced as a whole)")
+    args = p.parse_args(argv)
+
+    float_format = check_float_format(args.float_format)
+    comparisons = load_comparisons(parse_named(args.comparison, "--comparison"))
+    samples = parse_named(args.samples, "--samples")
+    unknown = sorted(set(samples) - set(comparisons))
+    if unknown:
+        raise UserError(f"--samples for {', '.join(unknown)}, which has no --comparison "
+                        f"(models: {', '.join(comparisons)})")
+    extras = [(title, tsv_table(path, what=title)) for title, path in
+              (("Pipeline costs", args.pipeline_costs), ("Speed", args.speed)) if path]
+
+    with atomic_path(args.plots, directory=True) as tmp_plots:
+        names = write_plots(comparisons, samples, tmp_plots)
+        link = os.path.relpath(Path(args.plots).resolve(), Path(args.markdown).resolve().parent)
+        markdown = build_text(comparisons, extras, "markdown", float_format, names, link)
+        text = build_text(comparisons, extras, "text", float_format, names, str(args.plots))
+        write_json(args.summary, summary(comparisons, args.fail_on_mismatch, names))
+        for path, content in ((args.markdown, markdown), (args.text, text)):
+            with atomic_path(path) as tmp:
+                tmp.write_text(content)
+    print(text, flush=True)
+    bad = mismatches(comparisons)
+    if bad and args.fail_on_mismatch:
+        raise MismatchError(f"{len(bad)} mismatched pair(s): " + "; ".join(f"{m}: {p} ({why})" for m, p, why in bad)
+                            + f". The report is in {args.markdown} and above")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,204 @@
+"""The report's tables, from comparison.json data: each builder returns (headers, rows); ``render`` formats them.
+
+The same rows become Markdown (``github`` format) in report.md and plain text (``simple``) in report.txt and on
+stdout, so the two never disagree. Floats go through ``float_format`` (a Python format spec such as ``.3g``);
+missing numbers print as ``-``. Builders take the parsed comparison.json of one model (docs/report-schema.md).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .errors import UserError
+
+Table = tuple[list[str], list[list[Any]]]
+FORMATS = {"markdown": "github", "text": "simple"}
+FLIPPED_ROWS = 20
+
+
+def check_float_format(spec: str) -> str:
+    """A format spec usable as ``format(x, spec)``, or a UserError saying what is expected."""
+    try:
+        format(1.5, spec)
+    except (ValueError, TypeError):
+        raise UserError(f"float format '{spec}' is not a Python format spec for numbers; try '.3g' or '.4f'") \
+            from None
+    return spec
+
+
+def render(table: Table, kind: str, float_format: str = ".3g", *, numparse: bool = True) -> str:
+    """A table as Markdown (kind 'markdown') or plain text ('text')."""
+    from tabulate import tabulate
+
+    headers, rows = table
+    if not rows:
+        return "(none)"
+    if kind == "markdown":                  # a bare '|' in a cell would end it
+        headers = [h.replace("|", "\\|") for h in headers]
+        rows = [[c.replace("|", "\\|") if isinstance(c, str) else c for c in row] for row in rows]
+    return tabulate(rows, headers=headers, tablefmt=FORMATS[kind], floatfmt=float_format, missingval="-",
+                    disable_numparse=not numparse)
+
+
+def _num(value: Any, float_format: str) -> str:
+    return "-" if value is None else format(value, float_format)
+
+
+def accuracy_table(cmp: Mapping[str, Any]) -> Table:
+    headers = ["backend", "precision", "accuracy", "vs reference", "correct", "mean top-1 prob", "NaN", "Inf"]
+    n = cmp["num_samples"]
+    rows = [[name, b["precision"], b["accuracy"], b["accuracy_change"] if name != cmp["reference"] else None,
+             f"{b['correct']}/{n}", b["mean_top1_confidence"], b["nan_count"], b["inf_count"]]
+            for name, b in cmp["backends"].items()]
+    return headers, rows
+
+
+def difference_table(cmp: Mapping[str, Any]) -> Table:
+    headers = ["pair", "max |d|", "mean |d|", "median |d|", "p99 |d|", "max rel", "mean rel", "cos mean",
+               "cos min"]
+    rows = [[name, m["max_abs_diff"], m["mean_abs_diff"], m["median_abs_diff"], m["p99_abs_diff"],
+             m["max_rel_diff"], m["mean_rel_diff"], m["cosine_similarity_mean"], m["cosine_similarity_min"]]
+            for name, pair in cmp["pairs"].items() for m in [pair["metrics"]]]
+    return headers, rows
+
+
+def verdict_table(cmp: Mapping[str, Any], float_format: str = ".3g") -> Table:
+    headers = ["pair", "precision", "verdict", "outside tolerance", "top-1 agree", "top-5 agree", "top-1 flips",
+               "top-class prob change", "accuracy change", "tolerance |d| <="]
+    rows = []
+    for name, pair in cmp["pairs"].items():
+        m, t = pair["metrics"], pair["tolerance"]
+        source = t["source"] + (f": {', '.join(t['overridden'])}" if t["overridden"] else "")
+        rows.append([name, pair["precision"], pair["verdict"] + (" (parity)" if pair["parity"] else ""),
+                     f"{m['outside_tolerance_count']} ({_num(m['outside_tolerance_share'], float_format)})",
+                     m["top1_agreement"], m["top5_agreement"], m["top1_flips"], m["mean_top_class_prob_change"],
+                     m["accuracy_change"], f"{t['atol']:g} + {t['rtol']:g}|ref| ({source})"])
+    return headers, rows
+
+
+def reason_table(cmp: Mapping[str, Any]) -> Table:
+    """Why each pair beyond its tolerance got its verdict (drift or mismatch)."""
+    rows = [[name, pair["verdict"], pair["reason"]] for name, pair in cmp["pairs"].items()
+            if pair["verdict"] in ("drift", "mismatch")]
+    return ["pair", "verdict", "why"], rows
+
+
+def parity_table(cmp: Mapping[str, Any], float_format: str = ".9g") -> Table:
+    headers = ["pair", "result", "differing elements", "first difference"]
+    rows = []
+    for name, entry in cmp["parity"].items():
+        first = entry["first_difference"]
+        where = "-" if first is None else (
+            f"sample {first['sample']} class {first['class']}: {entry['a']} {_num(first[entry['a']], float_format)}"
+            f" vs {entry['b']} {_num(first[entry['b']], float_format)}")
+        rows.append([name, entry["result"], entry["differing_elements"], where])
+    return headers, rows
+
+
+def per_sample_table(cmp: Mapping[str, Any], float_format: str = ".3g") -> Table:
+    """The first samples as in the original guide: true label, then each backend's class (confidence)."""
+    names = list(cmp["backends"])
+    rows = [[row["index"], row["label"]] + [f"{p['class']} ({_num(p['confidence'], float_format)})"
+                                            for p in (row["predictions"][n] for n in names)]
+            for row in cmp["per_sample"]]
+    return ["sample", "label"] + names, rows
+
+
+def flipped_table(cmp: Mapping[str, Any], float_format: str = ".3g", limit: int = FLIPPED_ROWS) -> Table:
+    """Samples whose top-1 differs between backends: each backend's top-3 classes with probabilities."""
+    names = list(cmp["backends"])
+    rows = []
+    for sample in cmp["flipped_samples"]["samples"][:limit]:
+        cells = [" ".join(f"{c}:{_num(p, float_format)}" for c, p in zip(pred["classes"], pred["probabilities"]))
+                 for pred in (sample["predictions"][n] for n in names)]
+        rows.append([sample["index"], sample["label"]] + cells)
+    return ["sample", "label"] + names, rows
+
+
+def per_class_table(cmp: Mapping[str, Any]) -> Table:
+    """Top-1 agreement per true class, for the pairs with the reference."""
+    pairs = {name: p for name, p in cmp["pairs"].items() if cmp["reference"] in (p["a"], p["b"])}
+    rows = [[cls, count] + [p["per_class_agreement"][cls] for p in pairs.values()]
+            for cls, count in enumerate(cmp["class_counts"])]
+    return ["class", "samples"] + list(pairs), rows
+
+
+def tsv_table(path: str | Path, *, what: str) -> Table:
+    """A tab-separated table with a header row, rendered as it is."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} table {p} does not exist; run the step that writes it or drop the option")
+    try:
+        with open(p, newline="") as fh:
+            records = [r for r in csv.reader(fh, delimiter="\t") if r]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{what} table {p} could not be read as TSV ({exc})") from None
+    if not records:
+        raise UserError(f"{what} table {p} is empty; expected a header row")
+    return records[0], records[1:]
+
+
+def model_sections(cmp: Mapping[str, Any], float_format: str) -> list[tuple[str, Table, str]]:
+    """(title, table, float format) for every table of one model, in report order."""
+    flipped = cmp["flipped_samples"]
+    shown = min(len(flipped["samples"]), FLIPPED_ROWS)
+    sections = [
+        ("Accuracy per format", accuracy_table(cmp), float_format),
+        ("Differences per pair (probabilities)", difference_table(cmp), float_format),
+        ("Verdicts per pair", verdict_table(cmp, float_format), float_format),
+    ]
+    if reason_table(cmp)[1]:
+        sections.append(("Pairs beyond tolerance: why", reason_table(cmp), float_format))
+    if cmp["parity"]:
+        sections.append(("Python vs C++ parity (same engine: must be identical)", parity_table(cmp), ".9g"))
+    sections += [
+        (f"Per-sample predictions (first {len(cmp['per_sample'])} of {cmp['num_samples']}: class (probability))",
+         per_sample_table(cmp, float_format), float_format),
+        ("Top-1 agreement per true class", per_class_table(cmp), float_format),
+        (f"Flipped samples ({shown} shown of {flipped['count']}: top-3 class:probability)",
+         flipped_table(cmp, float_format), float_format),
+    ]
+    return sections
+
+
+def section_text(title: str, body: str, kind: str, level: int) -> str:
+    if kind == "markdown":
+        return f"{'#' * level} {title}\n\n{body}\n"
+    underline = "=" if level <= 2 else "-"
+    return f"{title}\n{underline * len(title)}\n{body}\n"
+
+
+def model_report(name: str, cmp: Mapping[str, Any], kind: str, float_format: str) -> str:
+    intro = (f"{cmp['num_samples']} test samples, {cmp['num_classes']} classes, reference backend "
+             f"{cmp['reference']}; verdicts per docs/tolerances.md.")
+    parts = [section_text(f"Model {name}", intro, kind, 2)]
+    for title, table, fmt in model_sections(cmp, float_format):
+        parts.append(section_text(title, render(table, kind, fmt), kind, 3))
+    return "\n".join(parts)
+
+
+def verdict_counts(comparisons: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    counts = {"identical": 0, "consistent": 0, "drift": 0, "mismatch": 0}
+    for cmp in comparisons.values():
+        for pair in cmp["pairs"].values():
+            counts[pair["verdict"]] += 1
+    return counts
+
+
+def mismatches(comparisons: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """(model, pair, reason) of every mismatched pair."""
+    return [(model, name, pair["reason"]) for model, cmp in comparisons.items()
+            for name, pair in cmp["pairs"].items() if pair["verdict"] == "mismatch"]
+
+
+def headline(comparisons: Mapping[str, Mapping[str, Any]]) -> str:
+    counts = verdict_counts(comparisons)
+    overall = "FAIL" if counts["mismatch"] else "PASS"
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    return f"Overall: {overall}. {len(comparisons)} model(s), {sum(counts.values())} pairs: {summary}."
+
+
+def extra_tables(extras: Sequence[tuple[str, Table]], kind: str) -> list[str]:
+    return [section_text(title, render(table, kind, numparse=False), kind, 2) for title, table in extras]
