@@ -1,0 +1,191 @@
+"""scripts/report.py and tables.py: summary.json's shape, the tables on a crafted comparison, failing on mismatch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import report  # scripts/ is on the test path (pyproject.toml)
+from conftest import leftovers, run_script
+from trtverify import tables
+from trtverify.errors import UserError
+from trtverify.metrics import compare
+
+SUMMARY_KEYS = ["schema_version", "verdict", "fail_on_mismatch", "verdict_counts", "mismatches", "models", "plots",
+                "generator"]
+MODEL_KEYS = ["verdict", "reference", "num_samples", "accuracy", "pairs", "parity", "flipped_samples"]
+PAIR_KEYS = ["a", "b", "precision", "parity", "verdict", "reason", "max_abs_diff", "top1_agreement",
+             "accuracy_change"]
+
+REF = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]], dtype=np.float32)
+LABELS = np.array([0, 1, 2, 1])
+
+
+def crafted(mismatch: bool = True) -> dict[str, Any]:
+    """Four samples, three classes: ONNX Runtime bit-equal, FP16 flips sample 2, C++ one ulp off Python TensorRT."""
+    fp16 = REF.copy()
+    if mismatch:
+        fp16[2] = [0.3, 0.45, 0.25]
+    cpp = fp16.copy()
+    cpp[3, 1] = np.nextafter(cpp[3, 1], np.float32(1))
+    if not mismatch:
+        cpp = fp16.copy()
+    preds = {"savedmodel": REF, "onnxruntime": REF.copy(), "tensorrt_fp16": fp16, "tensorrt_cpp_fp16": cpp}
+    return compare(preds, LABELS, model="tiny", per_sample_limit=2).to_dict()
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> dict[str, Path]:
+    paths = {"bad": tmp_path / "bad.json", "good": tmp_path / "good.json", "samples": tmp_path / "x.npy"}
+    paths["bad"].write_text(json.dumps(crafted(True)))
+    paths["good"].write_text(json.dumps(crafted(False)))
+    np.save(paths["samples"], np.random.default_rng(0).uniform(0, 1, (4, 8, 8, 1)).astype(np.float32))
+    return paths
+
+
+def outputs(out: Path) -> list[str]:
+    return ["--markdown", str(out / "report.md"), "--text", str(out / "report.txt"), "--summary",
+            str(out / "summary.json"), "--plots", str(out / "plots")]
+
+
+def test_tables_of_a_crafted_comparison() -> None:
+    cmp = crafted(True)
+    accuracy = tables.render(tables.accuracy_table(cmp), "text", ".3g").splitlines()
+    assert accuracy[0].split() == ["backend", "precision", "accuracy", "vs", "reference", "correct", "mean", "top-1",
+                                   "prob", "NaN", "Inf"]
+    assert accuracy[2].split() == ["savedmodel", "fp32", "0.75", "-", "3/4", "0.6", "0", "0"]
+    assert accuracy[4].split() == ["tensorrt_fp16", "fp16", "0.5", "-0.25", "2/4", "0.612", "0", "0"]
+
+    verdicts = {row[0]: row for row in tables.verdict_table(cmp)[1]}
+    assert verdicts["savedmodel vs onnxruntime"][2] == "identical"
+    assert verdicts["savedmodel vs tensorrt_fp16"][2] == "mismatch"
+    assert verdicts["savedmodel vs tensorrt_fp16"][4] == pytest.approx(0.75)          # top-1 agreement
+    assert verdicts["tensorrt_fp16 vs tensorrt_cpp_fp16"][2] == "mismatch (parity)"
+    assert verdicts["savedmodel vs tensorrt_fp16"][9] == "0.02 + 0.02|ref| (default)"
+
+    parity = tables.render(tables.parity_table(cmp), "text")
+    assert "tensorrt_fp16 vs tensorrt_cpp_fp16  differs" in parity
+    assert "sample 3 class 1: tensorrt_fp16 0.25 vs tensorrt_cpp_fp16 0.25000003" in parity
+
+    headers, rows = tables.per_sample_table(cmp)
+    assert headers == ["sample", "label", "savedmodel", "onnxruntime", "tensorrt_fp16", "tensorrt_cpp_fp16"]
+    assert rows == [[0, 0, "0 (0.7)", "0 (0.7)", "0 (0.7)", "0 (0.7)"], [1, 1, "1 (0.8)", "1 (0.8)", "1 (0.8)",
+                                                                        "1 (0.8)"]]
+    headers, rows = tables.flipped_table(cmp)
+    assert rows == [[2, 2, "2:0.4 0:0.3 1:0.3", "2:0.4 0:0.3 1:0.3", "1:0.45 0:0.3 2:0.25", "1:0.45 0:0.3 2:0.25"]]
+    per_class = tables.per_class_table(cmp)
+    assert per_class[0] == ["class", "samples", "savedmodel vs onnxruntime", "savedmodel vs tensorrt_fp16",
+                            "savedmodel vs tensorrt_cpp_fp16"]
+    assert per_class[1][2] == [2, 1, 1.0, 0.0, 0.0]                     # class 2: its one sample flipped
+    reasons = dict((r[0], r[2]) for r in tables.reason_table(cmp)[1])
+    assert "top-1 agreement 0.75 (at least 0.98)" in reasons["savedmodel vs tensorrt_fp16"]
+
+
+def test_markdown_escapes_pipes_and_text_does_not() -> None:
+    cmp = crafted(True)
+    md = tables.render(tables.verdict_table(cmp), "markdown")
+    lines = md.splitlines()
+    assert all(line.count("|") - line.count("\\|") == lines[0].count("|") - lines[0].count("\\|") for line in lines)
+    assert "0.02 + 0.02\\|ref\\|" in md
+    assert "0.02 + 0.02|ref|" in tables.render(tables.verdict_table(cmp), "text")
+
+
+def test_summary_shape_is_pinned(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report.main(["--comparison", f"tiny={files['good']}", "--comparison", f"other={files['bad']}",
+                 "--no-fail-on-mismatch", *outputs(out)])
+    s = json.loads((out / "summary.json").read_text())
+    assert list(s) == SUMMARY_KEYS
+    assert (s["schema_version"], s["verdict"], s["fail_on_mismatch"]) == (1, "fail", False)
+    assert list(s["verdict_counts"]) == ["identical", "consistent", "drift", "mismatch"]
+    assert list(s["models"]) == ["tiny", "other"]
+    for model in s["models"].values():
+        assert list(model) == MODEL_KEYS
+        for pair in model["pairs"].values():
+            assert list(pair) == PAIR_KEYS
+    assert s["models"]["tiny"]["verdict"] == "pass" and s["models"]["other"]["verdict"] == "fail"
+    assert s["models"]["tiny"]["parity"] == {"tensorrt_fp16 vs tensorrt_cpp_fp16": "identical"}
+    assert s["mismatches"] == ["other: savedmodel vs tensorrt_fp16", "other: savedmodel vs tensorrt_cpp_fp16",
+                               "other: onnxruntime vs tensorrt_fp16", "other: onnxruntime vs tensorrt_cpp_fp16",
+                               "other: tensorrt_fp16 vs tensorrt_cpp_fp16"]
+    assert s["models"]["tiny"]["accuracy"] == {"savedmodel": 0.75, "onnxruntime": 0.75, "tensorrt_fp16": 0.75,
+                                               "tensorrt_cpp_fp16": 0.75}
+    assert s["plots"] == sorted(p.name for p in (out / "plots").iterdir()) or set(s["plots"]) == {
+        p.name for p in (out / "plots").iterdir()}
+
+
+def test_fail_on_mismatch_writes_everything_then_fails(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_script("report.py", "--comparison", f"tiny={files['bad']}", "--samples", f"tiny={files['samples']}",
+                      *outputs(out), check=False)
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("report.py: error: 5 mismatched pair(s): tiny: savedmodel vs")
+    assert "tiny: tensorrt_fp16 vs tensorrt_cpp_fp16 (same engine" in err[0]
+    assert "Overall: FAIL" in proc.stdout and "Accuracy per format" in proc.stdout       # the log has the report
+    assert (out / "report.txt").read_text() in proc.stdout
+    assert json.loads((out / "summary.json").read_text())["verdict"] == "fail"
+    plots = {p.name for p in (out / "plots").iterdir()}
+    assert {"tiny-per-class-agreement.png", "tiny-flipped.png",
+            "tiny-abs-diff-savedmodel-vs-tensorrt_fp16.png"} <= plots
+    assert all((out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
+    md = (out / "report.md").read_text()
+    assert "![tiny-flipped](plots/tiny-flipped.png)" in md and "## Model tiny" in md
+    assert leftovers(out) == []
+
+
+def test_passing_report_exits_zero(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert report.main(["--comparison", f"tiny={files['good']}", "--samples", f"tiny={files['samples']}",
+                        "--float-format", ".5f", *outputs(out)]) == 0
+    text = (out / "report.txt").read_text()
+    assert text.startswith("trtverify report\n") and "Overall: PASS" in text and "0.75000" in text
+    assert not (out / "plots" / "tiny-flipped.png").exists()              # nothing flipped, nothing drawn
+
+
+def test_extra_tables_are_rendered_as_they_are(files: dict[str, Path], tmp_path: Path) -> None:
+    costs = tmp_path / "costs.tsv"
+    costs.write_text("step\twildcards\tseconds\ntrain\ttiny\t12.50\ncompare\ttiny\t0.300\n")
+    out = tmp_path / "out"
+    report.main(["--comparison", f"tiny={files['good']}", "--pipeline-costs", str(costs), "--speed", str(costs),
+                 *outputs(out)])
+    md = (out / "report.md").read_text()
+    assert "## Pipeline costs" in md and "## Speed" in md and "| train   | tiny        | 12.50     |" in md
+
+
+@pytest.mark.parametrize("problem,message", [
+    ("missing", "does not exist"), ("version", "schema_version 99, this report reads 1"),
+    ("keys", "lacks model"), ("format", "float format 'pretty'"), ("samples", "--samples for ghost"),
+    ("costs", "Pipeline costs table"), ("twice", "names model 'tiny' twice"),
+])
+def test_bad_inputs_write_nothing(files: dict[str, Path], tmp_path: Path, problem: str, message: str) -> None:
+    args = ["--comparison", f"tiny={files['good']}"]
+    if problem == "missing":
+        args += ["--comparison", f"x={tmp_path / 'nope.json'}"]
+    elif problem == "version":
+        (tmp_path / "v.json").write_text(json.dumps({**crafted(False), "schema_version": 99}))
+        args += ["--comparison", f"v={tmp_path / 'v.json'}"]
+    elif problem == "keys":
+        (tmp_path / "k.json").write_text(json.dumps({"schema_version": 1}))
+        args += ["--comparison", f"k={tmp_path / 'k.json'}"]
+    elif problem == "format":
+        args += ["--float-format", "pretty"]
+    elif problem == "samples":
+        args += ["--samples", f"ghost={files['samples']}"]
+    elif problem == "costs":
+        args += ["--pipeline-costs", str(tmp_path / "none.tsv")]
+    else:
+        args += ["--comparison", f"tiny={files['bad']}"]
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        report.main(args + outputs(out))
+    assert not out.exists()
+
+
+def test_help_runs() -> None:
+    proc = run_script("report.py", "--help")
+    assert "--fail-on-mismatch" in proc.stdout and "--no-fail-on-mismatch" in proc.stdout
