@@ -55,14 +55,15 @@ std::uint64_t Array::count() const {
 }
 
 std::optional<std::uint64_t> checked_nbytes(const std::vector<std::uint64_t>& shape, std::size_t item_size) {
+    // Like numpy, the non-zero dimensions must multiply without overflow even when another one is zero: then no
+    // partial product (a row width, count()) can overflow either. Found by fuzz_csv: shape=0,2**32,2**32.
     std::uint64_t n = item_size;
-    for (auto d : shape)
-        if (__builtin_mul_overflow(n, d, &n)) return std::nullopt;
-    // A shape with a zero dimension still must not overflow in its other dimensions' product (count()).
-    std::uint64_t c = 1;
-    for (auto d : shape)
-        if (__builtin_mul_overflow(c, d, &c)) return std::nullopt;
-    return n;
+    bool empty = false;
+    for (auto d : shape) {
+        if (d == 0) empty = true;
+        else if (__builtin_mul_overflow(n, d, &n)) return std::nullopt;
+    }
+    return empty ? 0 : n;
 }
 
 Array make_array(DType dtype, std::vector<std::uint64_t> shape) {

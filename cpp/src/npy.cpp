@@ -55,7 +55,7 @@ Descr parse_descr(const std::string& descr, const std::string& what) {
     const std::string supported = " (supported: bool, int8/16/32/64, uint8/16/32/64, float16/32/64)";
     std::size_t pos = 0;
     char order = '=';
-    if (!descr.empty() && std::strchr("<>|=", descr[0])) order = descr[pos++];
+    if (!descr.empty() && descr[0] != '\0' && std::strchr("<>|=", descr[0])) order = descr[pos++];
     if (pos < descr.size() && descr[pos] == 'O')
         throw Error(what + ": object arrays (descr '" + printable(descr) +
                     "') are not supported: reading them means unpickling, which trtverify never does");

@@ -41,6 +41,7 @@ TEST(checked_nbytes_detects_overflow) {
     CHECK_EQ(checked_nbytes({3, 4}, 4).value(), 48u);
     CHECK_EQ(checked_nbytes({}, 8).value(), 8u);
     CHECK_EQ(checked_nbytes({0, 7}, 8).value(), 0u);
+    CHECK(checked_nbytes({0, 1ull << 32, 1ull << 32}, 1) == std::nullopt);  // as numpy: "array is too big"
     CHECK_THROWS(make_array(DType::Float64, {1ull << 62, 4}), "too large");
 }
 

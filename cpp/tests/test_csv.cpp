@@ -62,6 +62,7 @@ TEST(csv_rejects_bad_headers) {
     CHECK_THROWS(parse("# trtverify-csv 1 shape=-2 dtype=float32\n"), "comma-separated");
     CHECK_THROWS(parse("# trtverify-csv 1 shape=2 dtype=complex64\n"), "unsupported dtype 'complex64'");
     CHECK_THROWS(parse("# trtverify-csv 1 shape=4294967296,4294967296 dtype=float32\n"), "larger than the limit");
+    CHECK_THROWS(parse("# trtverify-csv 1 shape=0,4294967296,4294967296 dtype=float32\n"), "larger than the limit");
 }
 
 TEST(csv_checks_rows_and_widths_against_the_header) {
