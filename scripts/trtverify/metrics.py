@@ -541,6 +541,8 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
     listing every problem before computing anything, and NonFiniteError after the pass unless ``allow_nonfinite``.
     """
     items = list(predictions.items()) if isinstance(predictions, Mapping) else list(predictions)
+    items = [(name, a if hasattr(a, "shape") else np.asarray(a)) for name, a in items]
+    labels = labels if hasattr(labels, "shape") else np.asarray(labels)
     if batch_size < 1 or max_flipped < 0 or per_sample_limit < 0:
         raise UserError(f"batch size must be >= 1 and limits >= 0 (got {batch_size}, {max_flipped}, "
                         f"{per_sample_limit})")
