@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline_cmd = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); "
                     "import compare, trtverify.metrics, trtverify.io"]
     rss, _, _ = measure(baseline_cmd)
-    rows = [("imports only", rss, None)]
+    rows: list[tuple[str, int, float | None]] = [("imports only", rss, None)]
     with tempfile.TemporaryDirectory(prefix="trtverify-mem-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
         for n in args.samples:
@@ -109,15 +109,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "--output", str(d / "comparison.json"), "--per-sample", str(d / "per_sample.csv")]
             for b in BACKENDS:
                 cmd += ["--prediction", f"{b}={paths[b]}"]
-            rss, seconds, _ = measure(cmd)
-            rows.append((f"{n} samples", rss, seconds))
+            peak, wall, _ = measure(cmd)
+            rows.append((f"{n} samples", peak, wall))
     print(f"compare.py peak resident memory ({len(BACKENDS)} backends, {args.classes} classes, "
           f"batch {args.batch_size}; ru_maxrss of the child)")
     first = rows[1][1] if len(rows) > 1 else rows[0][1]
-    for label, rss, seconds in rows:
-        timing = f"{seconds:7.2f} s" if seconds is not None else "        "
-        delta = f"  ({(rss - first) / 1024:+.1f} MiB vs {rows[1][0]})" if seconds is not None else ""
-        print(f"  {label:>16}: {rss / 1024:8.1f} MiB  {timing}{delta}")
+    for label, peak, wall in rows:
+        timing = f"{wall:7.2f} s" if wall is not None else "        "
+        delta = f"  ({(peak - first) / 1024:+.1f} MiB vs {rows[1][0]})" if wall is not None else ""
+        print(f"  {label:>16}: {peak / 1024:8.1f} MiB  {timing}{delta}")
     return 0
 
 

@@ -78,8 +78,8 @@ class NpyFile:
             raise UserError(f"{what} file {self.path} holds pickled Python objects; trtverify never unpickles "
                             "files. Save a plain numeric array with numpy.save")
         if shape is None or (fortran and len(shape) > 1):
-            self._open_map()
-            shape, dtype = self._map.shape, self._map.dtype
+            mapped = self._open_map()
+            shape, dtype = mapped.shape, mapped.dtype
         self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
         self._row_items = math.prod(self.shape[1:])
         needed = self._offset + math.prod(self.shape) * self.dtype.itemsize
@@ -87,11 +87,12 @@ class NpyFile:
             raise UserError(f"{what} file {self.path} is truncated: {self.path.stat().st_size} bytes, its header "
                             f"promises {needed}; regenerate it")
 
-    def _open_map(self) -> None:
+    def _open_map(self) -> np.ndarray:
         try:
             self._map = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise UserError(f"{self.what} file {self.path} could not be read ({exc}); regenerate it") from None
+        return self._map
 
     @property
     def ndim(self) -> int:
@@ -332,7 +333,7 @@ def make_batch(start: int, labels: np.ndarray, raw: Mapping[str, np.ndarray], k:
     values = {name: np.asarray(x, dtype=np.float64) for name, x in raw.items()}
     # A stable sort of -x puts the lowest class index first among ties, as argmax does; NaN sorts last.
     top = {name: np.argsort(-x, axis=1, kind="stable")[:, :k] for name, x in values.items()}
-    finite = {name: np.isfinite(x).all(axis=1) for name, x in values.items()}
+    finite = {name: np.asarray(np.isfinite(x).all(axis=1)) for name, x in values.items()}
     return Batch(start, np.asarray(labels, dtype=np.int64), values, top, finite)
 
 
@@ -486,7 +487,8 @@ class FlippedSamples:
     """Samples where some backend's top-1 differs from the reference's: all counted, the first few kept in full."""
 
     def __init__(self, reference: str, limit: int) -> None:
-        self.reference, self.limit, self.count, self.samples = reference, limit, 0, []
+        self.reference, self.limit, self.count = reference, limit, 0
+        self.samples: list[dict[str, Any]] = []
 
     def update(self, batch: Batch) -> None:
         ref = batch.top1(self.reference)
@@ -562,7 +564,8 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
         stop = min(start + batch_size, n)
         batch = make_batch(start, labels[start:stop], {k: sources[k][start:stop] for k in names}, min(TOP_K, c))
         class_counts += np.bincount(batch.labels, minlength=c)
-        for stats in (*backends.values(), *pairs.values(), flipped):
+        updaters: list[BackendStats | PairStats | FlippedSamples] = [*backends.values(), *pairs.values(), flipped]
+        for stats in updaters:
             stats.update(batch)
         if start < per_sample_limit:
             rows += per_sample_rows(batch, per_sample_limit)

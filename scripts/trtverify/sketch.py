@@ -124,7 +124,8 @@ class QuantileSketch:
         if nonzero.size == 0:
             return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
         keys = np.arange(nonzero[0], nonzero[-1] + 1) + self.key_offset
-        return self.gamma ** (keys - 1.0), self.gamma ** keys.astype(np.float64), self.counts[nonzero[0]:nonzero[-1] + 1]
+        counts = self.counts[nonzero[0]:nonzero[-1] + 1]
+        return self.gamma ** (keys - 1.0), self.gamma ** keys.astype(np.float64), counts
 
     # --- plain data -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
