@@ -114,10 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"compare.py peak resident memory ({len(BACKENDS)} backends, {args.classes} classes, "
           f"batch {args.batch_size}; ru_maxrss of the child)")
     first = rows[1][1] if len(rows) > 1 else rows[0][1]
-    for label, peak, wall in rows:
-        timing = f"{wall:7.2f} s" if wall is not None else "        "
-        delta = f"  ({(peak - first) / 1024:+.1f} MiB vs {rows[1][0]})" if wall is not None else ""
-        print(f"  {label:>16}: {peak / 1024:8.1f} MiB  {timing}{delta}")
+    for label, peak_kib, seconds in rows:
+        timing = f"{seconds:7.2f} s" if seconds is not None else "        "
+        delta = f"  ({(peak_kib - first) / 1024:+.1f} MiB vs {rows[1][0]})" if seconds is not None else ""
+        print(f"  {label:>16}: {peak_kib / 1024:8.1f} MiB  {timing}{delta}")
     return 0
 
 

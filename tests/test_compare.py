@@ -139,3 +139,16 @@ def test_option_errors(inputs: dict[str, Path], tmp_path: Path, extra: list[str]
 def test_help_runs() -> None:
     proc = run_script("compare.py", "--help")
     assert "--prediction" in proc.stdout and "--per-sample" in proc.stdout
+
+
+def test_peak_memory_does_not_grow_with_samples() -> None:
+    # Same batch size for both sizes, so only the number of samples differs; a non-streaming pass over 50,000
+    # samples of eight backends would hold at least 8 x 50,000 x 10 x 8 bytes = 30 MiB more.
+    proc = run_script("bench_compare_memory.py", "--samples", "1000", "50000", "--batch-size", "1000")
+    peaks = {}
+    for line in proc.stdout.splitlines():
+        label, sep, rest = line.partition(":")
+        if sep and "samples" in label:
+            peaks[int(label.split()[0])] = float(rest.split()[0])
+    assert set(peaks) == {1000, 50000}, proc.stdout
+    assert peaks[50000] - peaks[1000] < 8.0, proc.stdout
