@@ -28,7 +28,7 @@ import numpy as np
 
 from trtverify import __version__
 from trtverify.errors import UserError, run_main
-from trtverify.io import atomic_path, write_json
+from trtverify.io import atomic_path
 from trtverify.metrics import RELATIVE_FLOOR, Batch, NpyFile, compare
 from trtverify.tolerance import TolerancePolicy
 
@@ -43,6 +43,17 @@ def parse_json_option(text: str | None, flag: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UserError(f"{flag} must be a JSON object like '{{\"fp16\": {{\"atol\": 0.05}}}}', got {text!r}")
     return value
+
+
+def compact_json(obj: Any, level: int = 0) -> str:
+    """Indented JSON with lists of numbers on one line: a histogram or an index list reads as one row."""
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(obj, dict) and obj:
+        items = [f"{inner}{json.dumps(str(k))}: {compact_json(v, level + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(obj, list) and any(isinstance(x, (dict, list)) for x in obj):
+        return "[\n" + ",\n".join(inner + compact_json(x, level + 1) for x in obj) + f"\n{pad}]"
+    return json.dumps(obj, allow_nan=False)
 
 
 def parse_predictions(specs: Sequence[str]) -> list[tuple[str, str]]:
@@ -141,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "model_tolerances": parse_json_option(args.model_tolerances, "--model-tolerances")}
             data["generator"] = {"program": "scripts/compare.py", "trtverify": __version__, "numpy": np.__version__}
             fh.flush()
-            write_json(args.output, data)
+            with atomic_path(args.output) as tmp_json:
+                tmp_json.write_text(compact_json(data) + "\n")
     print("\n".join(summary_lines(result)))
     return 0
 

@@ -152,3 +152,12 @@ def test_peak_memory_does_not_grow_with_samples() -> None:
             peaks[int(label.split()[0])] = float(rest.split()[0])
     assert set(peaks) == {1000, 50000}, proc.stdout
     assert peaks[50000] - peaks[1000] < 8.0, proc.stdout
+
+
+def test_compact_json_is_json() -> None:
+    data = {"a": [1, 2.5, None], "b": {"c": [], "d": [{"e": [0, 1]}], "f": {}}, "g": "x [1,  2]"}
+    text = compare.compact_json(data)
+    assert json.loads(text) == data
+    assert '"a": [1, 2.5, null]' in text and '"e": [0, 1]' in text
+    with pytest.raises(ValueError):
+        compare.compact_json({"x": float("nan")})
