@@ -54,6 +54,9 @@ fi
 if pid=$(live_pid "$DIR/slurmctld.pid" slurmctld); then stop_pid "$pid"; fi
 if pid=$(live_pid "$DIR/munge/munged.pid" munged); then stop_pid "$pid"; fi
 
+# The link slurm_up.sh made for srun inside jobs (see there).
+if [ "$(readlink /run/slurm/conf 2>/dev/null)" = "$(cd "$DIR" && pwd)" ]; then rm -f /run/slurm/conf; fi
+
 if [ "${SLURM_TEST_KEEP:-0}" = 1 ]; then
   echo "slurm_down: stopped; kept $DIR" >&2
 else

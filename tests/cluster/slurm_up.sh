@@ -6,8 +6,9 @@
 #   tests/cluster/slurm_down.sh [DIR]    # stops every daemon started here and removes DIR
 #
 # Everything lives in DIR: slurm.conf, its own munge key and socket (the system's /etc/munge and /etc/slurm are
-# neither read nor changed), state, spool, pid and log files. Needs root and the Debian packages slurm-wlm and munge
-# (`make system-deps` installs them). Running it again on the same DIR first stops what the last run left there.
+# neither read nor changed), state, spool, pid and log files; the one thing outside is the link /run/slurm/conf
+# (see below). Needs root and the Debian packages slurm-wlm and munge (`make system-deps` installs them). Running it
+# again first stops what an earlier run left behind, on DIR or holding the ports.
 #
 # Settings (environment): SLURM_TEST_PORT (slurmctld's port, slurmd uses the next one; default 6817),
 # SLURM_TEST_WAIT (seconds to wait for the node to become idle; default 60).
@@ -18,31 +19,39 @@ DIR=${1:-/tmp/trtverify-slurm}
 CTLD_PORT=${SLURM_TEST_PORT:-6817}
 SLURMD_PORT=$((CTLD_PORT + 1))
 WAIT=${SLURM_TEST_WAIT:-60}
-MARKER=.trtverify-slurm   # a directory holding this file was made by this script; slurm_down.sh checks for it
+MARKER=.trtverify-slurm    # a directory holding this file was made by this script; slurm_down.sh checks for it
+# Inside a job, snakemake-executor-plugin-slurm's job step runs srun with every SLURM_* variable removed, SLURM_CONF
+# included, so srun must find its configuration as on a real compute node: at /run/slurm/conf/slurm.conf, where a
+# configless slurmd keeps its copy. This link points there at DIR while the cluster runs.
+RUN_CONF=/run/slurm/conf
 
 die() { echo "slurm_up: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root: slurmd runs jobs as their submitting user and this cluster runs everything as root"
-for bin in munged slurmctld slurmd sinfo scontrol squeue sbatch; do
+for bin in munged slurmctld slurmd sinfo scontrol squeue sbatch srun ss; do
   command -v "$bin" >/dev/null || die "'$bin' not found; install the Debian packages slurm-wlm and munge (make system-deps)"
 done
 
-# A daemon from an earlier run still holding our ports: stop it if one of our directories owns it, else refuse.
+# --- What an earlier run left: stop our own clusters, refuse to touch anything else. ---
+[ -e "$DIR/$MARKER" ] && "$HERE/slurm_down.sh" "$DIR"
 port_owner() { ss -Hltnp "sport = :$1" 2>/dev/null | grep -o "pid=[0-9]*" | head -1 | cut -d= -f2 || true; }
 for port in "$CTLD_PORT" "$SLURMD_PORT"; do
   pid=$(port_owner "$port")
   [ -n "$pid" ] || continue
   cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
   old=$(sed -n 's/.* -f \([^ ]*\)\/slurm\.conf.*/\1/p' <<<"$cmd")
-  if [ -n "$old" ] && [ -e "$old/$MARKER" ]; then
-    echo "slurm_up: stopping the cluster an earlier run left in $old (pid $pid holds port $port)" >&2
-    "$HERE/slurm_down.sh" "$old"
-  else
-    die "port $port is in use by pid $pid ($cmd); set SLURM_TEST_PORT to another port"
-  fi
+  [ -n "$old" ] && [ -e "$old/$MARKER" ] \
+    || die "port $port is in use by pid $pid ($cmd); set SLURM_TEST_PORT to another port"
+  echo "slurm_up: stopping the cluster an earlier run left in $old (pid $pid holds port $port)" >&2
+  "$HERE/slurm_down.sh" "$old"
 done
-[ -e "$DIR/$MARKER" ] && "$HERE/slurm_down.sh" "$DIR"
+if [ -L "$RUN_CONF" ]; then
+  old=$(readlink "$RUN_CONF")
+  if [ -e "$old/$MARKER" ]; then "$HERE/slurm_down.sh" "$old"; else rm -f "$RUN_CONF"; fi
+fi
+[ ! -e "$RUN_CONF" ] || die "$RUN_CONF exists and is not this script's link: another SLURM is configured here"
 
+# --- A fresh directory. ---
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 [ -z "$(ls -A "$DIR")" ] || die "$DIR exists and is not empty; give an empty or new directory"
@@ -51,14 +60,21 @@ chmod 0755 "$DIR"   # munged refuses sockets in group- or world-writable directo
 mkdir -p "$DIR/munge" "$DIR/state" "$DIR/spool" "$DIR/log"
 chmod 0700 "$DIR/munge"
 
-# munge: a key of our own (1 KiB of random bytes, as mungekey makes) and a daemon on a socket in DIR.
+fail() {
+  echo "slurm_up: $*" >&2
+  for log in "$DIR"/log/*.log; do echo "--- $log" >&2; tail -n 15 "$log" >&2 || true; done
+  "$HERE/slurm_down.sh" "$DIR" || true
+  exit 1
+}
+
+# --- munge: a key of our own (1 KiB of random bytes, as mungekey makes) and a daemon on a socket in DIR. ---
 dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none
 chmod 0400 "$DIR/munge/munge.key"
 munged --force --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.socket" \
   --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munged.seed" \
-  || die "munged did not start; see $DIR/log/munged.log"
+  || fail "munged did not start"
 
-# One node named after this machine, reached over loopback whatever the host name resolves to.
+# --- slurm.conf: one node named after this machine, reached over loopback whatever the host name resolves to. ---
 NODE=$(hostname -s)
 CPUS=$(nproc)
 MEM_MB=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)   # headroom, so slurmd never drains it
@@ -102,18 +118,12 @@ EOF
 : >"$DIR/plugstack.conf"
 echo "export SLURM_CONF=$DIR/slurm.conf" >"$DIR/env"
 export SLURM_CONF="$DIR/slurm.conf"
+mkdir -p "$(dirname "$RUN_CONF")"
+ln -s "$DIR" "$RUN_CONF"
 
-fail() {
-  echo "slurm_up: $*" >&2
-  for log in "$DIR"/log/*.log; do echo "--- $log" >&2; tail -n 15 "$log" >&2 || true; done
-  "$HERE/slurm_down.sh" "$DIR" || true
-  exit 1
-}
-
+# --- The daemons, then a bounded wait for the node to report idle (slurmd registers within seconds). ---
 slurmctld -c -f "$SLURM_CONF" || fail "slurmctld did not start"
 slurmd -f "$SLURM_CONF" -N "$NODE" || fail "slurmd did not start"
-
-# Bounded wait for the node to report idle (slurmd registers within a few seconds).
 deadline=$((SECONDS + WAIT))
 state=""
 until [ "$state" = idle ]; do
