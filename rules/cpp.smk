@@ -15,6 +15,7 @@ CPP_SOURCES = sorted(
 rule compile_cpp:
     input:
         script=script("compile_cpp.py"),
+        cmakelists=str(REPO / "cpp" / "CMakeLists.txt"),
         sources=CPP_SOURCES,
     output:
         binary="results/bin/trt_infer",
@@ -32,7 +33,6 @@ rule compile_cpp:
         runtime=30,
     params:
         cmake_args=config["cpp"].get("cmake_args", ""),
-        source_dir=str(REPO / "cpp"),
     shell:
-        "python {input.script} --source {params.source_dir} --cmake-args={params.cmake_args:q}"
+        "python {input.script} --source $(dirname {input.cmakelists}) --cmake-args={params.cmake_args:q}"
         " --jobs {threads} --output {output.binary} > {log} 2>&1"

@@ -4,7 +4,7 @@
 rule report:
     input:
         script=script("report.py"),
-        code=lib("tables.py"),
+        code=lib("tables.py", "metrics.py", "sketch.py", "tolerance.py"),
         comparisons=expand("results/{model}/comparison.json", model=MODELS),
         samples=expand("results/{model}/data/test_samples.npy", model=MODELS),
     output:
