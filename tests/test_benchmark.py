@@ -17,6 +17,7 @@ import pytest
 
 from conftest import REPO, leftovers, run_script
 from trtverify.benchstats import ROW_KEYS, STAT_KEYS
+from trtverify.errors import UserError
 
 CLASSES = 10
 
@@ -193,10 +194,88 @@ def test_savedmodel_row(tiny_onnx: dict[str, Path], tmp_path: Path) -> None:
     assert row["versions"]["framework"] == "tensorflow" and row["gpu_compute_ms"] is None
 
 
+# ---------------------------------------------------------------- TensorRT timing logic, with CUDA faked
+class FakeCuda:
+    """pycuda.driver's Event, on a GPU clock that only the fake runner advances."""
+
+    def __init__(self) -> None:
+        self.gpu_now = 0.0
+        outer = self
+
+        class Event:
+            def record(self, stream: object) -> None:
+                self.at = outer.gpu_now
+
+            def time_since(self, start: "Event") -> float:
+                return self.at - start.at
+
+        self.Event = Event
+
+
+class FakeTensorRTRunner:
+    """stage/execute/fetch on a fake stream: the first ``slow`` executes take 100 ms of GPU time, later ones 1 ms."""
+
+    name = "tensorrt"
+
+    def __init__(self, slow: int) -> None:
+        self.cuda, self.stream, self.slow, self.calls = FakeCuda(), type("S", (), {"handle": 7})(), slow, []
+
+    def stage(self, batch: np.ndarray) -> None:
+        self.calls.append("stage")
+        self.n = len(batch)
+
+    def execute(self) -> None:
+        self.calls.append("execute")
+        self.cuda.gpu_now += 100.0 if self.calls.count("execute") <= self.slow else 1.0
+
+    def fetch(self) -> np.ndarray:
+        self.calls.append("fetch")
+        return np.full((self.n, CLASSES), 0.1, np.float32)
+
+
+def test_tensorrt_gpu_times_skip_the_warmup() -> None:
+    from benchmark import measure_tensorrt
+
+    runner = FakeTensorRTRunner(slow=1 + 4)  # the check call and four warm-up calls are slow
+    m = measure_tensorrt(runner, np.zeros((4, 8, 8, 1), np.float32), warmup=4, iterations=10, cuda_graph=False)
+    assert m["gpu"].count == 10 and m["gpu"].max == pytest.approx(1.0) and m["gpu"].min == pytest.approx(1.0)
+    assert m["latency"].count == 10
+    assert runner.calls[:3] == ["stage", "execute", "fetch"] and len(runner.calls) == 3 * 15
+
+
+def test_cuda_graph_captures_execute_once_and_launches_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from benchmark import measure_tensorrt
+
+    log = []
+    driver = types.SimpleNamespace(
+        CUstream=lambda handle: ("stream", handle),
+        CUstreamCaptureMode=types.SimpleNamespace(CU_STREAM_CAPTURE_MODE_THREAD_LOCAL=2),
+        cuStreamBeginCapture=lambda s, mode: log.append(("begin", s, mode)) or (0,),
+        cuStreamEndCapture=lambda s: log.append(("end", s)) or (0, "graph"),
+        cuGraphInstantiate=lambda g, flags: log.append(("instantiate", g)) or (0, "exec"),
+        cuGraphLaunch=lambda e, s: log.append(("launch", e, s)) or (0,),
+    )
+    bindings = types.ModuleType("cuda.bindings")
+    bindings.driver = driver  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cuda", types.ModuleType("cuda"))
+    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
+    monkeypatch.setitem(sys.modules, "cuda.bindings.driver", driver)
+    runner = FakeTensorRTRunner(slow=0)
+    m = measure_tensorrt(runner, np.zeros((2, 8, 8, 1), np.float32), warmup=3, iterations=5, cuda_graph=True)
+    assert runner.calls.count("execute") == 2  # the check call, then the one captured
+    assert log[:3] == [("begin", ("stream", 7), 2), ("end", ("stream", 7)), ("instantiate", "graph")]
+    assert log[3:] == [("launch", "exec", ("stream", 7))] * 8
+    assert "CUDA graph" in m["timer"]
+    driver.cuStreamEndCapture = lambda s: (901, None)  # e.g. an operation the capture could not record
+    with pytest.raises(UserError, match="cannot be captured"):
+        measure_tensorrt(FakeTensorRTRunner(slow=0), np.zeros((2, 8, 8, 1), np.float32), 0, 1, cuda_graph=True)
+
+
 # ---------------------------------------------------------------- TensorRT on a GPU
 def gpu_stack_missing() -> str | None:
     """Why the TensorRT benchmark cannot run here, or None."""
-    from trtverify.errors import UserError
     from trtverify.tensorrt_compat import import_tensorrt
 
     if importlib.util.find_spec("pycuda") is None:
