@@ -154,11 +154,13 @@ rule benchmark_tensorrt_cpp:
         iterations=BENCH["iterations"],
         cuda_graph="--cuda-graph" if BENCH.get("cuda_graph") else "",
     shell:
-        "({input.binary} --engine {input.engine} --input {input.samples} --batch {wildcards.batch}"
+        "({input.binary} --engine {input.engine} --precision {wildcards.precision}"
+        " --input {input.samples} --batch {wildcards.batch}"
         " --warmup {params.warmup} --iterations {params.iterations} {params.cuda_graph}"
         " --timing {output.timing}"
         " && python {input.script} --from-cpp-timing {output.timing} --model {wildcards.model}"
-        " --batch-size {wildcards.batch} --output {output.row}) > {log} 2>&1"
+        " --precision {wildcards.precision} --batch-size {wildcards.batch} --output {output.row})"
+        " > {log} 2>&1"
 
 
 rule benchmark_table:

@@ -275,23 +275,33 @@ def stats_from_cpp(timing: dict[str, Any], key: str, path: str) -> dict[str, flo
     return s
 
 
-def row_from_cpp_timing(timing: dict[str, Any], model: str, path: str = "timing JSON") -> dict[str, Any]:
-    """The row of a ``trt_infer --timing`` file; its end-to-end times become latency_ms."""
+def row_from_cpp_timing(timing: dict[str, Any], model: str, path: str = "timing JSON",
+                        precision: str | None = None) -> dict[str, Any]:
+    """The row of a ``trt_infer --timing`` file; its end-to-end times become latency_ms.
+
+    ``precision`` fills in a file that says "unknown" (trt_infer run without --precision) and must match one
+    that names its own.
+    """
     missing = [k for k in CPP_FIELDS if k not in timing]
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: is it the --timing output of trt_infer?")
+    if precision and timing["precision"] not in ("unknown", precision):
+        raise UserError(f"{path} is for precision {timing['precision']}, not {precision}")
     latency = stats_from_cpp(timing, "end_to_end_ms", path)
     batch = int(timing["batch"])
-    details = {k: v for k, v in timing.items() if k not in CPP_FIELDS}
+    details = {k: v for k, v in timing.items()
+               if k not in CPP_FIELDS + ("copies_included", "timer", "percentile_method")}
     details.update(timing_file=str(path), reported_throughput_samples_per_s=timing["throughput_samples_per_s"])
     return make_row(
-        model=model, backend="tensorrt_cpp", precision=timing["precision"], batch=batch,
+        model=model, backend="tensorrt_cpp",
+        precision=timing["precision"] if timing["precision"] != "unknown" else (precision or "unknown"), batch=batch,
         warmup=int(timing["warmup"]), iterations=int(timing["iterations"]), cuda_graph=bool(timing["cuda_graph"]),
-        copies_included=True, latency_ms=latency,
+        copies_included=bool(timing.get("copies_included", True)), latency_ms=latency,
         throughput_samples_per_s=round(throughput(batch, latency["mean"]), 3),
         gpu_compute_ms=stats_from_cpp(timing, "gpu_compute_ms", path),
         percentile_method=timing.get("percentile_method", "as computed by trt_infer"),
-        timer=timing.get("timer", "trt_infer: host clock end to end, CUDA events around enqueueV3"),
+        timer="trt_infer: CUDA events around " + ("H2D + enqueueV3 + D2H" if timing.get("copies_included", True)
+                                                   else "enqueueV3") + " (end to end) and enqueueV3 (gpu compute)",
         peak_host_rss_bytes=timing["peak_host_rss_bytes"], gpu_memory_bytes=timing["peak_gpu_memory_bytes"],
         device=timing["device"],
         versions={"framework": "tensorrt", "framework_version": timing["tensorrt_version"], "tool": timing["tool"]},
@@ -309,7 +319,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=200, help="timed calls (default 200)")
     p.add_argument("--providers", default="", help="ONNX Runtime providers in order of preference (the available "
                    "ones are used and recorded in details.providers_used)")
-    p.add_argument("--precision", default="fp32", help="recorded in the row (the engine's build precision)")
+    p.add_argument("--precision", help="recorded in the row: the engine's build precision (default fp32)")
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT: launch execute() as a captured CUDA graph")
     p.add_argument("--from-cpp-timing", metavar="T.json", help="normalise trt_infer's --timing JSON instead")
     p.add_argument("--model", required=True)
@@ -317,6 +327,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.from_cpp_timing:
         return args
+    args.precision = args.precision or "fp32"
     missing = [f"--{k.replace('_', '-')}" for k in ("backend", "artifact", "samples", "batch_size")
                if getattr(args, k) is None]
     if missing:
@@ -334,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_cpp_timing:
         row = row_from_cpp_timing(read_json(args.from_cpp_timing, what="trt_infer timing"), args.model,
-                                  args.from_cpp_timing)
+                                  args.from_cpp_timing, args.precision)
         if args.batch_size is not None and args.batch_size != row["batch"]:
             raise UserError(f"{args.from_cpp_timing} is for batch {row['batch']}, not {args.batch_size}")
     else:

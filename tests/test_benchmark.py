@@ -139,7 +139,8 @@ def cpp_timing(**overrides: Any) -> dict[str, Any]:
                            "max": 0.08},
         "end_to_end_ms": {"mean": 0.2, "p50": 0.19, "p90": 0.22, "p95": 0.23, "p99": 0.3, "min": 0.18, "max": 0.5},
         "throughput_samples_per_s": 160000.0, "peak_gpu_memory_bytes": 12345678, "peak_host_rss_bytes": 98765432,
-        "percentile_method": "linear",
+        "percentile_method": "linear", "copies_included": True, "timer": "cuda_events",
+        "engine": "results/tiny/engines/fp16.trt", "input_shape": [32, 8, 8, 1],
     }
     return {**timing, **overrides}
 
@@ -157,10 +158,21 @@ def test_cpp_timing_becomes_a_row(tmp_path: Path) -> None:
     assert (row["gpu_memory_bytes"], row["peak_host_rss_bytes"]) == (12345678, 98765432)
     assert row["versions"] == {"framework": "tensorrt", "framework_version": "8.5.3", "tool": "trt_infer"}
     assert row["device"] == "NVIDIA H100 80GB HBM3" and row["copies_included"] is True
+    assert row["details"]["input_shape"] == [32, 8, 8, 1] and "timer" not in row["details"]
+
+
+def test_cpp_timing_without_copies_or_precision(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text(json.dumps(cpp_timing(copies_included=False, precision="unknown")))
+    bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--precision", "tf32",
+          "--output", tmp_path / "row.json")
+    row = json.loads((tmp_path / "row.json").read_text())
+    assert (row["copies_included"], row["precision"]) == (False, "tf32")
+    assert "enqueueV3 (end to end)" in row["timer"]
 
 
 @pytest.mark.parametrize("timing,extra,message", [
     (cpp_timing(batch=8), ["--batch-size", "32"], "is for batch 8, not 32"),
+    (cpp_timing(), ["--precision", "fp32"], "is for precision fp16, not fp32"),
     ({k: v for k, v in cpp_timing().items() if k != "end_to_end_ms"}, [], "lacks end_to_end_ms"),
     (cpp_timing(end_to_end_ms={"mean": 1.0, "p50": 2.0}), [], "must hold mean, p50"),
     (cpp_timing(gpu_compute_ms={"mean": 1, "p50": 3, "p90": 2, "p95": 4, "p99": 5, "min": 0.5, "max": 6}), [],
