@@ -1,5 +1,6 @@
 # Helpers shared by the rules: config lookups, the backend names each model is predicted with, and paths.
 import json
+import os
 from pathlib import Path
 
 REPO = Path(workflow.basedir)
@@ -31,14 +32,20 @@ def check_config():
 check_config()
 
 
+def repo_path(*parts):
+    """A path in the repository, relative to the working directory: Snakemake records input paths, so a moved
+    or copied checkout must not look like a new set of inputs."""
+    return os.path.relpath(REPO.joinpath(*parts))
+
+
 def script(name):
-    """Absolute path of a step script: rules list it as an input, so editing it reruns the step."""
-    return str(REPO / "scripts" / name)
+    """A step script: rules list it as an input, so editing it reruns the step."""
+    return repo_path("scripts", name)
 
 
 def lib(*names):
     """Shared-package modules a step depends on (editing one reruns only the steps that use it)."""
-    return [str(REPO / "scripts" / "trtverify" / n) for n in names]
+    return [repo_path("scripts", "trtverify", n) for n in names]
 
 
 def as_json(obj):

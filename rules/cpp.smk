@@ -1,7 +1,7 @@
 # The C++ inference program as an artifact: rebuilt when anything under cpp/ changes.
 
 CPP_SOURCES = sorted(
-    str(p)
+    os.path.relpath(p)
     for p in (REPO / "cpp").rglob("*")
     if p.is_file()
     and (
@@ -15,7 +15,7 @@ CPP_SOURCES = sorted(
 rule compile_cpp:
     input:
         script=script("compile_cpp.py"),
-        cmakelists=str(REPO / "cpp" / "CMakeLists.txt"),
+        cmakelists=repo_path("cpp", "CMakeLists.txt"),
         sources=CPP_SOURCES,
     output:
         binary="results/bin/trt_infer",
