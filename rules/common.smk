@@ -93,6 +93,20 @@ def prediction_args(w, input):
     return " ".join(f"--prediction {n}={input[n]}" for n in prediction_names())
 
 
+def engines_wanted():
+    return config["tensorrt"].get("build_engines", True) or bool(
+        {"tensorrt", "tensorrt_cpp"} & set(config["backends"])
+    )
+
+
+def engine_infos():
+    if not engines_wanted():
+        return []
+    return expand(
+        "results/{model}/engines/{precision}.json", model=MODELS, precision=PRECISIONS
+    )
+
+
 def final_targets():
     targets = ["results/report.md", "results/summary.json"]
     if config["tensorrt"].get("build_engines", True):

@@ -7,6 +7,7 @@ rule report:
         code=lib("tables.py", "metrics.py", "sketch.py", "tolerance.py"),
         comparisons=expand("results/{model}/comparison.json", model=MODELS),
         samples=expand("results/{model}/data/test_samples.npy", model=MODELS),
+        engines=engine_infos(),
     output:
         markdown=report(
             "results/report.md",
@@ -40,6 +41,7 @@ rule report:
         samples=lambda w, input: " ".join(
             f"--samples {m}={s}" for m, s in zip(MODELS, input.samples)
         ),
+        engines=lambda w, input: " ".join(f"--engine-info {e}" for e in input.engines),
         fail=(
             "--fail-on-mismatch"
             if config["report"].get("fail_on_mismatch", True)
@@ -47,6 +49,6 @@ rule report:
         ),
         float_format=config["report"].get("float_format", ".3g"),
     shell:
-        "python {input.script} {params.comparisons} {params.samples} {params.fail}"
+        "python {input.script} {params.comparisons} {params.samples} {params.engines} {params.fail}"
         " --float-format={params.float_format:q} --markdown {output.markdown} --text {output.text}"
         " --summary {output.summary} --plots {output.plots} > {log} 2>&1"

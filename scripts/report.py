@@ -28,8 +28,8 @@ from trtverify.errors import UserError, require, run_main
 from trtverify.io import atomic_path, read_json, write_json
 from trtverify.metrics import NpyFile
 from trtverify.sketch import QuantileSketch
-from trtverify.tables import (check_float_format, extra_tables, headline, mismatches, model_report, section_text,
-                              tsv_table, verdict_counts)
+from trtverify.tables import (check_float_format, engine_table, extra_tables, headline, mismatches, model_report,
+                              section_text, tsv_table, verdict_counts)
 
 SCHEMA_VERSION = 1
 COMPARISON_SCHEMA = 1
@@ -248,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="a model's test_samples.npy, to draw its flipped samples (optional)")
     p.add_argument("--pipeline-costs", help="TSV of what each step cost (scripts/pipeline_costs.py), shown as is")
     p.add_argument("--speed", help="TSV benchmark table (scripts/bench_table.py), shown as is")
+    p.add_argument("--engine-info", action="append", default=[], metavar="PATH",
+                   help="an engine's build JSON (results/MODEL/engines/PRECISION.json), for the engines table")
     p.add_argument("--fail-on-mismatch", action=argparse.BooleanOptionalAction, default=True,
                    help="exit 1 after writing everything when a pair's verdict is mismatch (default: on)")
     p.add_argument("--float-format", default=".3g", help="Python format spec for numbers in the tables")
@@ -266,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"(models: {', '.join(comparisons)})")
     extras = [(title, tsv_table(path, what=title)) for title, path in
               (("Pipeline costs", args.pipeline_costs), ("Speed", args.speed)) if path]
+    if args.engine_info:
+        extras.insert(0, ("TensorRT engines", engine_table(args.engine_info)))
 
     with atomic_path(args.plots, directory=True) as tmp_plots:
         names = write_plots(comparisons, samples, tmp_plots)
