@@ -34,15 +34,17 @@ const NamedSource kSources[] = {
 };
 #pragma GCC diagnostic pop
 
-nvinfer1::TacticSources apply_tactic_sources(std::string const& spec, nvinfer1::TacticSources mask) {
+// `mask` with the spec's changes applied; notes go to stderr only when `quiet` is false.
+nvinfer1::TacticSources apply_tactic_sources(std::string const& spec, nvinfer1::TacticSources mask, bool quiet) {
     for (auto const& change : trtverify::parse_tactic_sources(spec)) {
         NamedSource const* found = nullptr;
         for (auto const& s : kSources)
             if (change.name == s.name) found = &s;
         if (!found) {
             if (!change.enable) {
-                std::fprintf(stderr, "trt_infer: note: %s is not a tactic source of this TensorRT; nothing to remove\n",
-                             change.name.c_str());
+                if (!quiet)
+                    std::fprintf(stderr, "trt_infer: note: %s is not a tactic source of this TensorRT; nothing to remove\n",
+                                 change.name.c_str());
                 continue;
             }
             std::string known;
@@ -82,6 +84,7 @@ std::vector<char> build_engine(trtverify::InferOptions const& o, Logger& logger)
     struct stat st {};
     if (stat(o.onnx.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
         throw Error("ONNX model " + o.onnx + " does not exist; run the convert_onnx step first");
+    apply_tactic_sources(o.tactic_sources, 0, true);  // an unknown source is an error before any work is done
     Ptr<nvinfer1::IBuilder> builder{nvinfer1::createInferBuilder(logger)};
     if (!builder) throw Error("TensorRT could not create a builder: " + logger.last_error());
 #if NV_TENSORRT_MAJOR < 10
@@ -98,7 +101,7 @@ std::vector<char> build_engine(trtverify::InferOptions const& o, Logger& logger)
         std::string errors;
         for (int i = 0; i < parser->getNbErrors(); ++i)
             errors += (i ? "; " : "") + std::string(parser->getError(i)->desc());
-        throw Error("TensorRT's ONNX parser rejected " + o.onnx + ": " + (errors.empty() ? "no details" : errors) +
+        throw Error("TensorRT's ONNX parser rejected " + o.onnx + ": " + (errors.empty() ? logger.last_error() : errors) +
                     "; is it a valid ONNX model? re-run the conversion");
     }
     if (network->getNbInputs() != 1 || network->getNbOutputs() != 1)
@@ -116,7 +119,7 @@ std::vector<char> build_engine(trtverify::InferOptions const& o, Logger& logger)
     if (!config) throw Error("TensorRT could not create a builder config: " + logger.last_error());
     config->setMemoryPoolLimit(nvinfer1::MemoryPoolType::kWORKSPACE, static_cast<std::size_t>(o.workspace_mib) << 20);
     set_precision(*config, o.precision.empty() ? "fp32" : o.precision);
-    config->setTacticSources(apply_tactic_sources(o.tactic_sources, config->getTacticSources()));
+    config->setTacticSources(apply_tactic_sources(o.tactic_sources, config->getTacticSources(), false));
 
     nvinfer1::IOptimizationProfile* profile = builder->createOptimizationProfile();  // owned by the builder
     using nvinfer1::OptProfileSelector;

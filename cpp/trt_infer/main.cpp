@@ -36,18 +36,21 @@ trtverify::Json shape_json(std::vector<std::uint64_t> const& shape) {
 }
 
 int run(InferOptions const& o) {
-    Logger logger;
-    DeviceMemoryWatch memory;  // before the engine exists: its and our allocations count, the CUDA context not
-    const std::string version = tensorrt_version();
-    const std::vector<char> plan = o.onnx.empty() ? [&] {
-        const auto bytes = trtverify::read_file(o.engine, std::uint64_t{8} << 30);
-        return std::vector<char>(bytes.begin(), bytes.end());
-    }() : build_engine(o, logger);
-
+    // The user's files first, so that a wrong path is reported before CUDA or TensorRT start.
     const trtverify::Array samples =
         o.input_format == "csv" ? trtverify::read_csv(o.input) : trtverify::read_npy(o.input);
     if (samples.shape.empty()) throw Error(o.input + " holds a 0-d array; trt_infer needs samples (N, ...)");
     const std::vector<float> values = trtverify::to_float32(samples);
+    std::vector<char> plan;
+    if (o.onnx.empty()) {
+        const auto bytes = trtverify::read_file(o.engine, std::uint64_t{8} << 30);
+        plan.assign(bytes.begin(), bytes.end());
+    }
+
+    Logger logger;
+    DeviceMemoryWatch memory;  // before the engine exists: its and our allocations count, the CUDA context not
+    const std::string version = tensorrt_version();
+    if (!o.onnx.empty()) plan = build_engine(o, logger);
 
     Runner runner(plan, logger, memory);
     const EngineIO& io = runner.io();
