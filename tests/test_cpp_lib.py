@@ -68,6 +68,21 @@ def test_numpy_reads_back_what_cpp_wrote(cpp_build: dict[str, str]) -> None:
     assert check_cpp_written(fixtures) == []
 
 
+@pytest.mark.skipif(not os.environ.get("TRTVERIFY_TENSORRT_ROOTS"),
+                    reason="set TRTVERIFY_TENSORRT_ROOTS to TensorRT trees (headers suffice), separated by ':'")
+def test_trt_infer_compiles_against_tensorrt_headers(tmp_path: Path) -> None:
+    """trt_infer's sources compile with -Werror against each TensorRT given (8.5 and 10.x both, in cpp/README.md)."""
+    roots = [r for r in os.environ["TRTVERIFY_TENSORRT_ROOTS"].split(":") if r]
+    for i, root in enumerate(roots):
+        build = tmp_path / f"trt{i}"
+        configure = run(["cmake", "-S", REPO / "cpp", "-B", build, f"-DTensorRT_ROOT={root}", "-DTRTVERIFY_WERROR=ON",
+                         "-DTRTVERIFY_TESTS=OFF"])
+        assert "trtverify: building trt_infer against TensorRT" in configure.stdout or \
+            "compiling trt_infer's sources without linking" in configure.stdout, configure.stdout
+        target = "trt_infer" if "building trt_infer against" in configure.stdout else "trt_infer_objects"
+        run(["cmake", "--build", build, "--target", target, "-j", str(os.cpu_count() or 2)])
+
+
 @pytest.mark.slow
 def test_fuzz_readers_for_a_bounded_time(tmp_path: Path) -> None:
     """libFuzzer with ASan and UBSan on the .npy and CSV readers, TRTVERIFY_FUZZ_SECONDS each (default 60), in
