@@ -119,7 +119,8 @@ std::vector<char> build_engine(trtverify::InferOptions const& o, Logger& logger)
     if (!config) throw Error("TensorRT could not create a builder config: " + logger.last_error());
     config->setMemoryPoolLimit(nvinfer1::MemoryPoolType::kWORKSPACE, static_cast<std::size_t>(o.workspace_mib) << 20);
     set_precision(*config, o.precision.empty() ? "fp32" : o.precision);
-    config->setTacticSources(apply_tactic_sources(o.tactic_sources, config->getTacticSources(), false));
+    if (!config->setTacticSources(apply_tactic_sources(o.tactic_sources, config->getTacticSources(), false)))
+        throw Error("TensorRT refused the tactic sources '" + o.tactic_sources + "': " + logger.last_error());
 
     nvinfer1::IOptimizationProfile* profile = builder->createOptimizationProfile();  // owned by the builder
     using nvinfer1::OptProfileSelector;

@@ -49,11 +49,17 @@ Runner::Runner(std::vector<char> const& plan, Logger& logger, DeviceMemoryWatch&
             throw Error("the engine input '" + io_.input + "' " + trtverify::dims_repr(io_.input_dims) +
                         " has dynamic non-batch dimensions; trt_infer varies only the batch");
     sample_size_ = product(io_.input_dims, 1);
-    if (engine_->getNbOptimizationProfiles() < 1) throw Error("the engine has no optimization profile");
-    const char* input = io_.input.c_str();
-    io_.min_batch = to_vector(engine_->getProfileShape(input, 0, nvinfer1::OptProfileSelector::kMIN)).at(0);
-    io_.max_batch = to_vector(engine_->getProfileShape(input, 0, nvinfer1::OptProfileSelector::kMAX)).at(0);
-    if (io_.input_dims[0] >= 0) io_.min_batch = io_.max_batch = io_.input_dims[0];  // a static batch
+    if (io_.input_dims[0] >= 0) {  // a static batch: no profile to ask
+        io_.min_batch = io_.max_batch = io_.input_dims[0];
+    } else {
+        if (engine_->getNbOptimizationProfiles() < 1) throw Error("the engine has no optimization profile");
+        const char* input = io_.input.c_str();
+        const auto min = to_vector(engine_->getProfileShape(input, 0, nvinfer1::OptProfileSelector::kMIN));
+        const auto max = to_vector(engine_->getProfileShape(input, 0, nvinfer1::OptProfileSelector::kMAX));
+        if (min.empty() || max.empty()) throw Error("the engine's profile 0 has no shape for '" + io_.input + "'");
+        io_.min_batch = min[0];
+        io_.max_batch = max[0];
+    }
     context_.reset(engine_->createExecutionContext());
     if (!context_) throw Error("TensorRT could not create an execution context: " + logger_.last_error());
     memory_.sample();
