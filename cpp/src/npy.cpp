@@ -1,6 +1,8 @@
 #include "trtverify/npy.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -228,14 +230,18 @@ void check_data_size(const NpyHeader& h, std::uint64_t available, const std::str
                     " needs (the header lies about the shape, or something was appended)");
 }
 
-Array finish(const NpyHeader& h, const unsigned char* data) {
+// The array the header describes, its bytes zeroed, for the caller to fill with the file's data.
+Array empty_array(const NpyHeader& h) {
     Array a;
     a.dtype = h.dtype;
     a.shape = h.shape;
-    a.bytes.assign(data, data + h.data_bytes);
+    a.bytes.resize(static_cast<std::size_t>(h.data_bytes));
+    return a;
+}
+
+void to_native_order(const NpyHeader& h, Array& a) {
     if (h.big_endian == host_is_little_endian())
         byteswap_items(a.bytes.data(), static_cast<std::size_t>(a.count()), itemsize(a.dtype));
-    return a;
 }
 
 }  // namespace
@@ -280,11 +286,15 @@ NpyHeader parse_npy_header(const unsigned char* data, std::size_t size, const st
 Array parse_npy(const unsigned char* data, std::size_t size, const std::string& what, const NpyReadOptions& options) {
     const NpyHeader h = parse_npy_header(data, size, what, options);
     check_data_size(h, size - h.data_offset, what);
-    return finish(h, data + h.data_offset);
+    Array a = empty_array(h);
+    if (!a.bytes.empty()) std::memcpy(a.bytes.data(), data + h.data_offset, a.bytes.size());
+    to_native_order(h, a);
+    return a;
 }
 
 Array read_npy(const std::string& path, const NpyReadOptions& options) {
-    // Read the header first, so that sizes are checked against the file before the data is allocated.
+    // The header first, so that sizes are checked against the file before the data is allocated; then the data
+    // straight into the array.
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) throw Error(path + ": cannot open: " + std::strerror(errno));
     struct Closer {
@@ -294,18 +304,20 @@ Array read_npy(const std::string& path, const NpyReadOptions& options) {
     struct stat st {};
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
     const auto file_size = static_cast<std::uint64_t>(st.st_size);
-    std::vector<unsigned char> head(static_cast<std::size_t>(std::min<std::uint64_t>(file_size, 12 + options.max_header_bytes)));
+    std::vector<unsigned char> head(
+        static_cast<std::size_t>(std::min<std::uint64_t>(file_size, 12 + options.max_header_bytes)));
     if (std::fread(head.data(), 1, head.size(), f) != head.size()) throw Error(path + ": read error");
-    NpyHeader h = parse_npy_header(head.data(), head.size(), path, options);
+    const NpyHeader h = parse_npy_header(head.data(), head.size(), path, options);
     check_data_size(h, file_size - h.data_offset, path);
     if (h.data_bytes > SIZE_MAX) throw Error(path + ": " + array_desc(h) + " does not fit in memory");
-    std::vector<unsigned char> raw(h.data_offset + static_cast<std::size_t>(h.data_bytes));
-    // `head` may already hold part of the data; keep it and read the rest.
-    const std::size_t have = std::min(head.size(), raw.size());
-    std::memcpy(raw.data(), head.data(), have);
-    if (raw.size() > have && std::fread(raw.data() + have, 1, raw.size() - have, f) != raw.size() - have)
+    Array a = empty_array(h);
+    const std::size_t in_head = std::min(head.size() - h.data_offset, a.bytes.size());  // data read with the header
+    if (in_head) std::memcpy(a.bytes.data(), head.data() + h.data_offset, in_head);
+    const std::size_t rest = a.bytes.size() - in_head;
+    if (rest && std::fread(a.bytes.data() + in_head, 1, rest, f) != rest)
         throw Error(path + ": read error (the file changed while it was read?)");
-    return finish(h, raw.data() + h.data_offset);
+    to_native_order(h, a);
+    return a;
 }
 
 std::vector<unsigned char> encode_npy(const Array& a) {
