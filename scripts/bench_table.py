@@ -4,8 +4,8 @@
   python scripts/bench_table.py results/*/bench/*.json --tsv results/benchmarks.tsv \
       --json results/benchmarks.json --plots results/bench_plots [--baseline savedmodel]
 
-``speedup`` is a row's throughput over the baseline backend's at the same model and batch size (empty where the
-baseline was not measured). Plots, per model: p50 latency and throughput against batch size, one line per
+``speedup`` is a row's throughput over the baseline backend's at the same model and batch size, ``speedup_p50`` the
+baseline's p50 latency over the row's (robust to a busy machine); both empty where the baseline was not measured. Plots, per model: p50 latency and throughput against batch size, one line per
 backend (and precision, and CUDA graph), both axes logarithmic.
 """
 
@@ -26,11 +26,11 @@ from trtverify.io import atomic_path, read_json, write_json
 COLUMNS = (
     "model", "backend", "precision", "batch", "cuda_graph", "copies_included",
     "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "min_ms", "max_ms", "throughput_samples_per_s", "speedup",
-    "gpu_compute_mean_ms", "gpu_compute_p50_ms", "gpu_compute_p99_ms", "peak_host_rss_mib", "gpu_memory_mib",
+    "speedup_p50", "gpu_compute_mean_ms", "gpu_compute_p50_ms", "gpu_compute_p99_ms", "peak_host_rss_mib", "gpu_memory_mib",
     "device", "framework", "framework_version", "warmup", "iterations",
 )
 PRINTED = {"model": "", "backend": "", "precision": "", "batch": "", "p50_ms": ".4g", "p99_ms": ".4g",
-           "throughput_samples_per_s": ".0f", "speedup": ".2f", "gpu_compute_p50_ms": ".4g", "device": ""}
+           "throughput_samples_per_s": ".0f", "speedup": ".2f", "speedup_p50": ".2f", "gpu_compute_p50_ms": ".4g", "device": ""}
 MIB = 2**20
 
 
@@ -49,7 +49,7 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "model": row["model"], "backend": row["backend"], "precision": row["precision"], "batch": row["batch"],
         "cuda_graph": row["cuda_graph"], "copies_included": row["copies_included"],
         **{f"{k}_ms": lat[k] for k in ("mean", "p50", "p90", "p95", "p99", "min", "max")},
-        "throughput_samples_per_s": row["throughput_samples_per_s"], "speedup": None,
+        "throughput_samples_per_s": row["throughput_samples_per_s"], "speedup": None, "speedup_p50": None,
         **{f"gpu_compute_{k}_ms": gpu.get(k) for k in ("mean", "p50", "p99")},
         "peak_host_rss_mib": mib(row["peak_host_rss_bytes"]), "gpu_memory_mib": mib(row["gpu_memory_bytes"]),
         "device": row["device"], "framework": row["versions"].get("framework"),
@@ -76,10 +76,13 @@ def load_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def add_speedups(table: list[dict[str, Any]], baseline: str) -> None:
-    base = {(t["model"], t["batch"]): t["throughput_samples_per_s"] for t in table if t["backend"] == baseline}
+    """speedup: throughput over the baseline's (mean-based); speedup_p50: the baseline's p50 over this p50, which a
+    few descheduled iterations on a busy machine do not move."""
+    base = {(t["model"], t["batch"]): t for t in table if t["backend"] == baseline}
     for t in table:
         ref = base.get((t["model"], t["batch"]))
-        t["speedup"] = round(t["throughput_samples_per_s"] / ref, 3) if ref else None
+        t["speedup"] = round(t["throughput_samples_per_s"] / ref["throughput_samples_per_s"], 3) if ref else None
+        t["speedup_p50"] = round(ref["p50_ms"] / t["p50_ms"], 3) if ref and t["p50_ms"] > 0 else None
 
 
 def write_tsv(path: str, table: list[dict[str, Any]]) -> None:

@@ -369,6 +369,7 @@ def test_bench_table_outputs_and_speedup(tmp_path: Path) -> None:
     assert speedup[("onnxruntime", "1")] == "4.0" and speedup[("savedmodel", "8")] == "1.0"
     assert speedup[("onnxruntime", "32")] == ""  # no baseline measured at batch 32
     assert speedup[("tensorrt", "8")] == "20.0"
+    assert {(t["backend"], t["batch"]): t["speedup_p50"] for t in table}[("onnxruntime", "8")] == "4.0"
     trt = next(t for t in table if t["backend"] == "tensorrt")
     assert (trt["gpu_compute_p50_ms"], trt["gpu_memory_mib"], trt["cuda_graph"]) == ("0.1", "2.0", "True")
     summary = json.loads((out / "benchmarks.json").read_text())
