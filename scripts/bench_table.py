@@ -59,7 +59,8 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
-    rows, seen = [], {}
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], str] = {}
     for path in paths:
         row = read_json(path, what="benchmark row")
         if not isinstance(row, dict) or set(ROW_KEYS) - set(row):

@@ -28,8 +28,10 @@ COLUMNS = ("step", "wildcards", "seconds", "cpu_seconds", "max_rss_mib", "repeat
 
 def number(value: str | None) -> float | None:
     """Snakemake writes NA (or '-') where psutil could not measure a process that ended too fast."""
+    if value is None or value in ("", "NA", "-"):
+        return None
     try:
-        return float(value) if value not in (None, "", "NA", "-") else None
+        return float(value)
     except ValueError:
         return None
 

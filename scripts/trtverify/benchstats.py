@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Final, Iterable, Literal
 
 import numpy as np
 
 from .errors import UserError
 
-PERCENTILE_METHOD = "linear"
+PERCENTILE_METHOD: Final[Literal["linear"]] = "linear"
 STAT_KEYS = ("mean", "p50", "p90", "p95", "p99", "min", "max")
 
 # The keys of a benchmark row, in order: benchmark.py writes them, bench_table.py reads them, a test pins them.
