@@ -122,15 +122,21 @@ std::vector<char> build_engine(trtverify::InferOptions const& o, Logger& logger)
     if (!config->setTacticSources(apply_tactic_sources(o.tactic_sources, config->getTacticSources(), false)))
         throw Error("TensorRT refused the tactic sources '" + o.tactic_sources + "': " + logger.last_error());
 
-    nvinfer1::IOptimizationProfile* profile = builder->createOptimizationProfile();  // owned by the builder
-    using nvinfer1::OptProfileSelector;
-    const char* name = input->getName();
-    if (!profile || !profile->setDimensions(name, OptProfileSelector::kMIN, with_batch(dims, o.min_batch)) ||
-        !profile->setDimensions(name, OptProfileSelector::kOPT, with_batch(dims, o.opt_batch)) ||
-        !profile->setDimensions(name, OptProfileSelector::kMAX, with_batch(dims, o.max_batch)) ||
-        config->addOptimizationProfile(profile) < 0)
-        throw Error("TensorRT refused the optimization profile (batch " + std::to_string(o.min_batch) + "/" +
-                    std::to_string(o.opt_batch) + "/" + std::to_string(o.max_batch) + "): " + logger.last_error());
+    if (dims.d[0] >= 0) {
+        // A model with a fixed batch takes no profile (TensorRT refuses one that differs from the static shape).
+        std::fprintf(stderr, "trt_infer: note: '%s' has a static batch of %lld; --min/--opt/--max-batch do not apply\n",
+                     input->getName(), static_cast<long long>(dims.d[0]));
+    } else {
+        nvinfer1::IOptimizationProfile* profile = builder->createOptimizationProfile();  // owned by the builder
+        using nvinfer1::OptProfileSelector;
+        const char* name = input->getName();
+        if (!profile || !profile->setDimensions(name, OptProfileSelector::kMIN, with_batch(dims, o.min_batch)) ||
+            !profile->setDimensions(name, OptProfileSelector::kOPT, with_batch(dims, o.opt_batch)) ||
+            !profile->setDimensions(name, OptProfileSelector::kMAX, with_batch(dims, o.max_batch)) ||
+            config->addOptimizationProfile(profile) < 0)
+            throw Error("TensorRT refused the optimization profile (batch " + std::to_string(o.min_batch) + "/" +
+                        std::to_string(o.opt_batch) + "/" + std::to_string(o.max_batch) + "): " + logger.last_error());
+    }
 
     const auto start = std::chrono::steady_clock::now();
     Ptr<nvinfer1::IHostMemory> plan{builder->buildSerializedNetwork(*network, *config)};
