@@ -25,6 +25,20 @@ def check_config():
     prof = config["tensorrt"]["profile"]
     if not prof["min_batch"] <= prof["opt_batch"] <= prof["max_batch"]:
         problems.append("tensorrt.profile needs min_batch <= opt_batch <= max_batch")
+    bench = config["benchmark"]
+    if bench.get("enabled") and {"tensorrt", "tensorrt_cpp"} & set(
+        bench.get("backends", [])
+    ):
+        outside = [
+            b
+            for b in bench["batch_sizes"]
+            if not prof["min_batch"] <= b <= prof["max_batch"]
+        ]
+        if outside:
+            problems.append(
+                f"benchmark.batch_sizes {outside} lie outside tensorrt.profile "
+                f"[{prof['min_batch']}, {prof['max_batch']}]: the engines cannot run them"
+            )
     if problems:
         raise ValueError("invalid config: " + "; ".join(problems))
 

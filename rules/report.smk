@@ -8,6 +8,8 @@ rule report:
         comparisons=expand("results/{model}/comparison.json", model=MODELS),
         samples=expand("results/{model}/data/test_samples.npy", model=MODELS),
         engines=engine_infos(),
+        speed=["results/benchmarks.tsv"] if config["benchmark"].get("enabled") else [],
+        costs_script=script("pipeline_costs.py"),
     output:
         markdown=report(
             "results/report.md",
@@ -16,6 +18,7 @@ rule report:
         ),
         text="results/report.txt",
         summary="results/summary.json",
+        costs="results/pipeline_costs.tsv",
         plots=report(
             directory("results/plots"),
             patterns=["{name}.png"],
@@ -42,6 +45,7 @@ rule report:
             f"--samples {m}={s}" for m, s in zip(MODELS, input.samples)
         ),
         engines=lambda w, input: " ".join(f"--engine-info {e}" for e in input.engines),
+        speed=lambda w, input: " ".join(f"--speed {s}" for s in input.speed),
         fail=(
             "--fail-on-mismatch"
             if config["report"].get("fail_on_mismatch", True)
@@ -49,6 +53,9 @@ rule report:
         ),
         float_format=config["report"].get("float_format", ".3g"),
     shell:
-        "python {input.script} {params.comparisons} {params.samples} {params.engines} {params.fail}"
+        # The steps' own benchmark files exist once every upstream job has finished; they are read, not
+        # declared, because Snakemake cannot take one rule's benchmark file as another's input.
+        "python {input.costs_script} --root results/benchmarks --output {output.costs} > {log} 2>&1 && "
+        "python {input.script} {params.comparisons} {params.samples} {params.engines} {params.speed} {params.fail}"
         " --float-format={params.float_format:q} --markdown {output.markdown} --text {output.text}"
-        " --summary {output.summary} --plots {output.plots} > {log} 2>&1"
+        " --summary {output.summary} --plots {output.plots} --pipeline-costs {output.costs} >> {log} 2>&1"
