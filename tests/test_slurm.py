@@ -1,0 +1,309 @@
+"""The execution profiles (profiles/): their settings checked against the rules with dry runs, and the CPU part of the
+pipeline run through a real one-node SLURM cluster that the tests start and stop (tests/cluster/slurm_up.sh), with
+the same results as a local run. docs/cluster.md describes the profiles and the executor choice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+TINY = REPO / "tests" / "data" / "config-tiny.yaml"
+GPU_CONFIG = (REPO / "config.yaml", REPO / "config" / "gpu.yaml")
+CLUSTER_SCRIPTS = REPO / "tests" / "cluster"
+SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
+# Keys in which profiles/slurm-cpu may differ from profiles/slurm (each marked DIFFERS there, with the reason).
+CPU_PROFILE_DIFFERENCES = {"software-deployment-method", "apptainer-args", "slurm-status-command",
+                           "slurm-init-seconds-before-status-checks", "slurm-keep-successful-logs", "set-threads",
+                           "set-resources"}
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO / "profiles" / name / "config.yaml").read_text())
+
+
+def rule_names() -> set[str]:
+    text = "\n".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
+    return set(re.findall(r"^rule (\w+):", text, re.M)) | set(re.findall(r"^use rule \w+ as (\w+)", text, re.M))
+
+
+def job_env(**extra: str) -> dict[str, str]:
+    """This environment, the venv's python first on PATH (sbatch's --export=ALL hands PATH on to the jobs)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return {**env, **extra}
+
+
+def snakemake(workdir: Path, *args: str, env: dict[str, str], timeout: int,
+              snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir)
+
+
+# --- The profiles, by dry runs (no cluster, no GPU, no Apptainer needed) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_apptainer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in that answers `apptainer --version`: Snakemake asks before planning a run with containers, and
+    Apptainer cannot be installed here. Dry runs never start a container."""
+    bin_dir = tmp_path_factory.mktemp("fake-apptainer")
+    stub = bin_dir / "apptainer"
+    stub.write_text("#!/bin/sh\necho 'apptainer version 1.3.6'\n")
+    stub.chmod(0o755)
+    return bin_dir
+
+
+def planned_jobs(profile: str, configfiles: tuple[Path, ...], workdir: Path, fake_apptainer: Path) -> dict[str, dict]:
+    """Dry run with a profile: rule -> {'threads': int, 'resources': {name: value}} as Snakemake would submit it."""
+    env = job_env()
+    env["PATH"] = f"{fake_apptainer}{os.pathsep}{env['PATH']}"
+    proc = snakemake(workdir, "--dry-run", "--profile", str(REPO / "profiles" / profile), "--configfile",
+                     *map(str, configfiles), "--replace-workflow-config", env=env, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    jobs: dict[str, dict] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        if not head or head.group(1) == "all":
+            continue
+        threads = re.search(r"^\s+threads: (\d+)", block, re.M)
+        resources = re.search(r"^\s+resources: (.*)$", block, re.M)
+        pairs = (item.split("=", 1) for item in resources.group(1).split(", ")) if resources else ()
+        jobs[head.group(1)] = {"threads": int(threads.group(1)) if threads else 1, "resources": dict(pairs)}
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def gpu_plans(tmp_path_factory: pytest.TempPathFactory, fake_apptainer: Path) -> dict[str, dict[str, dict]]:
+    """Every rule of the GPU configuration (config/gpu.yaml), planned with each profile."""
+    workdir = tmp_path_factory.mktemp("dry-run")
+    return {p: planned_jobs(p, GPU_CONFIG, workdir, fake_apptainer) for p in ("local", "slurm", "slurm-cpu")}
+
+
+def test_profiles_name_only_rules_that_exist() -> None:
+    rules = rule_names()
+    for name in ("local", "slurm", "slurm-cpu"):
+        profile = load_profile(name)
+        for key in ("set-resources", "set-threads"):
+            unknown = set(profile.get(key) or {}) - rules
+            assert not unknown, f"profiles/{name} {key} names rules that do not exist: {sorted(unknown)}"
+
+
+def test_local_profile_serialises_gpu_jobs_in_containers_with_the_gpu(gpu_plans: dict) -> None:
+    profile = load_profile("local")
+    assert profile["resources"] == {"gpu": 1}
+    assert profile["software-deployment-method"] == "apptainer"
+    assert "--nv" in profile["apptainer-args"].split()
+    assert profile["keep-going"] is False and profile["printshellcmds"] is True
+    assert set(profile["rerun-triggers"]) == {"mtime", "params", "input", "code", "software-env"}
+    gpu_rules = {r for r, job in gpu_plans["local"].items() if job["resources"].get("gpu") == "1"}
+    assert {"build_engine", "predict_tensorrt", "predict_tensorrt_cpp", "benchmark_tensorrt"} <= gpu_rules
+
+
+def test_slurm_profile_asks_one_gpu_for_exactly_the_gpu_rules(gpu_plans: dict) -> None:
+    gpu_rules = {r for r, job in gpu_plans["local"].items() if job["resources"].get("gpu") == "1"}
+    onnxruntime_rules = {r for r in gpu_plans["slurm"] if r.endswith("_onnxruntime")}  # CUDA provider preferred
+    for rule, job in gpu_plans["slurm"].items():
+        res = job["resources"]
+        if rule in gpu_rules | onnxruntime_rules:
+            # --gres=gpu:1 only: gpu=0 stops the plugin from adding --gpus=1 as well
+            assert res.get("gres") == "gpu:1" and res.get("gpu") == "0", (rule, res)
+        else:
+            assert "gres" not in res and res.get("gpu", "0") == "0", (rule, res)
+    assert "gres" not in gpu_plans["slurm"]["compile_cpp"]["resources"]  # a CMake build needs TensorRT, not a GPU
+    # (Threads cannot be checked by a dry run, which caps them at its local cores.)
+    assert load_profile("slurm")["set-threads"]["train"] == 8
+    for job in gpu_plans["slurm"].values():
+        assert "mem_mb" in job["resources"] and "runtime" in job["resources"]
+
+
+def test_cpu_profile_is_the_slurm_profile_without_gpus_or_containers(gpu_plans: dict) -> None:
+    gpu, cpu = load_profile("slurm"), load_profile("slurm-cpu")
+    differing = {k for k in gpu.keys() | cpu.keys() if gpu.get(k) != cpu.get(k)}
+    assert differing <= CPU_PROFILE_DIFFERENCES, f"unmarked differences: {sorted(differing - CPU_PROFILE_DIFFERENCES)}"
+    assert cpu["slurm-status-command"] == "squeue"
+    for rule, job in gpu_plans["slurm-cpu"].items():
+        assert "gres" not in job["resources"] and job["resources"].get("gpu", "0") == "0", (rule, job)
+    assert "set-threads" not in cpu  # the rules' own 1-2 threads: they fit the 2-core test node, as a local run
+
+
+# --- A real cluster -------------------------------------------------------------------------------------------------
+
+
+def read_pids(directory: Path) -> dict[str, int]:
+    pids = {}
+    for name, rel in (("munged", "munge/munged.pid"), ("slurmctld", "slurmctld.pid"), ("slurmd", "slurmd.pid")):
+        if (directory / rel).is_file():
+            pids[name] = int((directory / rel).read_text().split()[0])
+    return pids
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster() -> Iterator[dict[str, str]]:
+    """A one-node SLURM cluster for this module's tests; stopped afterwards, with a check that nothing is left."""
+    if os.geteuid() != 0:
+        pytest.skip("the test cluster needs root (its daemons run as root and run jobs as root)")
+    missing = [b for b in SLURM_BINARIES if shutil.which(b) is None]
+    if missing:
+        pytest.skip(f"SLURM is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge")
+    # A short path: munged's socket path must fit in 108 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="trtverify-slurm-"))
+    up = subprocess.run(["bash", str(CLUSTER_SCRIPTS / "slurm_up.sh"), str(directory)], capture_output=True,
+                        text=True, timeout=120)
+    assert up.returncode == 0, f"slurm_up.sh failed:\n{up.stdout}\n{up.stderr}"
+    pids = read_pids(directory)
+    try:
+        yield {"SLURM_CONF": str(directory / "slurm.conf")}
+    finally:
+        down = subprocess.run(["bash", str(CLUSTER_SCRIPTS / "slurm_down.sh"), str(directory)], capture_output=True,
+                              text=True, timeout=120)
+        assert down.returncode == 0, f"slurm_down.sh failed:\n{down.stderr}"
+        left = {name: pid for name, pid in pids.items() if Path(f"/proc/{pid}").exists()}
+        assert not left, f"daemons still running after slurm_down.sh: {left}"
+        assert not directory.exists() and not os.path.lexists("/run/slurm/conf")
+
+
+def slurm_jobs(log: str, env: dict[str, str]) -> list[dict[str, str]]:
+    """The jobs the executor says it submitted, with SLURM's own record of each (squeue keeps finished jobs for
+    MinJobAge; scontrol gives the exit code)."""
+    submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", log)
+    rows = []
+    for slurm_id, slurm_log in submitted:
+        info = subprocess.run(["scontrol", "show", "job", slurm_id], capture_output=True, text=True, env=env).stdout
+        field = dict(re.findall(r"(\w+)=(\S*)", info))
+        rows.append({"id": slurm_id, "job": field.get("Comment", "?"), "state": field.get("JobState", "?"),
+                     "exit": field.get("ExitCode", "?"), "elapsed": field.get("RunTime", "?"),
+                     "cpus": field.get("NumCPUs", "?"), "mem": field.get("MinMemoryNode", "?"),
+                     "node": field.get("NodeList", "?"), "log": slurm_log})
+    return rows
+
+
+def job_table(rows: list[dict[str, str]]) -> str:
+    cols = ("id", "job", "state", "exit", "elapsed", "cpus", "mem", "node")
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in cols)]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+# What two runs of the same config do not reproduce byte for byte, whatever runs them, and why.
+NOT_BYTE_IDENTICAL = {
+    "results/*/saved_model/*": "Keras lists the SavedModel's variables in a per-process order (same values)",
+    "results/*/model.onnx": "tf2onnx numbers the nodes it adds in that order (same graph and weights)",
+}
+TIMING_KEYS = {"seconds", "train_seconds", "convert_seconds", "tf2onnx_command"}  # the last names a temporary file
+
+
+def without_timings(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: without_timings(v) for k, v in obj.items() if k not in TIMING_KEYS}
+    if isinstance(obj, list):
+        return [without_timings(v) for v in obj]
+    return obj
+
+
+def compare_results(local: Path, cluster: Path) -> dict[str, str]:
+    """relative path -> how the cluster's copy compares with the local one; fails on any unexplained difference."""
+    def files(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in (root / "results").rglob("*") if p.is_file()}
+
+    local_files, cluster_files = files(local), files(cluster)
+    assert local_files == cluster_files, {"local only": local_files - cluster_files,
+                                          "cluster only": cluster_files - local_files}
+    verdicts = {}
+    for rel in sorted(local_files):
+        if rel.startswith(("results/logs/", "results/benchmarks/")):
+            continue  # run logs and Snakemake's per-rule timings: different by nature
+        a, b = (local / rel).read_bytes(), (cluster / rel).read_bytes()
+        reason = next((why for pattern, why in NOT_BYTE_IDENTICAL.items() if fnmatch.fnmatch(rel, pattern)), None)
+        if a == b:
+            verdicts[rel] = "identical"
+        elif reason:
+            verdicts[rel] = f"differs: {reason}"
+        elif rel.endswith(".json") and without_timings(json.loads(a)) == without_timings(json.loads(b)):
+            verdicts[rel] = "differs only in timings"
+        else:
+            raise AssertionError(f"{rel} differs between the local and the cluster run")
+    return verdicts
+
+
+@pytest.mark.cluster
+def test_tiny_pipeline_on_slurm_gives_the_local_results(slurm_cluster: dict[str, str], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    env = job_env(**slurm_cluster)
+    config = ("--configfile", str(TINY), "--replace-workflow-config")
+    local, cluster = tmp_path / "local", tmp_path / "cluster"
+    local.mkdir()
+    cluster.mkdir()
+
+    proc = snakemake(local, *config, "--cores", "2", env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    start = time.monotonic()
+    proc = snakemake(cluster, *config, "--profile", str(REPO / "profiles" / "slurm-cpu"), env=env, timeout=400)
+    took = time.monotonic() - start
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-8000:]
+
+    jobs = slurm_jobs(log, env)
+    verdicts = compare_results(local, cluster)
+    with capsys.disabled():
+        print(f"\n\nSLURM jobs of the tiny pipeline ({took:.0f} s through the cluster):\n{job_table(jobs)}")
+        print("results/ of the cluster run against the local run:")
+        for rel, verdict in verdicts.items():
+            print(f"  {rel}: {verdict}")
+
+    # Every rule that ran locally (each writes results/logs/<rule>/) ran as a SLURM job, and every job succeeded.
+    local_rules = {p.name for p in (local / "results" / "logs").iterdir()}
+    assert {re.sub(r"^rule_|_wildcards_.*$", "", j["job"]) for j in jobs} == local_rules
+    for job in jobs:
+        assert (job["state"], job["exit"]) == ("COMPLETED", "0:0"), job
+        assert "1 of 1 steps (100%) done" in Path(job["log"]).read_text(), job["log"]
+    # The numbers that matter are bit for bit the local run's.
+    for rel in ("results/tiny/predictions/savedmodel.npy", "results/tiny/predictions/onnxruntime.npy",
+                "results/tiny/comparison.json", "results/summary.json"):
+        assert verdicts[rel] == "identical", rel
+
+
+TOY_SNAKEFILE = """
+rule all:
+    input: "ok.txt", "bad.txt"
+
+rule ok:
+    output: "ok.txt"
+    resources: mem_mb=100, runtime=5
+    shell: "echo ok > {output}"
+
+rule bad:
+    output: "bad.txt"
+    resources: mem_mb=100, runtime=5
+    shell: "echo failing on purpose >&2; exit 3"
+"""
+
+
+@pytest.mark.cluster
+def test_a_failing_job_is_reported_as_failed(slurm_cluster: dict[str, str], tmp_path: Path) -> None:
+    """Without accounting, job states come from squeue: a failed job must end the run, not leave it waiting."""
+    (tmp_path / "Snakefile").write_text(TOY_SNAKEFILE)
+    proc = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm-cpu"), env=job_env(**slurm_cluster),
+                     snakefile=tmp_path / "Snakefile", timeout=180)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, log[-4000:]
+    assert "SLURM status is: 'FAILED'" in log, log[-4000:]
+    assert (tmp_path / "ok.txt").read_text() == "ok\n"  # keep-going: the independent job still finished
+    assert not (tmp_path / "bad.txt").exists()
