@@ -4,6 +4,8 @@
 set -uo pipefail
 want=()
 command -v clang++ >/dev/null || want+=(clang)
+# libFuzzer and the sanitizers' runtimes (clang alone, without recommends, cannot link the fuzz target)
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || want+=(libclang-rt-14-dev)
 command -v slurmctld >/dev/null || want+=(slurm-wlm)
 command -v munged >/dev/null || want+=(munge)
 command -v chromium >/dev/null || want+=(chromium)

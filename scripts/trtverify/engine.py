@@ -98,10 +98,15 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         config.set_tactic_sources(mask)
     if options.builder_optimization_level is not None and hasattr(config, "builder_optimization_level"):
         config.builder_optimization_level = options.builder_optimization_level
-    profile: tensorrt.IOptimizationProfile = builder.create_optimization_profile()
     shape = lambda b: (b, *dims[1:])  # noqa: E731
-    profile.set_shape(inp.name, shape(options.min_batch), shape(options.opt_batch), shape(options.max_batch))
-    config.add_optimization_profile(profile)
+    if dims[0] < 0:  # a dynamic batch needs a profile; a static one must not get a different one
+        profile: tensorrt.IOptimizationProfile = builder.create_optimization_profile()
+        profile.set_shape(inp.name, shape(options.min_batch), shape(options.opt_batch), shape(options.max_batch))
+        config.add_optimization_profile(profile)
+    else:
+        notes.append(f"input '{inp.name}' has a static batch of {dims[0]}: no optimization profile")
+        options = BuildOptions(**{**options.__dict__, "min_batch": dims[0], "opt_batch": dims[0],
+                                  "max_batch": dims[0]})
 
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)

@@ -131,7 +131,7 @@ def write_csv_array(path: str | os.PathLike[str], array: np.ndarray) -> None:
         fmt = "%d"
     else:
         raise UserError(f"cannot write dtype {array.dtype} as CSV")
-    rows = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(-1, 1)
+    rows = array.reshape(array.shape[0], math.prod(array.shape[1:]))
     shape = ",".join(str(d) for d in array.shape)
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         fh.write(f"{CSV_MAGIC} shape={shape} dtype={array.dtype.name}\n")

@@ -47,8 +47,12 @@ class TensorRTRunner(Runner):
         if len(inputs) != 1 or len(outputs) != 1:
             raise UserError(f"tensorrt: engine has inputs {inputs} and outputs {outputs}; trtverify handles one each")
         self.input_name, self.output_name = inputs[0], outputs[0]
-        self.input_shape = (None, *(int(d) for d in tuple(engine.get_tensor_shape(self.input_name))[1:]))
-        (self.min_shape, _, self.max_shape) = profile_shape(trt, engine, self.input_name)
+        declared = tuple(int(d) for d in engine.get_tensor_shape(self.input_name))
+        self.input_shape = (None, *declared[1:])
+        if declared[0] >= 0:  # a static batch: no profile to ask
+            self.min_shape = self.max_shape = declared
+        else:
+            (self.min_shape, _, self.max_shape) = profile_shape(trt, engine, self.input_name)
         self.max_batch = self.max_shape[0]
         self.in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
         self.out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.output_name)))
