@@ -218,3 +218,40 @@ def test_real_rerun_after_model_edit_runs_exactly_the_outdated_steps(run_copy: P
     assert (run_copy / "results/tiny/saved_model/saved_model.pb").stat().st_mtime_ns > before
     assert json.loads((run_copy / "results/tiny/onnx_check.json").read_text()) != onnx_check
     assert planned_jobs(snakemake(run_copy, "--dry-run", configfiles=(TINY, overlay))) == {}
+
+
+CPP_OVERLAY = """
+backends: [savedmodel, onnxruntime, tensorrt_cpp]
+tensorrt: {build_engines: true, flavour: auto, precisions: [fp32], tactic_sources: default, workspace_mib: 256,
+           profile: {min_batch: 1, opt_batch: 8, max_batch: 64}}
+"""
+
+
+@pytest.mark.slow
+def test_cpp_edit_rebuilds_the_binary_and_its_predictions_only(run_copy: Path) -> None:
+    """Real engine (TensorRT-RTX), real CSV export; the binary is a stand-in (no TensorRT to link here) put in
+    place with --touch, as a user would after building it by hand."""
+    overlay = write_overlay(run_copy / "cpp.yaml", CPP_OVERLAY)
+    configs = (TINY, overlay)
+    snakemake(run_copy, "results/tiny/data/test_samples.csv", "results/tiny/engines/fp32.trt", configfiles=configs)
+    binary = run_copy / "results" / "bin" / "trt_infer"
+    binary.parent.mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "data" / "stand_in_trt_infer.py", binary)
+    binary.chmod(0o755)
+    snakemake(run_copy, "--touch", "results/bin/trt_infer", configfiles=configs)
+    ran = planned_jobs(snakemake(run_copy, configfiles=configs))
+    assert ran == {"predict_tensorrt_cpp": 1, "predict_tensorrt_cpp_csv": 1, "compare": 1, "report": 1, "all": 1}
+    report = (run_copy / "results" / "report.md").read_text()
+    assert re.search(r"tensorrt_cpp_fp32 vs tensorrt_cpp_csv_fp32 *\| *identical", report), report
+    assert planned_jobs(snakemake(run_copy, "--dry-run", configfiles=configs)) == {}
+
+    time.sleep(1.1)
+    source = sorted((run_copy / "cpp" / "src").glob("*.cpp"))[0]
+    source.write_text(source.read_text() + "\n// edited\n")
+    jobs = planned_jobs(snakemake(run_copy, "--dry-run", configfiles=configs))
+    assert jobs == {"compile_cpp": 1, "predict_tensorrt_cpp": 1, "predict_tensorrt_cpp_csv": 1, "compare": 1,
+                    "report": 1, "all": 1}
+    plans = summary_plan(run_copy, overlay)
+    assert plans["results/tiny/model.onnx"] == "no update"
+    assert plans["results/tiny/engines/fp32.trt"] == "no update"
+    assert plans["results/tiny/predictions/onnxruntime.npy"] == "no update"
