@@ -22,9 +22,9 @@ live_pid() {
 
 # TERM, up to 15 s for a clean exit, then KILL.
 stop_pid() {
-  local pid=$1 i
+  local pid=$1
   kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   echo "slurm_down: pid $pid ignored SIGTERM; killing it" >&2
   kill -KILL "$pid" 2>/dev/null || true
 }

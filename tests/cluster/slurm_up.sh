@@ -27,9 +27,9 @@ RUN_CONF=/run/slurm/conf
 
 die() { echo "slurm_up: $*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "needs root: slurmd runs jobs as their submitting user and this cluster runs everything as root"
+[ "$(id -u)" = 0 ] || die "needs root: its slurmd runs every job as root"
 for bin in munged slurmctld slurmd sinfo scontrol squeue sbatch srun ss; do
-  command -v "$bin" >/dev/null || die "'$bin' not found; install the Debian packages slurm-wlm and munge (make system-deps)"
+  command -v "$bin" >/dev/null || die "'$bin' not found; install Debian's slurm-wlm and munge (make system-deps)"
 done
 
 # --- What an earlier run left: stop our own clusters, refuse to touch anything else. ---
@@ -40,8 +40,9 @@ for port in "$CTLD_PORT" "$SLURMD_PORT"; do
   [ -n "$pid" ] || continue
   cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
   old=$(sed -n 's/.* -f \([^ ]*\)\/slurm\.conf.*/\1/p' <<<"$cmd")
-  [ -n "$old" ] && [ -e "$old/$MARKER" ] \
-    || die "port $port is in use by pid $pid ($cmd); set SLURM_TEST_PORT to another port"
+  if [ -z "$old" ] || [ ! -e "$old/$MARKER" ]; then
+    die "port $port is in use by pid $pid ($cmd); set SLURM_TEST_PORT to another port"
+  fi
   echo "slurm_up: stopping the cluster an earlier run left in $old (pid $pid holds port $port)" >&2
   "$HERE/slurm_down.sh" "$old"
 done
