@@ -8,10 +8,11 @@
 # Everything lives in DIR: slurm.conf, its own munge key and socket (the system's /etc/munge and /etc/slurm are
 # neither read nor changed), state, spool, pid and log files; the one thing outside is the link /run/slurm/conf
 # (see below). Needs root and the Debian packages slurm-wlm and munge (`make system-deps` installs them). Running it
-# again first stops what an earlier run left behind, on DIR or holding the ports.
+# again first stops what an earlier run left behind; while another live process's cluster runs, it waits.
 #
 # Settings (environment): SLURM_TEST_PORT (slurmctld's port, slurmd uses the next one; default 6817),
-# SLURM_TEST_WAIT (seconds to wait for the node to become idle; default 60).
+# SLURM_TEST_WAIT (seconds to wait for the node to become idle; default 60), SLURM_TEST_OWNER (the pid whose
+# cluster this is; default the caller's), SLURM_TEST_BUSY_WAIT (seconds to wait for another one; default 600).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,24 +33,57 @@ for bin in munged slurmctld slurmd sinfo scontrol squeue sbatch srun ss; do
   command -v "$bin" >/dev/null || die "'$bin' not found; install Debian's slurm-wlm and munge (make system-deps)"
 done
 
-# --- What an earlier run left: stop our own clusters, refuse to touch anything else. ---
-[ -e "$DIR/$MARKER" ] && "$HERE/slurm_down.sh" "$DIR"
+# --- One test cluster at a time on a machine: the ports and /run/slurm/conf are shared. A cluster whose owner (the
+# process that started it: SLURM_TEST_OWNER, default this script's parent) is alive is in use: wait, bounded, for it
+# to be stopped. One whose owner is gone was left behind (a killed test): stop it. Anything else on the ports: refuse.
+OWNER=${SLURM_TEST_OWNER:-$PPID}
+BUSY_WAIT=${SLURM_TEST_BUSY_WAIT:-600}
+mkdir -p /run/lock
+exec 9>/run/lock/trtverify-slurm.lock
+flock -w "$BUSY_WAIT" 9 || die "another slurm_up.sh held /run/lock/trtverify-slurm.lock for ${BUSY_WAIT}s"
+# (The daemons below are started with fd 9 closed, so the lock ends with this script.)
+
 port_owner() { ss -Hltnp "sport = :$1" 2>/dev/null | grep -o "pid=[0-9]*" | head -1 | cut -d= -f2 || true; }
-for port in "$CTLD_PORT" "$SLURMD_PORT"; do
-  pid=$(port_owner "$port")
-  [ -n "$pid" ] || continue
-  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
-  old=$(sed -n 's/.* -f \([^ ]*\)\/slurm\.conf.*/\1/p' <<<"$cmd")
-  if [ -z "$old" ] || [ ! -e "$old/$MARKER" ]; then
-    die "port $port is in use by pid $pid ($cmd); set SLURM_TEST_PORT to another port"
-  fi
-  echo "slurm_up: stopping the cluster an earlier run left in $old (pid $pid holds port $port)" >&2
-  "$HERE/slurm_down.sh" "$old"
+conf_dir_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | sed -n 's/.* -f \([^ ]*\)\/slurm\.conf.*/\1/p'; }
+test_clusters() {   # directories of test clusters that may still run
+  local port pid
+  [ -e "$DIR/$MARKER" ] && echo "$DIR"
+  [ -L "$RUN_CONF" ] && readlink "$RUN_CONF"
+  for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+    pid=$(port_owner "$port")
+    [ -n "$pid" ] && conf_dir_of "$pid"
+  done
+  return 0
+}
+deadline=$((SECONDS + BUSY_WAIT))
+while :; do
+  for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+    pid=$(port_owner "$port")
+    old=${pid:+$(conf_dir_of "$pid")}
+    if [ -n "$pid" ] && { [ -z "$old" ] || [ ! -e "$old/$MARKER" ]; }; then
+      die "port $port is in use by pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline")); set SLURM_TEST_PORT"
+    fi
+  done
+  busy=""
+  for old in $(test_clusters | sort -u); do
+    if [ ! -e "$old/$MARKER" ]; then   # a link left to a directory that is gone
+      [ "$(readlink "$RUN_CONF")" = "$old" ] && rm -f "$RUN_CONF"
+      continue
+    fi
+    owner=$(cat "$old/owner" 2>/dev/null || true)
+    if [ -n "$owner" ] && [ "$owner" != "$OWNER" ] && kill -0 "$owner" 2>/dev/null; then
+      busy="$old (started by pid $owner: $(ps -o args= -p "$owner" | cut -c1-60))"
+      continue
+    fi
+    echo "slurm_up: stopping the test cluster left in $old" >&2
+    "$HERE/slurm_down.sh" "$old"
+  done
+  [ -n "$busy" ] || break
+  [ $SECONDS -lt $deadline ] || die "the test cluster in $busy is in use; gave up waiting after ${BUSY_WAIT}s"
+  [ -n "${said:-}" ] || echo "slurm_up: waiting for the test cluster in $busy to be stopped" >&2
+  said=1
+  sleep 2
 done
-if [ -L "$RUN_CONF" ]; then
-  old=$(readlink "$RUN_CONF")
-  if [ -e "$old/$MARKER" ]; then "$HERE/slurm_down.sh" "$old"; else rm -f "$RUN_CONF"; fi
-fi
 [ ! -e "$RUN_CONF" ] || die "$RUN_CONF exists and is not this script's link: another SLURM is configured here"
 
 # --- A fresh directory. ---
@@ -57,6 +91,7 @@ mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 [ -z "$(ls -A "$DIR")" ] || die "$DIR exists and is not empty; give an empty or new directory"
 touch "$DIR/$MARKER"
+echo "$OWNER" >"$DIR/owner"
 chmod 0755 "$DIR"   # munged refuses sockets in group- or world-writable directories
 mkdir -p "$DIR/munge" "$DIR/state" "$DIR/spool" "$DIR/log"
 chmod 0700 "$DIR/munge"
@@ -72,7 +107,7 @@ fail() {
 dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none
 chmod 0400 "$DIR/munge/munge.key"
 munged --force --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.socket" \
-  --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munged.seed" \
+  --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munged.seed" 9>&- \
   || fail "munged did not start"
 
 # --- slurm.conf: one node named after this machine, reached over loopback whatever the host name resolves to. ---
@@ -123,8 +158,8 @@ mkdir -p "$(dirname "$RUN_CONF")"
 ln -s "$DIR" "$RUN_CONF"
 
 # --- The daemons, then a bounded wait for the node to report idle (slurmd registers within seconds). ---
-slurmctld -c -f "$SLURM_CONF" || fail "slurmctld did not start"
-slurmd -f "$SLURM_CONF" -N "$NODE" || fail "slurmd did not start"
+slurmctld -c -f "$SLURM_CONF" 9>&- || fail "slurmctld did not start"
+slurmd -f "$SLURM_CONF" -N "$NODE" 9>&- || fail "slurmd did not start"
 deadline=$((SECONDS + WAIT))
 state=""
 until [ "$state" = idle ]; do
