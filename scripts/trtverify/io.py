@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -74,6 +75,10 @@ def load_npy(
     if not p.is_file():
         raise UserError(f"{what} file {p} does not exist; run the step that writes it, or fix the path in config.yaml")
     try:
+        _check_npy_header(p, what)
+    except OSError as exc:
+        raise UserError(f"{what} file {p} could not be read ({exc}); check its permissions or regenerate it") from None
+    try:
         array = np.load(p, allow_pickle=False, mmap_mode=None)
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
@@ -85,6 +90,9 @@ def load_npy(
     except (OSError, EOFError) as exc:
         raise UserError(f"{what} file {p} could not be read ({exc}); it may be truncated: regenerate it") from None
     if not isinstance(array, np.ndarray):
+        close = getattr(array, "close", None)
+        if close is not None:
+            close()
         raise UserError(f"{what} file {p} is an .npz archive, expected a single .npy array")
     if dtype is not None and array.dtype != np.dtype(dtype):
         raise UserError(f"{what} file {p} has dtype {array.dtype}, expected {np.dtype(dtype)}")
@@ -99,6 +107,49 @@ def load_npy(
                 f"values (first at index {first}); the step that wrote it produced invalid numbers"
             )
     return array
+
+
+def _check_npy_header(p: Path, what: str) -> None:
+    """Name what is wrong with ``p`` before numpy reads it: empty, not .npy at all, a pickle, or truncated.
+
+    Without this, numpy reports a text file as "pickled data" (its fallback when the magic string is missing) and a
+    truncated file as an unspecific read failure.
+    """
+    with open(p, "rb") as fh:
+        head = fh.read(6)
+        if not head:
+            raise UserError(f"{what} file {p} is empty (0 bytes); it is truncated: regenerate it")
+        if head.startswith(b"PK"):
+            return  # an .npz archive: np.load opens it and load_npy refuses it by type
+        if head[:1] == b"\x80":
+            raise UserError(f"{what} file {p} is a Python pickle, not a .npy file; trtverify never unpickles files. "
+                            "Save a plain numeric array with numpy.save")
+        if len(head) < len(np.lib.format.MAGIC_PREFIX) and np.lib.format.MAGIC_PREFIX.startswith(head):
+            raise UserError(f"{what} file {p} is truncated: {len(head)} bytes, not even a .npy header; regenerate it")
+        if head != np.lib.format.MAGIC_PREFIX:
+            raise UserError(f"{what} file {p} is not a .npy file (it lacks the NumPy magic string); "
+                            "regenerate it with numpy.save")
+        fh.seek(0)
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                return  # version 3 (utf-8 field names): numpy checks it
+        except ValueError as exc:
+            if str(exc).startswith("EOF"):
+                raise UserError(f"{what} file {p} is truncated inside its header ({exc}); regenerate it") from None
+            raise UserError(f"{what} file {p} is not a valid .npy file ({exc}); regenerate it") from None
+        offset = fh.tell()
+    if dtype.hasobject:
+        raise UserError(f"{what} file {p} holds pickled Python objects; trtverify never unpickles files. "
+                        "Save a plain numeric array with numpy.save")
+    needed = offset + math.prod(shape) * dtype.itemsize
+    size = p.stat().st_size
+    if size < needed:
+        raise UserError(f"{what} file {p} is truncated: {size} bytes, its header promises {needed}; regenerate it")
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
@@ -154,7 +205,9 @@ def read_csv_array(path: str | os.PathLike[str], *, what: str = "CSV") -> np.nda
         except (KeyError, ValueError, TypeError) as exc:
             raise UserError(f"{what} file {p} has a malformed header '{header}' ({exc})") from None
         try:
-            data = np.loadtxt(fh, delimiter=",", dtype=dtype, ndmin=2)
+            with warnings.catch_warnings():  # a zero-row file is valid: no "input contained no data" warning
+                warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
+                data = np.loadtxt(fh, delimiter=",", dtype=dtype, ndmin=2)
         except ValueError as exc:
             raise UserError(f"{what} file {p} has a malformed row ({exc})") from None
     width = math.prod(shape[1:]) if len(shape) > 1 else 1
