@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,15 +91,27 @@ def _batch(tar: tarfile.TarFile, member: str) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"the CIFAR-10 archive lacks {member}; is it cifar-10-python.tar.gz?") from None
     if raw is None:
         raise UserError(f"{member} in the CIFAR-10 archive is not a file")
+    payload = raw.read()
     try:
-        d = _CifarUnpickler(io.BytesIO(raw.read()), encoding="bytes").load()
+        d = _CifarUnpickler(io.BytesIO(payload), encoding="bytes").load()
         data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         labels = np.asarray(d[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as exc:
-        raise UserError(f"{member} in the CIFAR-10 archive is malformed ({exc})") from None
+    except UserError:
+        raise
+    except Exception as exc:  # damaged pickle data fails in many ways (AttributeError, IndexError, ...)
+        raise UserError(f"{member} in the CIFAR-10 archive is malformed ({type(exc).__name__}: {exc})") from None
     if len(labels) != len(data):
         raise UserError(f"{member} in the CIFAR-10 archive has {len(data)} images but {len(labels)} labels")
     return data, labels
+
+
+def _read_to_end(tar: tarfile.TarFile) -> None:
+    """Decompress the rest of the archive: gzip checks its CRC and length only at the end of the stream, so without
+    this a corrupt or cut-off archive whose damage lies in the image bytes would load damaged images silently."""
+    fileobj = tar.fileobj
+    if fileobj is not None:
+        while fileobj.read(1 << 20):
+            pass
 
 
 def read_cifar10_archive(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -106,10 +119,12 @@ def read_cifar10_archive(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], tup
         raise UserError(f"CIFAR-10 archive {path} does not exist")
     try:
         with tarfile.open(path, "r:gz") as tar:
+            _read_to_end(tar)  # the checksum first: a damaged archive is reported as such, not as a bad batch
             train = [_batch(tar, f"cifar-10-batches-py/data_batch_{i}") for i in range(1, 6)]
             test = _batch(tar, "cifar-10-batches-py/test_batch")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise UserError(f"{path} is not a readable .tar.gz ({exc})") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise UserError(f"{path} is not a readable .tar.gz ({exc}); it is truncated or corrupt: "
+                        "download cifar-10-python.tar.gz again") from None
     x_tr = np.concatenate([b[0] for b in train])
     y_tr = np.concatenate([b[1] for b in train])
     return (x_tr, y_tr), test
