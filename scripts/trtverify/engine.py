@@ -54,9 +54,15 @@ class _Logger:
                 trt.ILogger.__init__(self)
 
             def log(self, severity: Any, msg: str) -> None:
-                if severity <= trt.Logger.WARNING:
-                    outer.messages.append(f"[{severity.name}] {msg}")
-                    print(f"TensorRT {severity.name}: {msg}", flush=True)
+                # Called from TensorRT's C++ side: nothing may escape from here, and Severity is compared as an int
+                # (the enum's ordering operators differ between the 8.5, 10.x and RTX bindings).
+                try:
+                    if int(severity) <= int(trt.Logger.WARNING):
+                        name = getattr(severity, "name", str(severity))
+                        outer.messages.append(f"[{name}] {msg}")
+                        print(f"TensorRT {name}: {msg}", flush=True)
+                except Exception as exc:  # noqa: BLE001 - never let anything escape into TensorRT
+                    print(f"TensorRT message could not be logged ({exc}): {msg}", flush=True)
 
         self.logger = Logger()
 
