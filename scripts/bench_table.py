@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from tabulate import tabulate
 
 from trtverify.benchstats import ROW_KEYS
-from trtverify.errors import UserError, run_main
+from trtverify.errors import UserError, require, run_main
 from trtverify.io import atomic_path, read_json, write_json
 
 COLUMNS = (
@@ -97,8 +97,8 @@ def write_tsv(path: str, table: list[dict[str, Any]]) -> None:
 
 def plot(rows: list[dict[str, Any]], directory: str) -> list[str]:
     """Two PNGs per model into ``directory`` (replaced as a whole); returns their names."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", purpose="the benchmark plots (--plots)",
+                         hint="pip install matplotlib, or leave out --plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
