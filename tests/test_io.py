@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import stat
 import subprocess
 import sys
 import textwrap
@@ -451,3 +452,20 @@ def test_script_user_error_is_one_line(tmp_path) -> None:
     assert proc.stderr.startswith("export_csv.py: error: test samples file ")
     assert str(tmp_path / "x.npy") in proc.stderr and "is not a .npy file" in proc.stderr
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_would(tmp_path: Path) -> None:
+    """mkstemp's 0600 must not leak into artifacts others on a cluster read; an executable stays executable."""
+    old = os.umask(0o022)
+    try:
+        save_npy(tmp_path / "a.npy", np.zeros(2))
+        with atomic_path(tmp_path / "tool") as tmp:
+            tmp.write_text("#!/bin/sh\n")
+            tmp.chmod(0o700)
+        with atomic_path(tmp_path / "d", directory=True) as tmp:
+            (tmp / "x").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.npy").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "tool").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755

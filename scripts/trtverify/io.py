@@ -23,6 +23,16 @@ from .errors import UserError
 CSV_MAGIC = "# trtverify-csv 1"
 
 
+def _umask_mode(path: Path) -> None:
+    """mkstemp/mkdtemp create 0600/0700; give the artifact the mode a plain open() or mkdir would (results shared
+    on a cluster), keeping it executable if the writer made it so (compile_cpp's binary)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        executable = path.is_dir() or bool(path.stat().st_mode & 0o100)
+        os.chmod(path, (0o777 if executable else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
@@ -36,6 +46,7 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
         tmp = Path(name)
     try:
         yield tmp
+        _umask_mode(tmp)
         if directory:
             if target.exists():
                 shutil.rmtree(target)
