@@ -336,7 +336,7 @@ def test_npy_file_refuses_bad_files(tmp_path) -> None:
     with pytest.raises(UserError, match="npz archive"):
         NpyFile(tmp_path / "z.npz")
     (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
-    with pytest.raises(UserError, match="not a valid .npy"):
+    with pytest.raises(UserError, match="junk.npy is not a .npy file"):
         NpyFile(tmp_path / "junk.npy")
     np.save(tmp_path / "t.npy", np.zeros((100, 10), dtype=np.float32))
     data = (tmp_path / "t.npy").read_bytes()

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def load_npy(
     if not p.is_file():
         raise UserError(f"{what} file {p} does not exist; run the step that writes it, or fix the path in config.yaml")
     try:
-        _check_npy_header(p, what)
+        read_npy_header(p, what)
     except OSError as exc:
         raise UserError(f"{what} file {p} could not be read ({exc}); check its permissions or regenerate it") from None
     try:
@@ -120,18 +120,27 @@ def load_npy(
     return array
 
 
-def _check_npy_header(p: Path, what: str) -> None:
-    """Name what is wrong with ``p`` before numpy reads it: empty, not .npy at all, a pickle, or truncated.
+class NpyHeader(NamedTuple):
+    shape: tuple[int, ...] | None  # None for a version-3 file (numpy's own reader checks it)
+    fortran_order: bool
+    dtype: np.dtype[Any] | None
+    offset: int  # where the data starts
 
-    Without this, numpy reports a text file as "pickled data" (its fallback when the magic string is missing) and a
-    truncated file as an unspecific read failure.
+
+def read_npy_header(path: str | os.PathLike[str], what: str = "array") -> NpyHeader | None:
+    """Read and check a .npy header without loading data; None for an .npz archive (callers refuse it by type).
+
+    Names what is wrong before numpy reads the file: empty, not .npy at all, a pickle, object dtype (would need
+    unpickling), or truncated. Without this, numpy reports a text file as "pickled data" (its fallback when the magic
+    string is missing) and a truncated file as an unspecific read failure.
     """
+    p = Path(path)
     with open(p, "rb") as fh:
         head = fh.read(6)
         if not head:
             raise UserError(f"{what} file {p} is empty (0 bytes); it is truncated: regenerate it")
         if head.startswith(b"PK"):
-            return  # an .npz archive: np.load opens it and load_npy refuses it by type
+            return None
         if head[:1] == b"\x80":
             raise UserError(f"{what} file {p} is a Python pickle, not a .npy file; trtverify never unpickles files. "
                             "Save a plain numeric array with numpy.save")
@@ -144,11 +153,11 @@ def _check_npy_header(p: Path, what: str) -> None:
         try:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
             elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
             else:
-                return  # version 3 (utf-8 field names): numpy checks it
+                return NpyHeader(None, False, None, fh.tell())
         except ValueError as exc:
             if str(exc).startswith("EOF"):
                 raise UserError(f"{what} file {p} is truncated inside its header ({exc}); regenerate it") from None
@@ -161,6 +170,7 @@ def _check_npy_header(p: Path, what: str) -> None:
     size = p.stat().st_size
     if size < needed:
         raise UserError(f"{what} file {p} is truncated: {size} bytes, its header promises {needed}; regenerate it")
+    return NpyHeader(tuple(int(d) for d in shape), bool(fortran), dtype, offset)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import UserError
+from .io import read_npy_header
 from .sketch import QuantileSketch
 from .tolerance import PASSING, PRECISIONS, Tolerance, TolerancePolicy, judge, pair_precision, parity_pairs, \
     precision_of
@@ -60,32 +61,17 @@ class NpyFile:
         if not self.path.is_file():
             raise UserError(f"{what} file {self.path} does not exist; run the step that writes it, or fix the path")
         try:
-            with open(self.path, "rb") as fh:
-                if fh.read(2) == b"PK":
-                    raise UserError(f"{what} file {self.path} is an .npz archive, expected a single .npy array")
-                fh.seek(0)
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                elif version == (2, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-                else:
-                    shape, fortran, dtype = None, True, None
-                self._offset = fh.tell()
-        except (ValueError, OSError, EOFError) as exc:
-            raise UserError(f"{what} file {self.path} is not a valid .npy file ({exc}); regenerate it") from None
-        if dtype is not None and dtype.hasobject:
-            raise UserError(f"{what} file {self.path} holds pickled Python objects; trtverify never unpickles "
-                            "files. Save a plain numeric array with numpy.save")
+            header = read_npy_header(self.path, what)
+        except OSError as exc:
+            raise UserError(f"{what} file {self.path} could not be read ({exc}); check it") from None
+        if header is None:
+            raise UserError(f"{what} file {self.path} is an .npz archive, expected a single .npy array")
+        shape, fortran, dtype, self._offset = header
         if shape is None or (fortran and len(shape) > 1):
             mapped = self._open_map()
             shape, dtype = mapped.shape, mapped.dtype
         self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
         self._row_items = math.prod(self.shape[1:])
-        needed = self._offset + math.prod(self.shape) * self.dtype.itemsize
-        if self._map is None and self.path.stat().st_size < needed:
-            raise UserError(f"{what} file {self.path} is truncated: {self.path.stat().st_size} bytes, its header "
-                            f"promises {needed}; regenerate it")
 
     def _open_map(self) -> np.ndarray:
         try:
