@@ -12,20 +12,25 @@
 
 namespace trtverify {
 
-std::vector<unsigned char> read_file(const std::string& path, std::uint64_t max_bytes) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw Error(path + ": cannot open: " + std::strerror(errno));
-    struct Closer {
-        std::FILE* f;
-        ~Closer() { std::fclose(f); }
-    } closer{f};
+InputFile::InputFile(const std::string& path) : f_(std::fopen(path.c_str(), "rb")) {
+    if (!f_) throw Error(path + ": cannot open: " + std::strerror(errno));
     struct stat st {};
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
-    if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
-        throw Error(path + ": " + std::to_string(st.st_size) + " bytes, more than the limit of " +
+    if (fstat(fileno(f_), &st) != 0 || !S_ISREG(st.st_mode)) {
+        std::fclose(f_);
+        throw Error(path + ": not a regular file");
+    }
+    size_ = static_cast<std::uint64_t>(st.st_size);
+}
+
+InputFile::~InputFile() { std::fclose(f_); }
+
+std::vector<unsigned char> read_file(const std::string& path, std::uint64_t max_bytes) {
+    const InputFile file(path);
+    if (file.size() > max_bytes)
+        throw Error(path + ": " + std::to_string(file.size()) + " bytes, more than the limit of " +
                     std::to_string(max_bytes));
-    std::vector<unsigned char> data(static_cast<std::size_t>(st.st_size));
-    if (!data.empty() && std::fread(data.data(), 1, data.size(), f) != data.size())
+    std::vector<unsigned char> data(static_cast<std::size_t>(file.size()));
+    if (!data.empty() && std::fread(data.data(), 1, data.size(), file.get()) != data.size())
         throw Error(path + ": read error: " + std::strerror(errno));
     return data;
 }

@@ -2,12 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string_view>
-#include <sys/stat.h>
 
 #include "trtverify/error.h"
 #include "trtverify/file.h"
@@ -295,15 +293,9 @@ Array parse_npy(const unsigned char* data, std::size_t size, const std::string& 
 Array read_npy(const std::string& path, const NpyReadOptions& options) {
     // The header first, so that sizes are checked against the file before the data is allocated; then the data
     // straight into the array.
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw Error(path + ": cannot open: " + std::strerror(errno));
-    struct Closer {
-        std::FILE* f;
-        ~Closer() { std::fclose(f); }
-    } closer{f};
-    struct stat st {};
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
-    const auto file_size = static_cast<std::uint64_t>(st.st_size);
+    const InputFile file(path);
+    std::FILE* f = file.get();
+    const std::uint64_t file_size = file.size();
     std::vector<unsigned char> head(
         static_cast<std::size_t>(std::min<std::uint64_t>(file_size, 12 + options.max_header_bytes)));
     if (std::fread(head.data(), 1, head.size(), f) != head.size()) throw Error(path + ": read error");
