@@ -6,14 +6,17 @@
 
 The check runs both models on the test samples (ONNX Runtime on the CPU) and fails when the largest absolute
 difference exceeds --max-abs-diff or any top-1 prediction differs: a conversion bug, not rounding.
+The samples must be float32 (what train.py and import_model.py write); other dtypes are refused, not cast.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -29,10 +32,15 @@ def convert(saved_model: str, output: str, opset: int) -> str:
     cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved_model, "--output", output,
            "--opset", str(opset), "--signature_def", "serving_default"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    sys.stderr.write(proc.stderr[-20000:])
+    log = proc.stderr[-20000:]
+    if proc.returncode != 0 and not os.environ.get("TRTVERIFY_VERBOSE"):
+        log = log.split("Traceback (most recent call last):", 1)[0]  # its last line ends the error message below
+    sys.stderr.write(log)
     if proc.returncode != 0:
         last = [line for line in proc.stderr.splitlines() if line.strip()][-1:] or ["no message"]
-        raise UserError(f"tf2onnx failed on {saved_model} (exit {proc.returncode}): {last[0]}")
+        raise UserError(f"tf2onnx failed on {saved_model} (exit {proc.returncode}): {last[0].rstrip('.')}. "
+                        "Re-export the SavedModel if it is damaged, or try another onnx.opset in config.yaml; "
+                        "TRTVERIFY_VERBOSE=1 shows tf2onnx's traceback")
     return " ".join(cmd[1:])
 
 
@@ -48,6 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     onnx = require("onnx", purpose="the ONNX check", hint="pip install onnx")
+    saved_model = Path(args.saved_model)
+    if not saved_model.is_dir():
+        raise UserError(f"SavedModel directory {saved_model} does not exist; run the train (or import_model) step, "
+                        "or fix the path")
+    if not any((saved_model / name).is_file() for name in ("saved_model.pb", "saved_model.pbtxt")):
+        raise UserError(f"{saved_model} is not a SavedModel directory (no saved_model.pb); export one with "
+                        "model.export(dir) (Keras 3) or tf.saved_model.save")
     x = load_npy(args.samples, what="test samples", dtype="float32", finite=True)
     start = time.perf_counter()
     with atomic_path(args.output) as tmp_onnx:

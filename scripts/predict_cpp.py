@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if proc.returncode != 0:
             lines = [line for line in proc.stderr.splitlines() if line.strip()] or ["no message"]
             raise UserError(f"{binary.name} failed with exit status {proc.returncode}: {lines[-1]}")
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise UserError(f"{binary.name} exited 0 but wrote nothing to its --output file; it does not behave like "
+                            "trt_infer: rebuild it with the compile_cpp step")
         probs = load_npy(tmp, what=f"{binary.name} output")
         check_predictions(probs, n, f"{binary.name} ({fmt} input)")
         if probs.dtype != np.float32:

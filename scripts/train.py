@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 import time
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -37,6 +37,48 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_fraction(value: Any, *, zero: bool, one: bool) -> bool:
+    """A number in [0, 1] with the ends included as asked."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and (0 <= value if zero else 0 < value) and (value <= 1 if one else value < 1))
+
+
+def _check(section: str, config: dict[str, Any], key: str, ok: Callable[[Any], bool], expected: str,
+           required: bool = False) -> None:
+    if key not in config:
+        if required:
+            raise UserError(f"{section}.{key} is missing; set it to {expected} in config.yaml")
+        return
+    if not ok(config[key]):
+        raise UserError(f"{section}.{key} must be {expected}, got {json.dumps(config[key])}; fix it in config.yaml")
+
+
+def check_config(dataset: Any, arch: Any, training: Any, num_test_samples: str) -> None:
+    """Refuse a bad config value before training, as config/schema.yaml does for Snakemake runs."""
+    for flag, value in (("--dataset", dataset), ("--architecture", arch), ("--training", training)):
+        if not isinstance(value, dict):
+            raise UserError(f"{flag} must be a JSON object, got {json.dumps(value)}")
+    if not isinstance(dataset.get("source"), str):
+        raise UserError("the dataset entry has no 'source' (digits or cifar10); add one under datasets in config.yaml")
+    positive = "a positive integer"
+    _check("architecture", arch, "blocks", lambda v: isinstance(v, list) and bool(v) and all(_is_int(b, 1) for b in v),
+           "a non-empty list of positive filter counts like [32, 64]", required=True)
+    _check("architecture", arch, "dense_units", lambda v: _is_int(v, 1), positive, required=True)
+    _check("architecture", arch, "convs_per_block", lambda v: _is_int(v, 1), positive)
+    for key in ("dropout", "block_dropout"):
+        _check("architecture", arch, key, lambda v: _is_fraction(v, zero=True, one=False), "a number in [0, 1)")
+    _check("training", training, "epochs", lambda v: _is_int(v, 1), positive, required=True)
+    _check("training", training, "batch_size", lambda v: _is_int(v, 1), positive, required=True)
+    _check("training", training, "learning_rate", lambda v: _is_fraction(v, zero=False, one=True), "a number in (0, 1]")
+    _check("training", training, "seed", lambda v: _is_int(v, 0), "a non-negative integer")
+    if num_test_samples != "all" and not (num_test_samples.isdigit() and int(num_test_samples) >= 1):
+        raise UserError(f"num_test_samples must be 'all' or a positive number, got {num_test_samples!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -44,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except json.JSONDecodeError as exc:
         raise UserError(f"--dataset/--architecture/--training must be JSON ({exc})") from None
     tf = require("tensorflow", purpose="training", hint="Run it in the TensorFlow container or pip install tensorflow")
+    check_config(dataset, arch, training, str(args.num_test_samples))
     import keras
 
     from trtverify.model import build_vgg

@@ -19,6 +19,11 @@ class OnnxRuntimeRunner(Runner):
         self.ort = ort
         available = ort.get_available_providers()
         requested = list(self.options.get("providers") or ["CUDAExecutionProvider", "CPUExecutionProvider"])
+        known = set(getattr(ort, "get_all_providers", lambda: available)()) | set(available)
+        unknown = [p for p in requested if p not in known]
+        if unknown:  # a typo is a config error, not a provider to skip quietly in favour of the next one
+            raise UserError(f"onnxruntime: {', '.join(unknown)} is not an ONNX Runtime execution provider (a typo?); "
+                            f"available here: {', '.join(available)}. Change onnxruntime.providers in config.yaml")
         chosen = [p for p in requested if p in available]
         if not chosen or (self.options.get("require_all_providers") and len(chosen) < len(requested)):
             raise UserError(f"onnxruntime: providers {', '.join(requested)} requested; available here: "
