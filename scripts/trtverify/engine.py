@@ -79,6 +79,10 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise UserError(f"TensorRT's ONNX parser rejected {onnx_path}: {'; '.join(errors) or 'no details'}; "
                         "is it a valid ONNX model? re-run the conversion")
+    if network.num_inputs == 0 and network.num_outputs == 0 and network.num_layers == 0:
+        # Protobuf decodes an empty file, and many a text file, as an empty ModelProto, which the parser accepts.
+        raise UserError(f"TensorRT's ONNX parser found no graph in {onnx_path} (no inputs, outputs or layers); "
+                        "is it a valid ONNX model? re-run the conversion")
     if network.num_inputs != 1 or network.num_outputs != 1:
         raise UserError(f"{onnx_path} has {network.num_inputs} inputs and {network.num_outputs} outputs; "
                         "trtverify builds engines for one of each")
