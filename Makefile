@@ -15,6 +15,7 @@ $(VENV)/.installed: $(REQS)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r envs/requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps -r envs/requirements-nodeps.txt
+	$(BIN)/python tools/trt_stubs.py build/mypy-stubs
 	touch $@
 
 venv: $(VENV)/.installed
@@ -27,6 +28,7 @@ system-deps:
 	bash tools/system-deps.sh
 
 lint: venv
+	python tools/trt_stubs.py build/mypy-stubs
 	snakemake --lint
 	snakefmt --check Snakefile rules/
 	mypy

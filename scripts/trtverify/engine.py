@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
-from .tensorrt_compat import import_tensorrt, network_flags, parse_tactic_sources, version_of
+from .tensorrt_compat import dims, import_tensorrt, network_flags, parse_tactic_sources, version_of
 
 if TYPE_CHECKING:  # mypy checks the calls below against tensorrt-stubs (the TensorRT 10 API)
     import tensorrt
@@ -87,9 +87,9 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         raise UserError(f"{onnx_path} has {network.num_inputs} inputs and {network.num_outputs} outputs; "
                         "trtverify builds engines for one of each")
     inp: tensorrt.ITensor = network.get_input(0)
-    dims = tuple(int(d) for d in inp.shape)
-    if any(d < 0 for d in dims[1:]):
-        raise UserError(f"input '{inp.name}' has dynamic non-batch dimensions {dims}; only the batch may vary")
+    in_dims = dims(inp.shape)
+    if any(d < 0 for d in in_dims[1:]):
+        raise UserError(f"input '{inp.name}' has dynamic non-batch dimensions {in_dims}; only the batch may vary")
 
     config: tensorrt.IBuilderConfig = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
@@ -108,15 +108,17 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         config.set_tactic_sources(mask)
     if options.builder_optimization_level is not None and hasattr(config, "builder_optimization_level"):
         config.builder_optimization_level = options.builder_optimization_level
-    shape = lambda b: (b, *dims[1:])  # noqa: E731
-    if dims[0] < 0:  # a dynamic batch needs a profile; a static one must not get a different one
+    shape = lambda b: (b, *in_dims[1:])  # noqa: E731
+    if in_dims[0] < 0:  # a dynamic batch needs a profile; a static one must not get a different one
         profile: tensorrt.IOptimizationProfile = builder.create_optimization_profile()
-        profile.set_shape(inp.name, shape(options.min_batch), shape(options.opt_batch), shape(options.max_batch))
+        # Tuples convert to Dims in every binding; the stubs declare Dims only.
+        low, opt, high = shape(options.min_batch), shape(options.opt_batch), shape(options.max_batch)
+        profile.set_shape(inp.name, low, opt, high)  # type: ignore[arg-type]
         config.add_optimization_profile(profile)
     else:
-        notes.append(f"input '{inp.name}' has a static batch of {dims[0]}: no optimization profile")
-        options = BuildOptions(**{**options.__dict__, "min_batch": dims[0], "opt_batch": dims[0],
-                                  "max_batch": dims[0]})
+        notes.append(f"input '{inp.name}' has a static batch of {in_dims[0]}: no optimization profile")
+        options = BuildOptions(**{**options.__dict__, "min_batch": in_dims[0], "opt_batch": in_dims[0],
+                                  "max_batch": in_dims[0]})
 
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -129,7 +131,7 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         "tf32": options.precision != "fp32", "fp16": options.precision == "fp16",
         "profile": {"input": inp.name, "min": list(shape(options.min_batch)), "opt": list(shape(options.opt_batch)),
                     "max": list(shape(options.max_batch))},
-        "output": {"name": out.name, "shape": [int(d) for d in out.shape]},
+        "output": {"name": out.name, "shape": list(dims(out.shape))},
         "workspace_mib": options.workspace_mib, "tactic_sources": options.tactic_sources,
         "tactic_source_notes": notes, "build_seconds": round(seconds, 3),
         "engine_bytes": len(bytes(serialized)), "warnings": log.messages,

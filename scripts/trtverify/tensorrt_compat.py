@@ -42,6 +42,12 @@ def version_of(trt: ModuleType) -> str:
     return str(getattr(trt, "__version__", "unknown"))
 
 
+def dims(shape: Any) -> tuple[int, ...]:
+    """A TensorRT Dims as a tuple of ints. The bindings iterate it through __len__/__getitem__, which is all the
+    stubs declare, so mypy would call it not iterable; typed Any here, the iteration is the same as before."""
+    return tuple(int(d) for d in shape)
+
+
 def network_flags(trt: ModuleType) -> int:
     """EXPLICIT_BATCH is required by TensorRT 8.x and gone (always on) in 10.x and TensorRT-RTX."""
     flag = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UserError, require
-from ..tensorrt_compat import import_tensorrt, profile_shape, version_of
+from ..tensorrt_compat import dims, import_tensorrt, profile_shape, version_of
 from . import Runner
 
 if TYPE_CHECKING:  # mypy checks the TensorRT calls against tensorrt-stubs (the TensorRT 10 API)
@@ -47,7 +47,7 @@ class TensorRTRunner(Runner):
         if len(inputs) != 1 or len(outputs) != 1:
             raise UserError(f"tensorrt: engine has inputs {inputs} and outputs {outputs}; trtverify handles one each")
         self.input_name, self.output_name = inputs[0], outputs[0]
-        declared = tuple(int(d) for d in engine.get_tensor_shape(self.input_name))
+        declared = dims(engine.get_tensor_shape(self.input_name))
         self.input_shape = (None, *declared[1:])
         if declared[0] >= 0:  # a static batch: no profile to ask
             self.min_shape = self.max_shape = declared
@@ -57,7 +57,7 @@ class TensorRTRunner(Runner):
         self.in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
         self.out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.output_name)))
         self._set_batch(self.max_batch)
-        out_max = tuple(int(d) for d in self.context.get_tensor_shape(self.output_name))
+        out_max = dims(self.context.get_tensor_shape(self.output_name))
         self.stream = cuda.Stream()
         self.h_in = cuda.pagelocked_empty(self.max_shape, self.in_dtype)
         self.h_out = cuda.pagelocked_empty(out_max, self.out_dtype)
