@@ -1,4 +1,5 @@
-# The final rule: tables (Markdown and text), summary.json, and plots registered for `snakemake --report`.
+# The final rule: tables (Markdown, text and HTML), summary.json, and plots. The HTML tables and the plots are
+# registered for `snakemake --report` (its viewer shows HTML and images; a Markdown entry could only be downloaded).
 
 
 rule report:
@@ -11,8 +12,9 @@ rule report:
         speed=["results/benchmarks.tsv"] if config["benchmark"].get("enabled") else [],
         costs_script=script("pipeline_costs.py"),
     output:
-        markdown=report(
-            "results/report.md",
+        markdown="results/report.md",
+        html=report(
+            "results/report.html",
             category="Comparison",
             caption="../docs/report-caption.rst",
         ),
@@ -57,5 +59,5 @@ rule report:
         # declared, because Snakemake cannot take one rule's benchmark file as another's input.
         "python {input.costs_script} --root results/benchmarks --output {output.costs} > {log} 2>&1 && "
         "python {input.script} {params.comparisons} {params.samples} {params.engines} {params.speed} {params.fail}"
-        " --float-format={params.float_format:q} --markdown {output.markdown} --text {output.text}"
-        " --summary {output.summary} --plots {output.plots} --pipeline-costs {output.costs} >> {log} 2>&1"
+        " --float-format={params.float_format:q} --markdown {output.markdown} --html {output.html}"
+        " --text {output.text} --summary {output.summary} --plots {output.plots} --pipeline-costs {output.costs} >> {log} 2>&1"

@@ -4,18 +4,23 @@
   python scripts/report.py --comparison NAME=results/NAME/comparison.json [...] \\
       [--samples NAME=results/NAME/data/test_samples.npy ...] [--pipeline-costs PATH.tsv] [--speed PATH.tsv] \\
       [--fail-on-mismatch | --no-fail-on-mismatch] [--float-format .3g] \\
-      --markdown results/report.md --text results/report.txt --summary results/summary.json --plots results/plots
+      --markdown results/report.md --text results/report.txt --summary results/summary.json --plots results/plots \\
+      [--html results/report.html]
 
 Everything is written first (each file atomically), and the text report is printed to stdout. Then, with
 --fail-on-mismatch (the default), a mismatch verdict anywhere ends the step with exit status 1 and one line naming
 the mismatched pairs, so CI can gate on it. Snakemake deletes the outputs of a failed job, but the rule sends
 stdout to its log, which is kept (and shown with --show-failed-logs); run with --keep-incomplete to keep the files.
 summary.json's schema is in docs/report-schema.md. Plots need matplotlib (Agg backend, no display).
+--html writes the same tables (less the pipeline costs: Snakemake's report has the run times) as one self-contained
+HTML page, which `snakemake --report` shows in its Comparison category (a Markdown file there can only be
+downloaded, not viewed).
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import math
 import os
 from pathlib import Path
@@ -29,7 +34,7 @@ from trtverify.io import atomic_path, read_json, write_json
 from trtverify.metrics import NpyFile
 from trtverify.sketch import QuantileSketch
 from trtverify.tables import (check_float_format, engine_table, extra_tables, headline, mismatches, model_report,
-                              section_text, tsv_table, verdict_counts)
+                              model_sections, section_text, tsv_table, verdict_counts)
 
 SCHEMA_VERSION = 1
 COMPARISON_SCHEMA = 1
@@ -241,6 +246,37 @@ def build_text(comparisons: Mapping[str, Mapping[str, Any]], extras: Sequence[tu
     return "\n".join(parts)
 
 
+HTML_STYLE = """body { font-family: sans-serif; font-size: 14px; margin: 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.3em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: left; white-space: nowrap; }
+th { background: #f0f0f0; }"""
+
+
+def build_html(comparisons: Mapping[str, Mapping[str, Any]], extras: Sequence[tuple[str, Any]],
+               float_format: str) -> str:
+    """The tables of the Markdown report as one HTML page with no external resources (for `snakemake --report`)."""
+    from tabulate import tabulate
+
+    def table(tab: Any, fmt: str = float_format, numparse: bool = True) -> str:
+        headers, rows = tab
+        if not rows:
+            return "<p>(none)</p>"
+        # tabulate's "html" format escapes every cell
+        return tabulate(rows, headers=headers, tablefmt="html", floatfmt=fmt, missingval="-",
+                        disable_numparse=not numparse)
+
+    esc = html.escape
+    parts = [f"<h1>trtverify report</h1>\n<p>{esc(headline(comparisons))}</p>"]
+    for model, cmp in comparisons.items():
+        parts.append(f"<h2>Model {esc(model)}</h2>\n<p>{cmp['num_samples']} test samples, {cmp['num_classes']} "
+                     f"classes, reference backend {esc(cmp['reference'])}; verdicts per docs/tolerances.md.</p>")
+        parts += [f"<h3>{esc(title)}</h3>\n{table(tab, fmt)}"
+                  for title, tab, fmt in model_sections(cmp, float_format)]
+    parts += [f"<h2>{esc(title)}</h2>\n{table(tab, numparse=False)}" for title, tab in extras]
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>trtverify report</title>\n"
+            f"<style>\n{HTML_STYLE}\n</style>\n</head>\n<body>\n" + "\n".join(parts) + "\n</body>\n</html>\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--comparison", action="append", default=[], metavar="NAME=PATH", help="a model's comparison.json")
@@ -257,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--text", required=True, help="report.txt to write (also printed to stdout)")
     p.add_argument("--summary", required=True, help="summary.json to write")
     p.add_argument("--plots", required=True, help="directory of PNG plots to write (replaced as a whole)")
+    p.add_argument("--html", help="report.html to write: the tables as one self-contained page (optional)")
     args = p.parse_args(argv)
 
     float_format = check_float_format(args.float_format)
@@ -277,7 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         markdown = build_text(comparisons, extras, "markdown", float_format, names, link)
         text = build_text(comparisons, extras, "text", float_format, names, str(args.plots))
         write_json(args.summary, summary(comparisons, args.fail_on_mismatch, names))
-        for path, content in ((args.markdown, markdown), (args.text, text)):
+        pages = [(args.markdown, markdown), (args.text, text)]
+        if args.html:   # without the run times: Snakemake's report has its own, and the page stays reproducible
+            pages.append((args.html, build_html(comparisons, [e for e in extras if e[0] != "Pipeline costs"],
+                                                float_format)))
+        for path, content in pages:
             with atomic_path(path) as tmp:
                 tmp.write_text(content)
     print(text, flush=True)
