@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,22 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
+# What a workflow test copies into its temporary directory (never results/, .venv or build folders).
+WORKFLOW = ["Snakefile", "rules", "scripts", "config", "config.yaml", "envs", "docs", "cpp", "profiles"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow into ``dest`` (a fresh working directory for Snakemake) and return it."""
+    ignore = shutil.ignore_patterns("__pycache__", "build", "*.pyc", ".mypy_cache")
+    for name in WORKFLOW:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 TINY_ARCH = {"blocks": [4], "convs_per_block": 1, "batch_norm": True, "dense_units": 16, "dropout": 0.1}
 TINY_TRAINING = {"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "seed": 0}
 

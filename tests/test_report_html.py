@@ -34,14 +34,12 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, copy_workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TINY = REPO / "tests" / "data" / "config-tiny.yaml"
 # What a workflow copy needs (as in test_workflow.py, kept here so that file can change on its own).
-WORKFLOW = ["Snakefile", "rules", "scripts", "config", "config.yaml", "envs", "docs", "cpp", "profiles"]
-IGNORE = shutil.ignore_patterns("__pycache__", "build", "*.pyc", ".mypy_cache")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CAPTION = " ".join((REPO / "docs" / "report-caption.rst").read_text().split())
 # docs/report-schema.md: always one histogram per pair and the per-class agreement; flipped only when some flip.
@@ -74,13 +72,7 @@ def make_report(workdir: Path, overlay: Path | None = None) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny config run to the end, then its HTML report."""
-    ws = tmp_path_factory.mktemp("report_run")
-    for name in WORKFLOW:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, ws / name, ignore=IGNORE)
-        elif src.exists():
-            shutil.copy2(src, ws / name)
+    ws = copy_workflow(tmp_path_factory.mktemp("report_run"))
     snakemake(ws)
     make_report(ws)
     return ws

@@ -18,21 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, copy_workflow
 
 TINY = REPO / "tests" / "data" / "config-tiny.yaml"
-WORKFLOW = ["Snakefile", "rules", "scripts", "config", "config.yaml", "envs", "docs", "cpp", "profiles"]
-IGNORE = shutil.ignore_patterns("__pycache__", "build", "*.pyc", ".mypy_cache")
-
-
-def copy_workflow(dest: Path) -> Path:
-    for name in WORKFLOW:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=IGNORE)
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def snakemake(workdir: Path, *args: str, configfiles: tuple[Path, ...] = (TINY,), check: bool = True,
