@@ -3,6 +3,7 @@
 // names contain argv[1]) and exits 1 if any check failed.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -12,6 +13,13 @@
 #include <vector>
 
 namespace check {
+
+// A float's bit pattern, for checks that must tell -0 from 0 or one NaN payload from another.
+inline std::uint32_t bits_of(float f) {
+    std::uint32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return b;
+}
 
 struct Test {
     const char* name;

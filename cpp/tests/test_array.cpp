@@ -8,16 +8,6 @@
 
 using namespace trtverify;
 
-namespace {
-
-std::uint32_t bits_of(float f) {
-    std::uint32_t b;
-    std::memcpy(&b, &f, 4);
-    return b;
-}
-
-}  // namespace
-
 TEST(dtype_names_and_sizes) {
     CHECK_EQ(std::string(dtype_name(DType::Float16)), "float16");
     CHECK_EQ(itemsize(DType::Int64), 8u);
@@ -52,9 +42,9 @@ TEST(half_to_float_known_values) {
     CHECK_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));
     CHECK_EQ(half_to_float(0x03ff), std::ldexp(1023.0f, -24));
     CHECK_EQ(half_to_float(0x7c00), std::numeric_limits<float>::infinity());
-    CHECK_EQ(bits_of(half_to_float(0x8000)), 0x80000000u);
-    CHECK_EQ(bits_of(half_to_float(0x7e00)), 0x7fc00000u);
-    CHECK_EQ(bits_of(half_to_float(0x7c01)), 0x7f802000u);  // the payload is kept, as numpy keeps it
+    CHECK_EQ(check::bits_of(half_to_float(0x8000)), 0x80000000u);
+    CHECK_EQ(check::bits_of(half_to_float(0x7e00)), 0x7fc00000u);
+    CHECK_EQ(check::bits_of(half_to_float(0x7c01)), 0x7f802000u);  // the payload is kept, as numpy keeps it
 }
 
 TEST(double_to_half_rounds_to_nearest_even) {

@@ -12,12 +12,6 @@ namespace {
 
 Array parse(const std::string& text) { return parse_csv(text, "CSV file t.csv"); }
 
-std::uint32_t bits(float f) {
-    std::uint32_t b;
-    std::memcpy(&b, &f, 4);
-    return b;
-}
-
 }  // namespace
 
 TEST(csv_reads_the_pipeline_format) {
@@ -36,7 +30,7 @@ TEST(csv_reads_the_pipeline_format) {
 TEST(csv_parses_float32_like_numpy_double_then_round) {
     // Just above the midpoint between 1 and the next float32: strtof rounds up, numpy (double, then float) gets 1.
     const Array a = parse("# trtverify-csv 1 shape=1 dtype=float32\n1.000000059604644775390625001\n");
-    CHECK_EQ(bits(a.at<float>(0)), 0x3f800000u);
+    CHECK_EQ(check::bits_of(a.at<float>(0)), 0x3f800000u);
 }
 
 TEST(csv_tolerates_what_loadtxt_tolerates) {
