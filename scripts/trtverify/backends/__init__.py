@@ -41,7 +41,13 @@ class Runner:
         return {"backend": self.name, "artifact": str(self.artifact)}
 
     def __enter__(self) -> "Runner":
-        self.activate()
+        try:
+            self.activate()
+        except BaseException:
+            # ``with`` calls __exit__ only after __enter__ returned: release what a failed activate acquired (a
+            # pushed CUDA context left behind makes pycuda abort the process at exit instead of reporting the error).
+            self.deactivate()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -30,8 +30,9 @@ class TensorRTRunner(Runner):
         if cuda.Device.count() == 0:
             raise UserError("tensorrt: no CUDA device is visible; run this step on a GPU machine "
                             "(with --use-singularity, Snakemake passes --nv through the profile's singularity-args)")
-        self.ctx = cuda.Device(int(self.options.get("device", 0))).retain_primary_context()
-        self.ctx.push()
+        ctx = cuda.Device(int(self.options.get("device", 0))).retain_primary_context()
+        ctx.push()
+        self.ctx = ctx  # only a pushed context is popped by deactivate
         self.logger = trt.Logger(trt.Logger.WARNING)
         runtime: tensorrt.Runtime = trt.Runtime(self.logger)
         engine: tensorrt.ICudaEngine | None = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
@@ -71,11 +72,13 @@ class TensorRTRunner(Runner):
         for attr in ("d_in", "d_out"):
             if hasattr(self, attr):
                 getattr(self, attr).free()
+                delattr(self, attr)
         for attr in ("context", "engine"):
             if hasattr(self, attr):
                 delattr(self, attr)
         if hasattr(self, "ctx"):
             self.ctx.pop()
+            del self.ctx
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "tensorrt_flavour": self.flavour, "tensorrt_version": version_of(self.trt),
