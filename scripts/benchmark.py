@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from trtverify.benchstats import (PERCENTILE_METHOD, STAT_KEYS, make_row, summarize, throughput,
+from trtverify.benchstats import (PERCENTILE_METHOD, STAT_DIGITS, STAT_KEYS, make_row, summarize, throughput,
                                   time_calls)
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import load_npy, read_json, write_json
@@ -272,7 +272,7 @@ def stats_from_cpp(timing: dict[str, Any], key: str, path: str) -> dict[str, flo
             s["min"] <= s["mean"] <= s["max"] and s["min"] >= 0):
         raise UserError(f"{path}: '{key}' is inconsistent (need 0 <= min <= p50 <= p90 <= p95 <= p99 <= max and "
                         f"min <= mean <= max): {s}")
-    return s
+    return {k: round(v, STAT_DIGITS) for k, v in s.items()}
 
 
 def row_from_cpp_timing(timing: dict[str, Any], model: str, path: str = "timing JSON",

@@ -34,7 +34,7 @@ from trtverify.io import atomic_path, read_json, write_json
 from trtverify.metrics import NpyFile
 from trtverify.sketch import QuantileSketch
 from trtverify.tables import (check_float_format, engine_table, extra_tables, headline, mismatches, model_report,
-                              model_sections, section_text, tsv_table, verdict_counts)
+                              model_sections, section_text, speed_table, tsv_table, verdict_counts)
 
 SCHEMA_VERSION = 1
 COMPARISON_SCHEMA = 1
@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--samples", action="append", default=[], metavar="NAME=PATH",
                    help="a model's test_samples.npy, to draw its flipped samples (optional)")
     p.add_argument("--pipeline-costs", help="TSV of what each step cost (scripts/pipeline_costs.py), shown as is")
-    p.add_argument("--speed", help="TSV benchmark table (scripts/bench_table.py), shown as is")
+    p.add_argument("--speed", help="TSV benchmark table (scripts/bench_table.py); the report shows its main columns")
     p.add_argument("--engine-info", action="append", default=[], metavar="PATH",
                    help="an engine's build JSON (results/MODEL/engines/PRECISION.json), for the engines table")
     p.add_argument("--fail-on-mismatch", action=argparse.BooleanOptionalAction, default=True,
@@ -303,8 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise UserError(f"--samples for {', '.join(unknown)}, which has no --comparison "
                         f"(models: {', '.join(comparisons)})")
-    extras = [(title, tsv_table(path, what=title)) for title, path in
-              (("Pipeline costs", args.pipeline_costs), ("Speed", args.speed)) if path]
+    extras = [("Pipeline costs", tsv_table(args.pipeline_costs, what="Pipeline costs"))] if args.pipeline_costs else []
+    if args.speed:
+        extras.append(("Speed", speed_table(args.speed)))
     if args.engine_info:
         extras.insert(0, ("TensorRT engines", engine_table(args.engine_info)))
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, leftovers, run_script
-from trtverify.benchstats import ROW_KEYS, STAT_KEYS
+from trtverify.benchstats import ROW_KEYS, STAT_DIGITS, STAT_KEYS
 from trtverify.errors import UserError
 
 CLASSES = 10
@@ -159,6 +159,18 @@ def test_cpp_timing_becomes_a_row(tmp_path: Path) -> None:
     assert row["versions"] == {"framework": "tensorrt", "framework_version": "8.5.3", "tool": "trt_infer"}
     assert row["device"] == "NVIDIA H100 80GB HBM3" and row["copies_included"] is True
     assert row["details"]["input_shape"] == [32, 8, 8, 1] and "timer" not in row["details"]
+
+
+def test_cpp_timing_is_rounded_like_the_python_rows(tmp_path: Path) -> None:
+    """trt_infer prints float32 sums at full precision (0.0712595196813345); rows keep STAT_DIGITS decimals."""
+    raw = {"mean": 0.0712595196813345, "p50": 0.06977600231766701, "p90": 0.083347200602293, "p95": 0.0905311964452266,
+           "p99": 0.09408448107540607, "min": 0.0613120011985302, "max": 0.09638399630784988}
+    (tmp_path / "t.json").write_text(json.dumps(cpp_timing(end_to_end_ms=raw, gpu_compute_ms=raw)))
+    bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json")
+    row = json.loads((tmp_path / "row.json").read_text())
+    for key in ("latency_ms", "gpu_compute_ms"):
+        assert row[key] == {k: round(v, STAT_DIGITS) for k, v in raw.items()}
+        assert row[key]["mean"] == 0.07126
 
 
 def test_cpp_timing_without_copies_or_precision(tmp_path: Path) -> None:

@@ -146,14 +146,47 @@ def test_passing_report_exits_zero(files: dict[str, Path], tmp_path: Path) -> No
     assert not (out / "plots" / "tiny-flipped.png").exists()              # nothing flipped, nothing drawn
 
 
-def test_extra_tables_are_rendered_as_they_are(files: dict[str, Path], tmp_path: Path) -> None:
+def bench_tsv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """A benchmark table in bench_table.py's column order."""
+    import bench_table
+
+    lines = ["\t".join(bench_table.COLUMNS)]
+    lines += ["\t".join(str(row.get(c, "")) for c in bench_table.COLUMNS) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_extra_tables_are_rendered(files: dict[str, Path], tmp_path: Path) -> None:
     costs = tmp_path / "costs.tsv"
     costs.write_text("step\twildcards\tseconds\ntrain\ttiny\t12.50\ncompare\ttiny\t0.300\n")
+    speed = bench_tsv(tmp_path / "benchmarks.tsv", [
+        {"model": "tiny", "backend": "onnxruntime", "precision": "fp32", "batch": 8, "cuda_graph": False,
+         "mean_ms": 0.247197, "p50_ms": 0.124266, "p99_ms": 4.17257, "throughput_samples_per_s": 32362.878,
+         "peak_host_rss_mib": 141.0, "device": "CPU", "warmup": 20},
+        {"model": "tiny", "backend": "tensorrt_cpp", "precision": "fp16", "batch": 8, "cuda_graph": False,
+         "mean_ms": 0.0724518, "p50_ms": 0.07104, "p99_ms": 0.098499, "throughput_samples_per_s": 110418.176,
+         "speedup_p50": 1.749, "gpu_compute_p50_ms": 0.0616, "peak_host_rss_mib": 283.5, "gpu_memory_mib": 10.0,
+         "device": "NVIDIA H200", "warmup": 20}])
     out = tmp_path / "out"
-    report.main(["--comparison", f"tiny={files['good']}", "--pipeline-costs", str(costs), "--speed", str(costs),
+    report.main(["--comparison", f"tiny={files['good']}", "--pipeline-costs", str(costs), "--speed", str(speed),
                  *outputs(out)])
     md = (out / "report.md").read_text()
-    assert "## Pipeline costs" in md and "## Speed" in md and "| train   | tiny        | 12.50     |" in md
+    assert "## Pipeline costs" in md and "| train   | tiny        | 12.50     |" in md   # as it is
+    section = md.split("## Speed\n")[1]
+    header = [c.strip() for c in section.strip().splitlines()[0].strip("|").split("|")]
+    assert header == list(tables.SPEED_COLUMNS)      # the main columns; benchmarks.tsv keeps the rest
+    assert "mean_ms" not in section and "warmup" not in section
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in section.strip().splitlines()[2:4]]
+    assert cells[0][5:9] == ["0.1243", "4.173", "32363", ""]            # p50, p99, samples/s, no speed-up
+    assert cells[1][5:13] == ["0.07104", "0.0985", "110418", "1.75", "0.0616", "284", "10", "NVIDIA H200"]
+
+
+def test_a_speed_table_that_is_not_a_benchmark_table_is_refused(files: dict[str, Path], tmp_path: Path) -> None:
+    costs = tmp_path / "costs.tsv"
+    costs.write_text("step\twildcards\tseconds\ntrain\ttiny\t12.50\n")
+    with pytest.raises(UserError, match="lacks the column.*not a benchmark table"):
+        report.main(["--comparison", f"tiny={files['good']}", "--speed", str(costs), *outputs(tmp_path / "out")])
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 @pytest.mark.parametrize("problem,message", [

@@ -18,6 +18,7 @@ from .errors import UserError
 
 PERCENTILE_METHOD: Final[Literal["linear"]] = "linear"
 STAT_KEYS = ("mean", "p50", "p90", "p95", "p99", "min", "max")
+STAT_DIGITS = 6  # milliseconds to the nanosecond: the rows of every backend, Python or C++, are rounded alike
 
 # The keys of a benchmark row, in order: benchmark.py writes them, bench_table.py reads them, a test pins them.
 ROW_KEYS = (
@@ -40,7 +41,7 @@ class LatencyStats:
     max: float
     count: int
 
-    def as_dict(self, digits: int = 6) -> dict[str, float]:
+    def as_dict(self, digits: int = STAT_DIGITS) -> dict[str, float]:
         return {k: round(float(getattr(self, k)), digits) for k in STAT_KEYS}
 
 
