@@ -188,6 +188,8 @@ rule benchmark_table:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        baseline=BENCH.get("baseline", "savedmodel"),
     shell:
         "python {input.script} {input.rows} --tsv {output.tsv} --json {output.json}"
-        " --plots {output.plots} > {log} 2>&1"
+        " --baseline {params.baseline} --plots {output.plots} > {log} 2>&1"

@@ -39,6 +39,12 @@ def check_config():
                 f"benchmark.batch_sizes {outside} lie outside tensorrt.profile "
                 f"[{prof['min_batch']}, {prof['max_batch']}]: the engines cannot run them"
             )
+    baseline = bench.get("baseline", "savedmodel")
+    if bench.get("enabled") and baseline not in bench.get("backends", []):
+        problems.append(
+            f"benchmark.baseline is '{baseline}', which is not among benchmark.backends "
+            f"({', '.join(bench.get('backends', []))}): the speed-ups would be empty"
+        )
     if problems:
         raise ValueError("invalid config: " + "; ".join(problems))
 

@@ -490,6 +490,19 @@ def test_bench_rules_plan_one_job_per_backend_batch_and_precision(tmp_path: Path
         "benchmark_tensorrt_cpp": 2, "benchmark_table": 1}
 
 
+@pytest.mark.parametrize("baseline", [None, "onnxruntime"])
+def test_the_configured_baseline_reaches_the_table(tmp_path: Path, baseline: str | None) -> None:
+    ws, args = bench_workflow(tmp_path, "savedmodel, onnxruntime")
+    if baseline:
+        (ws / "bench.yaml").write_text(BENCH_OVERLAY.replace("}", f", baseline: {baseline}}}") % "savedmodel, onnxruntime")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args, "--dry-run", "--printshellcmds",
+                           "results/benchmarks.tsv"], cwd=ws, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    table_cmd = next(line for line in proc.stdout.splitlines() if "python scripts/bench_table.py" in line)
+    assert f"--baseline {baseline or 'savedmodel'} " in table_cmd
+
+
 @pytest.mark.slow
 def test_bench_rules_run_and_rerun_on_a_script_edit(tmp_path: Path) -> None:
     ws, args = bench_workflow(tmp_path, "savedmodel, onnxruntime")

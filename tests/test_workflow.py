@@ -108,6 +108,8 @@ def test_every_rule_has_log_benchmark_and_environment() -> None:
         ("typo_key: 1", "typo_key"),
         ("models: {tiny: {dataset: mnist}}", "mnist"),
         ("tensorrt: {precisions: [fp32], profile: {min_batch: 8, opt_batch: 4, max_batch: 64}}", "min_batch"),
+        ("benchmark: {enabled: true, backends: [onnxruntime], baseline: savedmodel}", "benchmark.baseline"),
+        ("benchmark: {baseline: tensorrt}", "tensorrt"),
     ],
 )
 def test_invalid_config_is_rejected_before_anything_runs(tmp_path: Path, overlay: str, message: str) -> None:
