@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Bring the user's own SavedModel and test data into results/, checked, instead of training one.
 
+The SavedModel is loaded as the predict step loads it (serving_default) and run on the first few samples, so a
+corrupt model, a missing signature, samples of the wrong shape or labels beyond its classes fail here.
+
   python scripts/import_model.py --saved-model-in DIR --samples-in X.npy --labels-in Y.npy \
       --saved-model results/M/saved_model --samples ... --labels ... --metrics ...
 """
@@ -14,8 +17,26 @@ from typing import Sequence
 
 import numpy as np
 
+from trtverify.backends import open_runner
 from trtverify.errors import UserError, run_main
 from trtverify.io import atomic_path, load_npy, save_npy, write_json
+
+
+PROBE = 8  # samples run through the model at import: enough to show it loads, fits the data and gives numbers
+
+
+def check_model(saved_model: Path, probe: np.ndarray) -> int:
+    """Load the SavedModel as the predict step will and run a few samples: a corrupt model, a missing signature or
+    samples that do not fit fail here, before anything is written, not steps later. Returns the number of classes."""
+    with open_runner("savedmodel", saved_model) as runner:
+        out = runner.infer(probe)
+    if out.ndim != 2 or out.shape[0] != len(probe) or out.shape[1] < 2:
+        raise UserError(f"{saved_model}: the serving_default signature returns shape {out.shape} for "
+                        f"{len(probe)} samples; trtverify compares classifiers, (N, classes) with at least 2 classes")
+    if not np.isfinite(out).all():
+        raise UserError(f"{saved_model}: the model gives NaN or Inf on the first {len(probe)} test samples; "
+                        "check the model and the samples' preprocessing")
+    return int(out.shape[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,12 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"test labels {args.labels_in} must be integers, got {y.dtype}")
     if len(x) != len(y):
         raise UserError(f"{len(x)} test samples but {len(y)} labels")
+    classes = check_model(src, x[:PROBE].astype(np.float32))
+    if len(y) and (y.min() < 0 or y.max() >= classes):
+        raise UserError(f"test labels {args.labels_in} range over {int(y.min())}..{int(y.max())}, but the model "
+                        f"outputs {classes} classes (labels must be 0..{classes - 1})")
     with atomic_path(args.saved_model, directory=True) as tmp:
         shutil.copytree(src, tmp, dirs_exist_ok=True)
     save_npy(args.samples, x.astype(np.float32))
     save_npy(args.labels, y.astype(np.int64))
     write_json(args.metrics, {"imported_from": str(src), "test_samples": int(len(x)),
-                              "input_shape": list(x.shape[1:])})
+                              "input_shape": list(x.shape[1:]), "classes": classes})
     return 0
 
 

@@ -10,6 +10,7 @@ traceback anywhere in stderr; and no output file, nor any temporary file, in the
 
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 import sys
@@ -574,6 +575,42 @@ def test_import_bad_labels(tiny_model: dict[str, Path], out: Path, bad: Path, la
     np.save(bad / "y.npy", labels)
     fails(import_model(tiny_model["saved_model"], tiny_model["samples"], bad / "y.npy", out), "import_model.py",
           words)
+    nothing_written(out)
+
+
+def test_import_copies_and_checks_a_good_model(tiny_model: dict[str, Path], out: Path) -> None:
+    proc = import_model(tiny_model["saved_model"], tiny_model["samples"], tiny_model["labels"], out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "saved_model" / "saved_model.pb").read_bytes() == (tiny_model["saved_model"] /
+                                                                     "saved_model.pb").read_bytes()
+    assert np.array_equal(np.load(out / "x.npy"), np.load(tiny_model["samples"]))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["test_samples"], metrics["input_shape"], metrics["classes"]) == (N, [8, 8, 1], 10)
+
+
+def test_import_corrupt_saved_model(tiny_model: dict[str, Path], out: Path, bad: Path) -> None:
+    """Found at import, not two steps later when tf2onnx trips over it."""
+    model = bad / "saved_model"
+    shutil.copytree(tiny_model["saved_model"], model)
+    cut(model / "saved_model.pb", model / "saved_model.pb", 1000)
+    fails(import_model(model, tiny_model["samples"], tiny_model["labels"], out), "import_model.py",
+          f"savedmodel: cannot load {model} as a SavedModel", "re-export it")
+    nothing_written(out)
+
+
+def test_import_samples_that_do_not_fit_the_model(tiny_model: dict[str, Path], out: Path, bad: Path) -> None:
+    np.save(bad / "x.npy", np.zeros((N, 7, 7, 1), np.float32))
+    fails(import_model(tiny_model["saved_model"], bad / "x.npy", tiny_model["labels"], out), "import_model.py",
+          "expects samples of shape (8, 8, 1)", "got (8, 7, 7, 1)", "the test data does not fit this model")
+    nothing_written(out)
+
+
+def test_import_labels_beyond_the_models_classes(tiny_model: dict[str, Path], out: Path, bad: Path) -> None:
+    labels = np.load(tiny_model["labels"])
+    labels[3] = 10
+    np.save(bad / "y.npy", labels)
+    fails(import_model(tiny_model["saved_model"], tiny_model["samples"], bad / "y.npy", out), "import_model.py",
+          "range over 0..10, but the model outputs 10 classes (labels must be 0..9)")
     nothing_written(out)
 
 

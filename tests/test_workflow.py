@@ -163,6 +163,33 @@ def test_tiny_pipeline_produces_report(finished_run: Path) -> None:
 
 
 @pytest.mark.slow
+def test_own_model_is_imported_converted_and_compared(finished_run: Path, tmp_path: Path) -> None:
+    """README's "Your own model": a SavedModel and .npy test data of the user's, outside the workflow, as an
+    import entry; imported (and checked), converted, predicted and compared like a trained one."""
+    mine = tmp_path / "mine"
+    shutil.copytree(finished_run / "results" / "tiny" / "saved_model", mine / "saved_model")
+    for name in ("test_samples", "test_labels"):
+        shutil.copy(finished_run / "results" / "tiny" / "data" / f"{name}.npy", mine / f"{name}.npy")
+    ws = copy_workflow(tmp_path)
+    config = TINY.read_text().split("datasets:", 1)[1]
+    own = write_overlay(tmp_path / "own.yaml", f"""models:
+  mine:
+    dataset: none
+    import: {{saved_model: {mine / 'saved_model'}, samples: {mine / 'test_samples.npy'}, labels: {mine / 'test_labels.npy'}}}
+datasets:{config}""")
+    snakemake(ws, configfiles=(own,))
+    results = ws / "results"
+    metrics = json.loads((results / "mine" / "train_metrics.json").read_text())
+    assert (metrics["test_samples"], metrics["classes"]) == (120, 10)
+    assert not (results / "logs" / "train").exists()               # imported, not trained
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["verdict"] == "pass", summary
+    sm = np.load(results / "mine" / "predictions" / "savedmodel.npy", allow_pickle=False)
+    assert np.array_equal(sm, np.load(finished_run / "results" / "tiny" / "predictions" / "savedmodel.npy"))
+    assert "mine" in (results / "report.md").read_text()
+
+
+@pytest.mark.slow
 def test_nothing_reruns_after_a_complete_run(run_copy: Path) -> None:
     assert planned_jobs(snakemake(run_copy, "--dry-run")) == {}
 
