@@ -189,7 +189,7 @@ rule benchmark_table:
         mem_mb=2000,
         runtime=10,
     params:
-        baseline=BENCH.get("baseline", "savedmodel"),
+        baseline=BENCH["baseline"],
     shell:
         "python {input.script} {input.rows} --tsv {output.tsv} --json {output.json}"
         " --baseline {params.baseline} --plots {output.plots} > {log} 2>&1"

@@ -39,7 +39,7 @@ def check_config():
                 f"benchmark.batch_sizes {outside} lie outside tensorrt.profile "
                 f"[{prof['min_batch']}, {prof['max_batch']}]: the engines cannot run them"
             )
-    baseline = bench.get("baseline", "savedmodel")
+    baseline = bench["baseline"]  # the schema's default fills it in
     if bench.get("enabled") and baseline not in bench.get("backends", []):
         problems.append(
             f"benchmark.baseline is '{baseline}', which is not among benchmark.backends "
