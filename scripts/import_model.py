@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from predict import check_predictions
 from trtverify.backends import open_runner
 from trtverify.errors import UserError, run_main
 from trtverify.io import atomic_path, load_npy, save_npy, write_json
@@ -30,12 +31,10 @@ def check_model(saved_model: Path, probe: np.ndarray) -> int:
     samples that do not fit fail here, before anything is written, not steps later. Returns the number of classes."""
     with open_runner("savedmodel", saved_model) as runner:
         out = runner.infer(probe)
-    if out.ndim != 2 or out.shape[0] != len(probe) or out.shape[1] < 2:
-        raise UserError(f"{saved_model}: the serving_default signature returns shape {out.shape} for "
-                        f"{len(probe)} samples; trtverify compares classifiers, (N, classes) with at least 2 classes")
-    if not np.isfinite(out).all():
-        raise UserError(f"{saved_model}: the model gives NaN or Inf on the first {len(probe)} test samples; "
-                        "check the model and the samples' preprocessing")
+    check_predictions(out, len(probe), f"savedmodel {saved_model}")   # (samples, classes), finite: as predict
+    if out.shape[1] < 2:
+        raise UserError(f"{saved_model}: the serving_default signature returns shape {out.shape}; trtverify "
+                        "compares classifiers, (N, classes) with at least 2 classes")
     return int(out.shape[1])
 
 
