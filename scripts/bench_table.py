@@ -22,6 +22,7 @@ from tabulate import tabulate
 from trtverify.benchstats import ROW_KEYS
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import atomic_path, read_json, write_json
+from trtverify.tables import speed_view
 
 COLUMNS = (
     "model", "backend", "precision", "batch", "cuda_graph", "copies_included",
@@ -29,8 +30,6 @@ COLUMNS = (
     "speedup_p50", "gpu_compute_mean_ms", "gpu_compute_p50_ms", "gpu_compute_p99_ms", "peak_host_rss_mib", "gpu_memory_mib",
     "device", "framework", "framework_version", "warmup", "iterations",
 )
-PRINTED = {"model": "", "backend": "", "precision": "", "batch": "", "p50_ms": ".4g", "p99_ms": ".4g",
-           "throughput_samples_per_s": ".0f", "speedup": ".2f", "speedup_p50": ".2f", "gpu_compute_p50_ms": ".4g", "device": ""}
 MIB = 2**20
 
 
@@ -147,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(args.json, {"baseline": args.baseline, "columns": list(COLUMNS), "table": table,
                            "plots": plots, "rows": rows})
     write_tsv(args.tsv, table)
-    print(tabulate([[t[c] for c in PRINTED] for t in table], headers=list(PRINTED),
-                   floatfmt=[f or "g" for f in PRINTED.values()], missingval="-", disable_numparse=False))
+    header, rows = speed_view(COLUMNS, [[t[c] for c in COLUMNS] for t in table], "benchmark table")
+    print(tabulate(rows, headers=header, disable_numparse=True))
     if any(math.isclose(0, t["p50_ms"]) for t in table):
         print("note: some latencies round to 0 ms; the model is too small to time meaningfully", file=sys.stderr)
     return 0

@@ -140,34 +140,42 @@ def tsv_table(path: str | Path, *, what: str) -> Table:
     return records[0], records[1:]
 
 
-# The benchmark columns the report shows (results/benchmarks.tsv keeps all of them): which measurement, the median and
+# The benchmark columns shown where people read them (bench_table's summary on stdout and the report's Speed
+# section; results/benchmarks.tsv keeps all of them), each with its number format: which measurement, the median and
 # tail latency, throughput, the speed-up over the baseline, GPU time apart from copies, memory, and where it ran.
-SPEED_COLUMNS = ("model", "backend", "precision", "batch", "cuda_graph", "p50_ms", "p99_ms", "throughput_samples_per_s",
-                 "speedup_p50", "gpu_compute_p50_ms", "peak_host_rss_mib", "gpu_memory_mib", "device")
-SPEED_FORMATS = {"p50_ms": ".4g", "p99_ms": ".4g", "throughput_samples_per_s": ".0f", "speedup_p50": ".3g",
-                 "gpu_compute_p50_ms": ".4g", "peak_host_rss_mib": ".0f", "gpu_memory_mib": ".0f"}
+SPEED_COLUMNS = {"model": "", "backend": "", "precision": "", "batch": "", "cuda_graph": "", "p50_ms": ".4g",
+                 "p99_ms": ".4g", "throughput_samples_per_s": ".0f", "speedup_p50": ".3g", "gpu_compute_p50_ms": ".4g",
+                 "peak_host_rss_mib": ".0f", "gpu_memory_mib": ".0f", "device": ""}
+
+
+def speed_view(header: Sequence[str], rows: Sequence[Sequence[Any]], where: str) -> Table:
+    """SPEED_COLUMNS of a benchmark table (header and rows as bench_table writes them, numbers or their text), each
+    number in its column's format; a missing value stays empty."""
+    keep = [c for c in SPEED_COLUMNS if c in header]
+    index = [header.index(c) for c in keep]
+
+    def cell(column: str, value: Any) -> str:
+        if value is None or value == "":
+            return ""
+        spec = SPEED_COLUMNS[column]
+        if not spec:
+            return str(value)
+        try:
+            return format(float(value), spec)
+        except ValueError:
+            raise UserError(f"{where}: column {column} holds '{value}', not a number") from None
+
+    return keep, [[cell(c, row[i] if i < len(row) else "") for c, i in zip(keep, index)] for row in rows]
 
 
 def speed_table(path: str | Path) -> Table:
-    """The report's view of the benchmark TSV (scripts/bench_table.py): SPEED_COLUMNS, numbers rounded alike."""
+    """The report's view of the benchmark TSV (scripts/bench_table.py)."""
     header, rows = tsv_table(path, what="Speed")
     missing = [c for c in ("model", "backend", "batch", "p50_ms") if c not in header]
     if missing:
         raise UserError(f"Speed table {path} lacks the column(s) {', '.join(missing)}: it is not a benchmark table "
                         "written by scripts/bench_table.py")
-    keep = [c for c in SPEED_COLUMNS if c in header]
-    index = [header.index(c) for c in keep]
-
-    def cell(column: str, text: str) -> str:
-        spec = SPEED_FORMATS.get(column)
-        if not spec or text == "":
-            return text
-        try:
-            return format(float(text), spec)
-        except ValueError:
-            raise UserError(f"Speed table {path}: column {column} holds '{text}', not a number") from None
-
-    return keep, [[cell(c, row[i] if i < len(row) else "") for c, i in zip(keep, index)] for row in rows]
+    return speed_view(header, rows, f"Speed table {path}")
 
 
 def model_sections(cmp: Mapping[str, Any], float_format: str) -> list[tuple[str, Table, str]]:
