@@ -23,10 +23,10 @@ rule predict_savedmodel:
         mem_mb=8000,
         runtime=60,
     params:
-        batch=config["predict"].get("batch_size", 256),
+        batch=config["predict"]["batch_size"],
     shell:
-        "python {input.script} --backend savedmodel --artifact {input.artifact} --samples {input.samples}"
-        " --batch-size {params.batch} --output {output.predictions} --info {output.info} > {log} 2>&1"
+        "python {input.script:q} --backend savedmodel --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --batch-size {params.batch:q} --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 rule predict_onnxruntime:
@@ -51,14 +51,12 @@ rule predict_onnxruntime:
         mem_mb=4000,
         runtime=60,
     params:
-        batch=config["predict"].get("batch_size", 256),
-        providers=",".join(
-            config["onnxruntime"].get("providers", ["CPUExecutionProvider"])
-        ),
+        batch=config["predict"]["batch_size"],
+        providers=",".join(config["onnxruntime"]["providers"]),
     shell:
-        "python {input.script} --backend onnxruntime --artifact {input.artifact} --samples {input.samples}"
-        " --providers {params.providers} --batch-size {params.batch}"
-        " --output {output.predictions} --info {output.info} > {log} 2>&1"
+        "python {input.script:q} --backend onnxruntime --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --providers {params.providers:q} --batch-size {params.batch:q}"
+        " --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 rule predict_tensorrt:
@@ -84,10 +82,10 @@ rule predict_tensorrt:
         runtime=60,
         gpu=1,
     params:
-        batch=config["predict"].get("batch_size", 256),
+        batch=config["predict"]["batch_size"],
     shell:
-        "python {input.script} --backend tensorrt --artifact {input.artifact} --samples {input.samples}"
-        " --batch-size {params.batch} --output {output.predictions} --info {output.info} > {log} 2>&1"
+        "python {input.script:q} --backend tensorrt --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --batch-size {params.batch:q} --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 rule predict_tensorrt_cpp:
@@ -114,8 +112,8 @@ rule predict_tensorrt_cpp:
         runtime=60,
         gpu=1,
     shell:
-        "python {input.script} --binary {input.binary} --engine {input.engine} --input {input.data}"
-        " --samples {input.samples} --output {output.predictions} --info {output.info} > {log} 2>&1"
+        "python {input.script:q} --binary {input.binary:q} --engine {input.engine:q} --input {input.data:q}"
+        " --samples {input.samples:q} --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 use rule predict_tensorrt_cpp as predict_tensorrt_cpp_csv with:
