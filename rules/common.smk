@@ -146,6 +146,16 @@ def prediction_args(w, input):
     return [a for n in prediction_names() for a in ("--prediction", f"{n}={input[n]}")]
 
 
+def costs_args(w):
+    """pipeline_costs' arguments: the configured models and the steps run per model (read from the rules, so a new
+    rule needs no entry here), so benchmark files of models since removed from the config are left out.
+    """
+    per_model = sorted(r.name for r in workflow.rules if "model" in r.wildcard_names)
+    return [f"--model={m}" for m in MODELS] + [
+        f"--per-model-step={s}" for s in per_model
+    ]
+
+
 def engines_wanted():
     return config["tensorrt"].get("build_engines", True) or bool(
         {"tensorrt", "tensorrt_cpp"} & set(config["backends"])

@@ -64,6 +64,7 @@ rule predict_tensorrt:
         script=script("predict.py"),
         code=lib("backends/__init__.py", "backends/tensorrt.py", "tensorrt_compat.py"),
         artifact="results/{model}/engines/{precision}.trt",
+        engine_info="results/{model}/engines/{precision}.json",
         samples="results/{model}/data/test_samples.npy",
     output:
         predictions="results/{model}/predictions/tensorrt_{precision}.npy",
@@ -85,7 +86,7 @@ rule predict_tensorrt:
         batch=config["predict"]["batch_size"],
     shell:
         "python {input.script:q} --backend tensorrt --artifact {input.artifact:q} --samples {input.samples:q}"
-        " --batch-size {params.batch:q} --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
+        " --engine-info {input.engine_info:q} --batch-size {params.batch:q} --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 rule predict_tensorrt_cpp:
@@ -93,6 +94,7 @@ rule predict_tensorrt_cpp:
         script=script("predict_cpp.py"),
         binary="results/bin/trt_infer",
         engine="results/{model}/engines/{precision}.trt",
+        engine_info="results/{model}/engines/{precision}.json",
         data="results/{model}/data/test_samples.npy",
         samples="results/{model}/data/test_samples.npy",
     output:
@@ -113,6 +115,7 @@ rule predict_tensorrt_cpp:
         gpu=1,
     shell:
         "python {input.script:q} --binary {input.binary:q} --engine {input.engine:q} --input {input.data:q}"
+        " --engine-info {input.engine_info:q}"
         " --samples {input.samples:q} --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
@@ -121,6 +124,7 @@ use rule predict_tensorrt_cpp as predict_tensorrt_cpp_csv with:
         script=script("predict_cpp.py"),
         binary="results/bin/trt_infer",
         engine="results/{model}/engines/{precision}.trt",
+        engine_info="results/{model}/engines/{precision}.json",
         data="results/{model}/data/test_samples.csv",
         samples="results/{model}/data/test_samples.npy",
     output:

@@ -62,10 +62,13 @@ rule import_model:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        num_test_samples=lambda w: model_cfg(w)["num_test_samples"],
     shell:
         "python {input.script:q} --saved-model-in={input.saved_model:q} --samples-in={input.samples:q}"
         " --labels-in={input.labels:q} --saved-model {output.saved_model:q} --samples {output.samples:q}"
-        " --labels {output.labels:q} --metrics {output.metrics:q} > {log:q} 2>&1"
+        " --labels {output.labels:q} --metrics {output.metrics:q}"
+        " --num-test-samples {params.num_test_samples:q} > {log:q} 2>&1"
 
 
 rule export_csv:
