@@ -99,12 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"{src} is not a SavedModel directory (no saved_model.pb); export one with "
                         "model.export(dir) (Keras 3) or tf.saved_model.save")
     x, y, samples_layout = load_data(args)
-    classes = check_model(src, x[:PROBE].astype(np.float32))
-    if y.min() < 0 or y.max() >= classes:
-        raise UserError(f"test labels {args.labels_in} range over {int(y.min())}..{int(y.max())}, but the model "
-                        f"outputs {classes} classes (labels must be 0..{classes - 1})")
     with atomic_path(args.saved_model, directory=True) as tmp:
+        # The copy is checked, not the original: TensorFlow reads a SavedModel's variables through a glob, so a
+        # user folder whose name holds glob characters ('\\', '[', '*', '?') would not load, while the copy's does.
         shutil.copytree(src, tmp, dirs_exist_ok=True)
+        try:
+            classes = check_model(tmp, x[:PROBE].astype(np.float32))
+        except UserError as exc:  # name the user's folder, not the copy
+            raise UserError(str(exc).replace(str(tmp), str(src))) from None
+        if y.min() < 0 or y.max() >= classes:
+            raise UserError(f"test labels {args.labels_in} range over {int(y.min())}..{int(y.max())}, but the "
+                            f"model outputs {classes} classes (labels must be 0..{classes - 1})")
     save_npy(args.samples, x.astype(np.float32))
     save_npy(args.labels, y.astype(np.int64))
     write_json(args.metrics, {"imported_from": str(src), "test_samples": int(len(x)),

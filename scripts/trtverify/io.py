@@ -7,6 +7,7 @@ renamed into place only when complete, so a failed step never leaves a plausible
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import math
@@ -27,6 +28,8 @@ CSV_MAGIC = "# trtverify-csv 1"
 # The largest .npy header read, as in the C++ reader (cpp/include/trtverify/npy.h max_header_bytes): numpy's own
 # headers are under 100 bytes, and numpy's default limit answers a larger one with an allow_pickle hint.
 MAX_HEADER_BYTES = 1 << 20
+# A write that fails for want of room: the user's to fix, not a bug (no traceback).
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _umask_mode(path: Path) -> None:
@@ -60,11 +63,14 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
             os.replace(tmp, target)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in FULL:
+            raise UserError(f"could not write {target}: {os.strerror(exc.errno)}; nothing was written. Free space "
+                            "(or raise the quota / file size limit) and rerun") from None
         raise
 
 
