@@ -43,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cmake_args = shlex.split(args.cmake_args)
     except ValueError as exc:  # an unbalanced quote or a trailing backslash
-        raise UserError(f"cpp.cmake_args {args.cmake_args!r} cannot be split into arguments ({exc}); balance its "
-                        "quotes in config.yaml") from None
+        raise UserError(f"cpp.cmake_args {args.cmake_args!r} cannot be split into arguments ({exc}); "
+                        "balance its quotes in config.yaml") from None
     with tempfile.TemporaryDirectory(prefix="trtverify-cpp-") as build:
         configure = run(["cmake", "-S", args.source, "-B", build, "-DCMAKE_BUILD_TYPE=Release", *cmake_args])
         if "building only the library" in configure:  # CMake's status when trt_infer cannot be built

@@ -48,7 +48,7 @@ def check_engine(engine: str, info: str) -> None:
         raise UserError(f"engine {path} does not exist; run the build_engine step")
     size, expected = path.stat().st_size, recorded.get("engine_bytes") if isinstance(recorded, dict) else None
     if not isinstance(expected, int):
-        raise UserError(f"engine build record {info} has no engine_bytes; rebuild the engine with the build_engine step")
+        raise UserError(f"engine build record {info} has no engine_bytes; rebuild the engine (build_engine step)")
     if size != expected:
         raise UserError(f"engine {path} is {size} bytes, but build_engine recorded {expected} bytes in {info}: it was "
                         "cut short or replaced after the build; rebuild it (snakemake --forcerun build_engine)")

@@ -67,13 +67,8 @@ def good_data(d: Path) -> dict[str, Path]:
     return paths
 
 
-def npy_bytes(array: np.ndarray) -> bytes:
-    path_bytes = __import__("io").BytesIO()
-    np.save(path_bytes, array)
-    return path_bytes.getvalue()
-
-
-def export_csv(samples: Path, labels: Path, out: Path, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def export_csv(samples: Path, labels: Path, out: Path,  # type: ignore[no-untyped-def]
+               **kwargs) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, str(REPO / "scripts" / "export_csv.py"), "--samples", str(samples), "--labels",
            str(labels), "--samples-csv", str(out / "x.csv"), "--labels-csv", str(out / "y.csv")]
     return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
@@ -110,10 +105,9 @@ def labels_case(labels: np.ndarray) -> Callable[[Path], subprocess.CompletedProc
 
 
 def disk_full(tmp: Path) -> subprocess.CompletedProcess[str]:
-    data = good_data(tmp / "in")
+    (tmp / "in").mkdir(exist_ok=True)
     big = save(tmp / "in" / "big.npy", np.random.default_rng(1).random((400, 8, 8, 1), dtype=np.float32))
     labels = save(tmp / "in" / "big_y.npy", np.zeros(400, np.int64))
-    del data
     limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # noqa: E731
     return export_csv(big, labels, tmp / "out", preexec_fn=limit)
 
@@ -126,7 +120,8 @@ def import_model(tmp: Path, saved_model: Path, samples: Path, labels: Path,
                       "--labels", out / "y.npy", "--metrics", out / "m.json", *extra, check=False)
 
 
-def import_case(samples: np.ndarray | None = None, *extra: str, model: str | None = None):  # type: ignore[no-untyped-def]
+def import_case(samples: np.ndarray | None = None, *extra: str,  # type: ignore[no-untyped-def]
+                model: str | None = None):
     """import_model on the data (or ``samples``); a stand-in folder with saved_model.pb unless ``model`` names one
     of the ``tf_models`` (for the cases that reach TensorFlow)."""
     def run(tmp: Path, tf_models: dict[str, Path] | None = None) -> subprocess.CompletedProcess[str]:
@@ -197,7 +192,8 @@ STEP_CASES: dict[str, Callable] = {  # type: ignore[type-arg]
     "samples-missing": samples_case(lambda d, data: d / "absent.npy"),
     "samples-empty": samples_case(lambda d, data: write(d / "e.npy", b"")),
     "samples-truncated": samples_case(lambda d, data: write(d / "t.npy", data["samples"].read_bytes()[:-100])),
-    "samples-trailing-bytes": samples_case(lambda d, data: write(d / "g.npy", data["samples"].read_bytes() + b"junk")),
+    "samples-trailing-bytes": samples_case(
+        lambda d, data: write(d / "g.npy", data["samples"].read_bytes() + b"junk")),
     "samples-huge-header": samples_case(huge_header),
     "samples-pickle": samples_case(lambda d, data: write(d / "p.npy", pickle.dumps({"a": 1}))),
     "samples-text": samples_case(lambda d, data: write(d / "t.npy", b"1,2,3\n4,5,6\n")),
@@ -289,8 +285,8 @@ TF_MODELS = textwrap.dedent("""
     x = keras.Input((8, 8, 1))
     export(x, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(x)), "good")
     ids = keras.Input((4,), dtype="int32")
-    export(ids, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(keras.layers.Embedding(50, 2)(ids))),
-           "int_input")
+    embedded = keras.layers.Flatten()(keras.layers.Embedding(50, 2)(ids))
+    export(ids, keras.layers.Dense(10, activation="softmax")(embedded), "int_input")
     a, b = keras.Input((8, 8, 1), name="a"), keras.Input((8, 8, 1), name="b")
     export([a, b], keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(a + b)), "two_inputs")
     h = keras.layers.Dense(16)(keras.layers.Flatten()(x))

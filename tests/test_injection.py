@@ -57,7 +57,10 @@ def shell_strings(path: Path) -> list[str]:
     return strings
 
 
-@pytest.mark.parametrize("rule_file", sorted(p.name for p in (REPO / "rules").glob("*.smk") if "shell:" in p.read_text()))
+RULE_FILES = sorted(p.name for p in (REPO / "rules").glob("*.smk") if "shell:" in p.read_text())
+
+
+@pytest.mark.parametrize("rule_file", RULE_FILES)
 def test_every_shell_placeholder_is_quoted(rule_file: str, request: pytest.FixtureRequest) -> None:
     if rule_file in QUOTED_ELSEWHERE:
         request.applymarker(pytest.mark.xfail(strict=True, reason="its owner quotes it in issue 12"))
