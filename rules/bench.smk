@@ -46,9 +46,9 @@ rule benchmark_savedmodel:
         warmup=BENCH["warmup"],
         iterations=BENCH["iterations"],
     shell:
-        "python {input.script} --backend savedmodel --artifact {input.artifact} --samples {input.samples}"
-        " --batch-size {wildcards.batch} --warmup {params.warmup} --iterations {params.iterations}"
-        " --model {wildcards.model} --output {output.row} > {log} 2>&1"
+        "python {input.script:q} --backend savedmodel --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --batch-size {wildcards.batch:q} --warmup {params.warmup:q} --iterations {params.iterations:q}"
+        " --model {wildcards.model:q} --output {output.row:q} > {log:q} 2>&1"
 
 
 rule benchmark_onnxruntime:
@@ -76,13 +76,11 @@ rule benchmark_onnxruntime:
     params:
         warmup=BENCH["warmup"],
         iterations=BENCH["iterations"],
-        providers=",".join(
-            config["onnxruntime"].get("providers", ["CPUExecutionProvider"])
-        ),
+        providers=",".join(config["onnxruntime"]["providers"]),
     shell:
-        "python {input.script} --backend onnxruntime --artifact {input.artifact} --samples {input.samples}"
-        " --providers {params.providers} --batch-size {wildcards.batch} --warmup {params.warmup}"
-        " --iterations {params.iterations} --model {wildcards.model} --output {output.row} > {log} 2>&1"
+        "python {input.script:q} --backend onnxruntime --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --providers {params.providers:q} --batch-size {wildcards.batch:q} --warmup {params.warmup:q}"
+        " --iterations {params.iterations:q} --model {wildcards.model:q} --output {output.row:q} > {log:q} 2>&1"
 
 
 rule benchmark_tensorrt:
@@ -118,10 +116,10 @@ rule benchmark_tensorrt:
         iterations=BENCH["iterations"],
         cuda_graph="--cuda-graph" if BENCH.get("cuda_graph") else "",
     shell:
-        "python {input.script} --backend tensorrt --artifact {input.artifact} --samples {input.samples}"
-        " --precision {wildcards.precision} --batch-size {wildcards.batch} --warmup {params.warmup}"
-        " --iterations {params.iterations} {params.cuda_graph} --model {wildcards.model}"
-        " --output {output.row} > {log} 2>&1"
+        "python {input.script:q} --backend tensorrt --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --precision {wildcards.precision:q} --batch-size {wildcards.batch:q} --warmup {params.warmup:q}"
+        " --iterations {params.iterations:q} {params.cuda_graph:q} --model {wildcards.model:q}"
+        " --output {output.row:q} > {log:q} 2>&1"
 
 
 rule benchmark_tensorrt_cpp:
@@ -154,13 +152,13 @@ rule benchmark_tensorrt_cpp:
         iterations=BENCH["iterations"],
         cuda_graph="--cuda-graph" if BENCH.get("cuda_graph") else "",
     shell:
-        "({input.binary} --engine {input.engine} --precision {wildcards.precision}"
-        " --input {input.samples} --batch {wildcards.batch}"
-        " --warmup {params.warmup} --iterations {params.iterations} {params.cuda_graph}"
-        " --timing {output.timing}"
-        " && python {input.script} --from-cpp-timing {output.timing} --model {wildcards.model}"
-        " --precision {wildcards.precision} --batch-size {wildcards.batch} --output {output.row})"
-        " > {log} 2>&1"
+        "({input.binary:q} --engine {input.engine:q} --precision {wildcards.precision:q}"
+        " --input {input.samples:q} --batch {wildcards.batch:q}"
+        " --warmup {params.warmup:q} --iterations {params.iterations:q} {params.cuda_graph:q}"
+        " --timing {output.timing:q}"
+        " && python {input.script:q} --from-cpp-timing {output.timing:q} --model {wildcards.model:q}"
+        " --precision {wildcards.precision:q} --batch-size {wildcards.batch:q} --output {output.row:q})"
+        " > {log:q} 2>&1"
 
 
 rule benchmark_table:
@@ -191,5 +189,5 @@ rule benchmark_table:
     params:
         baseline=BENCH["baseline"],
     shell:
-        "python {input.script} {input.rows} --tsv {output.tsv} --json {output.json}"
-        " --baseline {params.baseline} --plots {output.plots} > {log} 2>&1"
+        "python {input.script:q} {input.rows:q} --tsv {output.tsv:q} --json {output.json:q}"
+        " --baseline {params.baseline:q} --plots {output.plots:q} > {log:q} 2>&1"

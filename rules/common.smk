@@ -1,7 +1,11 @@
 # Helpers shared by the rules: config lookups, the backend names each model is predicted with, and paths.
 import json
+import math
 import os
+import shlex
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 
 REPO = Path(workflow.basedir)
 MODELS = list(config["models"])
@@ -13,9 +17,37 @@ TRT_IMAGE = config["containers"]["tensorrt"]
 NEVER = "(?!x)x"  # a wildcard constraint no name matches, for a rule with no models
 
 
+def non_finite(value, key=""):
+    """Keys holding NaN or infinity (YAML .nan, .inf): jsonschema's minimum/maximum let NaN through, and a NaN
+    tolerance would make its check vacuous."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{key} is {value}, but it must be a finite number"]
+    if isinstance(value, dict):
+        return [
+            p
+            for k, v in value.items()
+            for p in non_finite(v, f"{key}.{k}" if key else k)
+        ]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite(v, f"{key}[{i}]")]
+    return []
+
+
+def check_cmake_args(args):
+    try:
+        shlex.split(args)
+    except (
+        ValueError
+    ) as exc:  # shlex's only complaint: an unbalanced quote or a trailing backslash
+        return [
+            f"cpp.cmake_args is {args!r}, which a shell cannot split ({exc}): balance its quotes"
+        ]
+    return []
+
+
 def check_config():
-    """What the schema cannot say: cross-references between entries."""
-    problems = []
+    """What the schema cannot say: finite numbers, cross-references between entries."""
+    problems = non_finite(config)[:5] + check_cmake_args(config["cpp"]["cmake_args"])
     for name, model in config["models"].items():
         if "import" not in model and model["dataset"] not in config["datasets"]:
             problems.append(
@@ -46,7 +78,7 @@ def check_config():
             f"({', '.join(bench.get('backends', []))}): the speed-ups would be empty"
         )
     if problems:
-        raise ValueError("invalid config: " + "; ".join(problems))
+        raise WorkflowError("invalid config: " + "; ".join(problems))
 
 
 check_config()
@@ -110,7 +142,18 @@ def prediction_files(w):
 
 
 def prediction_args(w, input):
-    return " ".join(f"--prediction {n}={input[n]}" for n in prediction_names())
+    """A list, so that a rule's {params.predictions:q} quotes each argument on its own."""
+    return [a for n in prediction_names() for a in ("--prediction", f"{n}={input[n]}")]
+
+
+def costs_args(w):
+    """pipeline_costs' arguments: the configured models and the steps run per model (read from the rules, so a new
+    rule needs no entry here), so benchmark files of models since removed from the config are left out.
+    """
+    per_model = sorted(r.name for r in workflow.rules if "model" in r.wildcard_names)
+    return [f"--model={m}" for m in MODELS] + [
+        f"--per-model-step={s}" for s in per_model
+    ]
 
 
 def engines_wanted():

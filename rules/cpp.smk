@@ -32,7 +32,8 @@ rule compile_cpp:
         mem_mb=4000,
         runtime=30,
     params:
-        cmake_args=config["cpp"].get("cmake_args", ""),
+        source=lambda w, input: os.path.dirname(input.cmakelists),
+        cmake_args=config["cpp"]["cmake_args"],
     shell:
-        "python {input.script} --source $(dirname {input.cmakelists}) --cmake-args={params.cmake_args:q}"
-        " --jobs {threads} --output {output.binary} > {log} 2>&1"
+        "python {input.script:q} --source {params.source:q} --cmake-args={params.cmake_args:q}"
+        " --jobs {threads:q} --output {output.binary:q} > {log:q} 2>&1"

@@ -24,12 +24,12 @@ rule build_engine:
         gpu=1,
     params:
         profile=config["tensorrt"]["profile"],
-        workspace=config["tensorrt"].get("workspace_mib", 1024),
-        tactics=config["tensorrt"].get("tactic_sources", "default"),
-        flavour=config["tensorrt"].get("flavour", "auto"),
+        workspace=config["tensorrt"]["workspace_mib"],
+        tactics=config["tensorrt"]["tactic_sources"],
+        flavour=config["tensorrt"]["flavour"],
     shell:
-        "python {input.script} --onnx {input.onnx} --precision {wildcards.precision}"
-        " --min-batch {params.profile[min_batch]} --opt-batch {params.profile[opt_batch]}"
-        " --max-batch {params.profile[max_batch]} --workspace-mib {params.workspace}"
-        " --tactic-sources={params.tactics:q} --flavour {params.flavour}"
-        " --engine {output.engine} --info {output.info} > {log} 2>&1"
+        "python {input.script:q} --onnx {input.onnx:q} --precision {wildcards.precision:q}"
+        " --min-batch {params.profile[min_batch]:q} --opt-batch {params.profile[opt_batch]:q}"
+        " --max-batch {params.profile[max_batch]:q} --workspace-mib {params.workspace:q}"
+        " --tactic-sources={params.tactics:q} --flavour {params.flavour:q}"
+        " --engine {output.engine:q} --info {output.info:q} > {log:q} 2>&1"

@@ -23,10 +23,10 @@ rule predict_savedmodel:
         mem_mb=8000,
         runtime=60,
     params:
-        batch=config["predict"].get("batch_size", 256),
+        batch=config["predict"]["batch_size"],
     shell:
-        "python {input.script} --backend savedmodel --artifact {input.artifact} --samples {input.samples}"
-        " --batch-size {params.batch} --output {output.predictions} --info {output.info} > {log} 2>&1"
+        "python {input.script:q} --backend savedmodel --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --batch-size {params.batch:q} --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 rule predict_onnxruntime:
@@ -51,14 +51,12 @@ rule predict_onnxruntime:
         mem_mb=4000,
         runtime=60,
     params:
-        batch=config["predict"].get("batch_size", 256),
-        providers=",".join(
-            config["onnxruntime"].get("providers", ["CPUExecutionProvider"])
-        ),
+        batch=config["predict"]["batch_size"],
+        providers=",".join(config["onnxruntime"]["providers"]),
     shell:
-        "python {input.script} --backend onnxruntime --artifact {input.artifact} --samples {input.samples}"
-        " --providers {params.providers} --batch-size {params.batch}"
-        " --output {output.predictions} --info {output.info} > {log} 2>&1"
+        "python {input.script:q} --backend onnxruntime --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --providers {params.providers:q} --batch-size {params.batch:q}"
+        " --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 rule predict_tensorrt:
@@ -66,6 +64,7 @@ rule predict_tensorrt:
         script=script("predict.py"),
         code=lib("backends/__init__.py", "backends/tensorrt.py", "tensorrt_compat.py"),
         artifact="results/{model}/engines/{precision}.trt",
+        engine_info="results/{model}/engines/{precision}.json",
         samples="results/{model}/data/test_samples.npy",
     output:
         predictions="results/{model}/predictions/tensorrt_{precision}.npy",
@@ -84,10 +83,10 @@ rule predict_tensorrt:
         runtime=60,
         gpu=1,
     params:
-        batch=config["predict"].get("batch_size", 256),
+        batch=config["predict"]["batch_size"],
     shell:
-        "python {input.script} --backend tensorrt --artifact {input.artifact} --samples {input.samples}"
-        " --batch-size {params.batch} --output {output.predictions} --info {output.info} > {log} 2>&1"
+        "python {input.script:q} --backend tensorrt --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --engine-info {input.engine_info:q} --batch-size {params.batch:q} --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 rule predict_tensorrt_cpp:
@@ -95,6 +94,7 @@ rule predict_tensorrt_cpp:
         script=script("predict_cpp.py"),
         binary="results/bin/trt_infer",
         engine="results/{model}/engines/{precision}.trt",
+        engine_info="results/{model}/engines/{precision}.json",
         data="results/{model}/data/test_samples.npy",
         samples="results/{model}/data/test_samples.npy",
     output:
@@ -114,8 +114,9 @@ rule predict_tensorrt_cpp:
         runtime=60,
         gpu=1,
     shell:
-        "python {input.script} --binary {input.binary} --engine {input.engine} --input {input.data}"
-        " --samples {input.samples} --output {output.predictions} --info {output.info} > {log} 2>&1"
+        "python {input.script:q} --binary {input.binary:q} --engine {input.engine:q} --input {input.data:q}"
+        " --engine-info {input.engine_info:q}"
+        " --samples {input.samples:q} --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"
 
 
 use rule predict_tensorrt_cpp as predict_tensorrt_cpp_csv with:
@@ -123,6 +124,7 @@ use rule predict_tensorrt_cpp as predict_tensorrt_cpp_csv with:
         script=script("predict_cpp.py"),
         binary="results/bin/trt_infer",
         engine="results/{model}/engines/{precision}.trt",
+        engine_info="results/{model}/engines/{precision}.json",
         data="results/{model}/data/test_samples.csv",
         samples="results/{model}/data/test_samples.npy",
     output:

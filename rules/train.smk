@@ -29,12 +29,12 @@ rule train:
         dataset=lambda w: as_json(dataset_cfg(w)),
         architecture=lambda w: as_json(model_cfg(w)["architecture"]),
         training=lambda w: as_json(model_cfg(w)["training"]),
-        num_test_samples=lambda w: model_cfg(w).get("num_test_samples", "all"),
+        num_test_samples=lambda w: model_cfg(w)["num_test_samples"],
     shell:
-        "python {input.script} --dataset {params.dataset:q} --architecture {params.architecture:q}"
-        " --training {params.training:q} --num-test-samples {params.num_test_samples} --threads {threads}"
-        " --saved-model {output.saved_model} --samples {output.samples} --labels {output.labels}"
-        " --metrics {output.metrics} > {log} 2>&1"
+        "python {input.script:q} --dataset {params.dataset:q} --architecture {params.architecture:q}"
+        " --training {params.training:q} --num-test-samples {params.num_test_samples:q} --threads {threads:q}"
+        " --saved-model {output.saved_model:q} --samples {output.samples:q} --labels {output.labels:q}"
+        " --metrics {output.metrics:q} > {log:q} 2>&1"
 
 
 rule import_model:
@@ -62,10 +62,13 @@ rule import_model:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        num_test_samples=lambda w: model_cfg(w)["num_test_samples"],
     shell:
-        "python {input.script} --saved-model-in {input.saved_model} --samples-in {input.samples}"
-        " --labels-in {input.labels} --saved-model {output.saved_model} --samples {output.samples}"
-        " --labels {output.labels} --metrics {output.metrics} > {log} 2>&1"
+        "python {input.script:q} --saved-model-in={input.saved_model:q} --samples-in={input.samples:q}"
+        " --labels-in={input.labels:q} --saved-model {output.saved_model:q} --samples {output.samples:q}"
+        " --labels {output.labels:q} --metrics {output.metrics:q}"
+        " --num-test-samples {params.num_test_samples:q} > {log:q} 2>&1"
 
 
 rule export_csv:
@@ -89,5 +92,5 @@ rule export_csv:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python {input.script} --samples {input.samples} --labels {input.labels}"
-        " --samples-csv {output.samples} --labels-csv {output.labels} > {log} 2>&1"
+        "python {input.script:q} --samples {input.samples:q} --labels {input.labels:q}"
+        " --samples-csv {output.samples:q} --labels-csv {output.labels:q} > {log:q} 2>&1"

@@ -40,9 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if shutil.which("cmake") is None:
         raise UserError("cmake is not installed here; run compile_cpp in the TensorRT container or install cmake")
+    try:
+        cmake_args = shlex.split(args.cmake_args)
+    except ValueError as exc:  # an unbalanced quote or a trailing backslash
+        raise UserError(f"cpp.cmake_args {args.cmake_args!r} cannot be split into arguments ({exc}); "
+                        "balance its quotes in config.yaml") from None
     with tempfile.TemporaryDirectory(prefix="trtverify-cpp-") as build:
-        configure = run(["cmake", "-S", args.source, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-                         *shlex.split(args.cmake_args)])
+        configure = run(["cmake", "-S", args.source, "-B", build, "-DCMAKE_BUILD_TYPE=Release", *cmake_args])
         if "building only the library" in configure:  # CMake's status when trt_infer cannot be built
             raise UserError("CMake did not find TensorRT, so trt_infer cannot be built; set cpp.cmake_args to "
                             "-DTensorRT_ROOT=<TensorRT install prefix> in config.yaml, or run in the TensorRT container")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +25,25 @@ import numpy as np
 from trtverify.backends import open_runner
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import atomic_path, load_npy, write_json
+
+
+# tf2onnx logs "Tensorflow op [<node>: <Op>] is not supported" per node and still writes a model with the op left
+# in, which onnx.checker then rejects with a message that names no layer and no remedy.
+UNSUPPORTED = re.compile(r"Tensorflow op \[(?P<node>[^:\]]+): (?P<op>[^\]]+)\] is not supported")
+# What to do for the ops users meet most; the generic advice follows for every op.
+OP_HINTS = {"Erf": "exact GELU: use GELU(approximate=True) (tanh form)", "Erfc": "exact GELU: use "
+            "GELU(approximate=True) (tanh form)"}
+
+
+def unsupported_ops(log: str, opset: int) -> str | None:
+    """The message for ops tf2onnx cannot convert at this opset, or None when it reported none."""
+    found = {m["op"]: m["node"] for m in UNSUPPORTED.finditer(log)}
+    if not found:
+        return None
+    ops = "; ".join(f"{op} (node {node}{', ' + OP_HINTS[op] if op in OP_HINTS else ''})" for op, node in found.items())
+    return (f"tf2onnx cannot convert the TensorFlow op(s) {ops} to ONNX opset {opset}: trtverify takes models "
+            "whose every op tf2onnx supports (its docs/support_status.md). Replace the layer in the model and "
+            "re-export it, or try another onnx.opset in config.yaml")
 
 
 def convert(saved_model: str, output: str, opset: int) -> str:
@@ -41,6 +61,9 @@ def convert(saved_model: str, output: str, opset: int) -> str:
         raise UserError(f"tf2onnx failed on {saved_model} (exit {proc.returncode}): {last[0].rstrip('.')}. "
                         "Re-export the SavedModel if it is damaged, or try another onnx.opset in config.yaml; "
                         "TRTVERIFY_VERBOSE=1 shows tf2onnx's traceback")
+    message = unsupported_ops(proc.stderr, opset)
+    if message:
+        raise UserError(message)
     return " ".join(cmd[1:])
 
 

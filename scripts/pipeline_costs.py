@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -59,6 +60,16 @@ def read_benchmark(path: Path, root: Path) -> dict[str, Any] | None:
     }
 
 
+def of_model(row: dict[str, Any]) -> str:
+    """The model a per-model step's row is about: the first wildcard folder or file name, less a precision."""
+    return re.sub(r"_(fp32|tf32|fp16)$", "", row["wildcards"].split("/")[0])
+
+
+def configured(rows: list[dict[str, Any]], models: list[str], per_model_steps: list[str]) -> list[dict[str, Any]]:
+    """Drop the rows of models no longer in the config: their old benchmark files stay under results/benchmarks."""
+    return [r for r in rows if r["step"] not in per_model_steps or of_model(r) in models]
+
+
 def gather(root: Path) -> list[dict[str, Any]]:
     if not root.is_dir():
         return []
@@ -76,8 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default="results/benchmarks", help="where the rules' benchmark files are")
     p.add_argument("--output", default="results/pipeline_costs.tsv", help="the gathered table ('' to skip)")
+    p.add_argument("--model", action="append", default=None,
+                   help="a configured model (repeat it); with it, other models' rows are left out")
+    p.add_argument("--per-model-step", action="append", default=[],
+                   help="a step run per model (repeat it): the steps whose rows --model filters")
     args = p.parse_args(argv)
     rows = gather(Path(args.root))
+    if args.model is not None:
+        rows = configured(rows, args.model, args.per_model_step)
     if args.output:
         write_tsv(args.output, rows)
     if not rows:

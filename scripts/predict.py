@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from trtverify.backends import BACKENDS, open_runner
 from trtverify.errors import UserError, run_main
-from trtverify.io import load_npy, save_npy, write_json
+from trtverify.io import load_npy, read_json, save_npy, write_json
 
 
 def predict(runner, x: np.ndarray, batch_size: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -38,6 +39,21 @@ def check_predictions(probs: np.ndarray, n: int, backend: str) -> None:
                         "Check the model/engine (an FP16 overflow shows up like this)")
 
 
+def check_engine(engine: str, info: str) -> None:
+    """An engine whose size is not what build_engine recorded was cut short or replaced after the build: say so
+    before TensorRT reads it (its own message for a cut engine names no file and no remedy)."""
+    recorded = read_json(info, what="engine build record")
+    path = Path(engine)
+    if not path.is_file():
+        raise UserError(f"engine {path} does not exist; run the build_engine step")
+    size, expected = path.stat().st_size, recorded.get("engine_bytes") if isinstance(recorded, dict) else None
+    if not isinstance(expected, int):
+        raise UserError(f"engine build record {info} has no engine_bytes; rebuild the engine (build_engine step)")
+    if size != expected:
+        raise UserError(f"engine {path} is {size} bytes, but build_engine recorded {expected} bytes in {info}: it was "
+                        "cut short or replaced after the build; rebuild it (snakemake --forcerun build_engine)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=BACKENDS, required=True)
@@ -45,11 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--samples", required=True)
     p.add_argument("--providers", default="", help="ONNX Runtime providers, in order of preference")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--engine-info", help="tensorrt: build_engine's .json, to check the engine against before use")
     p.add_argument("--output", required=True)
     p.add_argument("--info", required=True)
     args = p.parse_args(argv)
     if args.batch_size < 1:
         raise UserError("--batch-size must be positive")
+    if args.engine_info:
+        check_engine(args.artifact, args.engine_info)
     x = load_npy(args.samples, what="test samples", finite=True)
     if x.dtype != np.float32:
         raise UserError(f"test samples {args.samples} have dtype {x.dtype}; the models take float32")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from predict import check_predictions
+from predict import check_engine, check_predictions
 
 from trtverify.errors import UserError, run_main
 from trtverify.io import atomic_path, load_npy, write_json
@@ -32,12 +32,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--input", required=True, help=".npy or .csv test samples")
     p.add_argument("--samples", required=True, help="the .npy test samples, to check the row count")
     p.add_argument("--batch-size", type=int, default=0, help="0: the engine profile's max batch")
+    p.add_argument("--engine-info", help="build_engine's .json, to check the engine against before use")
     p.add_argument("--output", required=True)
     p.add_argument("--info", required=True)
     args = p.parse_args(argv)
     binary = Path(args.binary)
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         raise UserError(f"{binary} is not an executable; run the compile_cpp step (it needs TensorRT)")
+    if args.engine_info:
+        check_engine(args.engine, args.engine_info)
     n = len(load_npy(args.samples, what="test samples"))
     fmt = "csv" if args.input.endswith(".csv") else "npy"
     with atomic_path(args.output) as tmp:

@@ -99,8 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     data = datasets.load(dataset["source"], dataset, seed)
     keep = len(data.x_test) if str(args.num_test_samples) == "all" else int(args.num_test_samples)
-    if keep < 1:
-        raise UserError("num_test_samples must be 'all' or a positive number")
+    if keep > len(data.x_test):  # refused, not clamped: train_metrics.json would record a count we do not have
+        raise UserError(f"num_test_samples is {keep}, but the {dataset['source']} test split has {len(data.x_test)} "
+                        f"samples; set num_test_samples to 'all' or at most {len(data.x_test)} in config.yaml")
     x_test, y_test = data.x_test[:keep], data.y_test[:keep]
 
     model = build_vgg(data.x_train.shape[1:], len(data.class_names), arch)

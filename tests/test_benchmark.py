@@ -444,6 +444,24 @@ def test_pipeline_costs_without_benchmarks(tmp_path: Path, make: bool) -> None:
     assert (tmp_path / "costs.tsv").read_text().startswith("step\twildcards")
 
 
+def test_pipeline_costs_leaves_out_models_no_longer_configured(tmp_path: Path) -> None:
+    """Benchmark files of a model removed from the config stay under results/benchmarks; its rows must not be
+    counted. Steps that are not per model (compile_cpp, report) are kept; 'tiny_b' is not 'tiny' with a suffix."""
+    root = tmp_path / "benchmarks"
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for name in ("train/tiny.tsv", "train/old.tsv", "train/tiny_b.tsv", "predict_tensorrt/tiny_fp16.tsv",
+                 "predict_tensorrt/old_fp16.tsv", "benchmark_savedmodel/old/b8.tsv", "compile_cpp/trt_infer.tsv",
+                 "report/report.tsv"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(header + "1.0\t0:00:01\t1\t1\t1\t1\t0\t0\t1\t1\n")
+    out = tmp_path / "costs.tsv"
+    run_script("pipeline_costs.py", "--root", root, "--output", out, "--model=tiny", "--per-model-step=train",
+               "--per-model-step=predict_tensorrt", "--per-model-step=benchmark_savedmodel")
+    rows = [line.split("\t")[:2] for line in out.read_text().splitlines()[1:]]
+    assert rows == [["compile_cpp", "trt_infer"], ["predict_tensorrt", "tiny_fp16"], ["report", "report"],
+                    ["train", "tiny"]]
+
+
 # ---------------------------------------------------------------- rules/bench.smk
 BENCH_OVERLAY = ("benchmark: {enabled: true, backends: [%s], batch_sizes: [1, 8], warmup: 2, iterations: 10, "
                  "cuda_graph: false}\n")

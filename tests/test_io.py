@@ -227,7 +227,7 @@ def test_failed_write_keeps_existing_target(tmp_path, monkeypatch) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "save", half_save)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(UserError, match="No space left on device; nothing was written"):  # one line, no traceback
         save_npy(target, np.arange(100, dtype=np.int32))
     monkeypatch.undo()
     assert target.read_bytes() == before
@@ -469,3 +469,51 @@ def test_atomic_writes_get_the_mode_a_plain_write_would(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "a.npy").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "tool").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+# --- one .npy contract with the C++ reader --------------------------------------------------------------------------
+sys.path.insert(0, str(REPO / "tests" / "cpp"))
+from make_npy_fixtures import bad_npy_cases  # noqa: E402  (the malformed files cpp/tests/test_fixtures.cpp reads)
+
+# Cases where both readers must say the same words (the C++ side checks the same fragment in ctest).
+SHARED_WORDS = {"trailing_garbage", "shape_lies_long", "header_over_limit", "bad_magic", "shape_negative"}
+# What the Python reader accepts and its callers check instead (dtype, layout: save_npy writes C order).
+PYTHON_ACCEPTS = {"fortran_order", "structured", "complex", "unicode", "datetime", "no_byte_order"}
+
+
+@pytest.mark.parametrize("name,data,words", bad_npy_cases(), ids=[c[0] for c in bad_npy_cases()])
+def test_python_reader_refuses_what_the_cpp_reader_refuses(tmp_path: Path, name: str, data: bytes,
+                                                           words: str) -> None:
+    path = tmp_path / f"{name}.npy"
+    path.write_bytes(data)
+    if name in PYTHON_ACCEPTS:
+        assert isinstance(load_npy(path), np.ndarray)
+        return
+    with warnings.catch_warnings(), pytest.raises(UserError) as info:
+        warnings.simplefilter("ignore")  # numpy's note on Python 2 style headers
+        load_npy(path)
+    _one_line(str(info.value))
+    assert "allow_pickle" not in str(info.value)
+    if name in SHARED_WORDS:
+        assert words in str(info.value)
+
+
+def test_save_npy_writes_c_order_that_the_cpp_reader_takes(tmp_path: Path) -> None:
+    fortran = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+    save_npy(tmp_path / "x.npy", fortran)
+    with open(tmp_path / "x.npy", "rb") as fh:
+        np.lib.format.read_magic(fh)
+        assert np.lib.format.read_array_header_1_0(fh)[1] is False  # fortran_order
+    np.testing.assert_array_equal(load_npy(tmp_path / "x.npy"), fortran)
+
+
+def test_atomic_path_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
+    target = tmp_path / "x.npy"
+    stale_file, stale_dir = tmp_path / ".x.npy.abc123.tmp", tmp_path / ".x.npy.def456.tmp"
+    other = tmp_path / ".y.npy.abc123.tmp"  # another target's temporary is not ours to remove
+    stale_file.write_bytes(b"half")
+    stale_dir.mkdir()
+    (stale_dir / "inner").write_text("half")
+    other.write_bytes(b"half")
+    save_npy(target, np.zeros(3, np.float32))
+    assert _names(tmp_path) == [other.name, "x.npy"]

@@ -7,12 +7,16 @@ renamed into place only when complete, so a failed step never leaves a plausible
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import json
 import math
 import os
 import shutil
 import tempfile
+import tokenize
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
@@ -21,6 +25,11 @@ import numpy as np
 from .errors import UserError
 
 CSV_MAGIC = "# trtverify-csv 1"
+# The largest .npy header read, as in the C++ reader (cpp/include/trtverify/npy.h max_header_bytes): numpy's own
+# headers are under 100 bytes, and numpy's default limit answers a larger one with an allow_pickle hint.
+MAX_HEADER_BYTES = 1 << 20
+# A write that fails for want of room: the user's to fix, not a bug (no traceback).
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _umask_mode(path: Path) -> None:
@@ -38,6 +47,7 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     else:
@@ -53,12 +63,25 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
             os.replace(tmp, target)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in FULL:
+            raise UserError(f"could not write {target}: {os.strerror(exc.errno)}; nothing was written. Free space "
+                            "(or raise the quota / file size limit) and rerun") from None
         raise
+
+
+def remove_stale_temporaries(target: Path) -> None:
+    """Remove what a killed writer of ``target`` left (SIGKILL skips atomic_path's cleanup). Snakemake runs one job
+    per output at a time, so a temporary of this target that exists now belongs to no live writer."""
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
@@ -67,7 +90,8 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
     if array.dtype.hasobject:
         raise UserError(f"refusing to write {path}: object arrays would need pickling")
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
+        # C order always: np.save keeps a Fortran-ordered array's layout, which the C++ reader refuses.
+        np.save(fh, np.asarray(array, order="C"), allow_pickle=False)
 
 
 def load_npy(
@@ -90,7 +114,7 @@ def load_npy(
     except OSError as exc:
         raise UserError(f"{what} file {p} could not be read ({exc}); check its permissions or regenerate it") from None
     try:
-        array = np.load(p, allow_pickle=False, mmap_mode=None)
+        array = np.load(p, allow_pickle=False, mmap_mode=None, max_header_size=MAX_HEADER_BYTES)
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise UserError(
@@ -100,6 +124,9 @@ def load_npy(
         raise UserError(f"{what} file {p} is not a valid .npy file ({exc}); regenerate it") from None
     except (OSError, EOFError) as exc:
         raise UserError(f"{what} file {p} could not be read ({exc}); it may be truncated: regenerate it") from None
+    except zipfile.BadZipFile as exc:  # it starts like a zip (.npz) archive but is not one
+        raise UserError(f"{what} file {p} is not a .npy file (it starts like an .npz archive but is not one: "
+                        f"{exc}); save a single array with numpy.save") from None
     if not isinstance(array, np.ndarray):
         close = getattr(array, "close", None)
         if close is not None:
@@ -152,17 +179,21 @@ def read_npy_header(path: str | os.PathLike[str], what: str = "array") -> NpyHea
         fh.seek(0)
         try:
             version = np.lib.format.read_magic(fh)
+            _check_header_length(fh, version, p, what)
             if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh, max_header_size=MAX_HEADER_BYTES)
             elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=MAX_HEADER_BYTES)
             else:
                 return NpyHeader(None, False, None, fh.tell())
-        except ValueError as exc:
+        except (ValueError, SyntaxError, tokenize.TokenError) as exc:  # numpy parses the header with Python's tokenizer
             if str(exc).startswith("EOF"):
                 raise UserError(f"{what} file {p} is truncated inside its header ({exc}); regenerate it") from None
             raise UserError(f"{what} file {p} is not a valid .npy file ({exc}); regenerate it") from None
         offset = fh.tell()
+    if any(d < 0 for d in shape):
+        raise UserError(f"{what} file {p} is not a valid .npy file (negative dimension in shape {tuple(shape)}); "
+                        "regenerate it")
     if dtype.hasobject:
         raise UserError(f"{what} file {p} holds pickled Python objects; trtverify never unpickles files. "
                         "Save a plain numeric array with numpy.save")
@@ -170,7 +201,24 @@ def read_npy_header(path: str | os.PathLike[str], what: str = "array") -> NpyHea
     size = p.stat().st_size
     if size < needed:
         raise UserError(f"{what} file {p} is truncated: {size} bytes, its header promises {needed}; regenerate it")
+    if size > needed:  # the same words as the C++ reader (cpp/src/npy.cpp check_data_size)
+        raise UserError(f"{what} file {p}: {size - needed} bytes of trailing garbage after the {needed - offset} "
+                        f"bytes of data that shape {tuple(shape)} of {dtype} needs (the header lies about the shape, "
+                        "or something was appended); regenerate it")
     return NpyHeader(tuple(int(d) for d in shape), bool(fortran), dtype, offset)
+
+
+def _check_header_length(fh: Any, version: tuple[int, int], p: Path, what: str) -> None:
+    """Refuse an oversized header with the C++ reader's words; leaves ``fh`` where it was."""
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        return  # numpy's read_magic already refused it; 3.0 is read by numpy with the same limit
+    where = fh.tell()
+    raw = fh.read(2 if version == (1, 0) else 4)
+    fh.seek(where)
+    length = int.from_bytes(raw, "little")
+    if len(raw) in (2, 4) and length > MAX_HEADER_BYTES:
+        raise UserError(f"{what} file {p}: the .npy header claims {length} bytes, more than the limit of "
+                        f"{MAX_HEADER_BYTES}; it is damaged or not written by numpy.save: regenerate it")
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

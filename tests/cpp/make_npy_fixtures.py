@@ -111,6 +111,9 @@ def bad_npy_cases() -> list[tuple[str, bytes, str]]:
         ("overflow", raw_npy(header("'<f8'", "(4294967296, 4294967296, 4294967296)")), "overflows 64 bits"),
         ("over_limit", raw_npy(header(f4, "(8589934592,)"), b"\0" * 64), "more than the limit"),
         ("huge_header_len", good[:8] + b"\xff\xff" + good[10:], "truncated header"),
+        # numpy's own reader answers this with an allow_pickle hint; both of ours name the limit (io.MAX_HEADER_BYTES)
+        ("header_over_limit", good[:6] + b"\x02\x00" + (2_000_000).to_bytes(4, "little") + good[10:],
+         "the .npy header claims 2000000 bytes, more than the limit of 1048576"),
     ]
 
 

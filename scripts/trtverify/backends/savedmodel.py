@@ -29,7 +29,9 @@ class SavedModelRunner(Runner):
         self._loaded, self.fn = loaded, loaded.signatures[signature]
         inputs = self.fn.structured_input_signature[1]
         if len(inputs) != 1:
-            raise UserError(f"savedmodel: signature '{signature}' has {len(inputs)} inputs; trtverify handles one")
+            raise UserError(f"savedmodel: signature '{signature}' of {self.artifact} has {len(inputs)} inputs "
+                            f"({', '.join(sorted(inputs)) or 'none'}); trtverify supports models with one input. "
+                            "Export a signature with a single input tensor (or compare such a model another way)")
         self.input_name, spec = next(iter(inputs.items()))
         self.input_shape = tuple(spec.shape.as_list())
         outputs = self.fn.structured_outputs
