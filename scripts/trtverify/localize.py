@@ -1,0 +1,301 @@
+"""Where did it diverge: intermediate tensors of the SavedModel and the ONNX model, matched layer by layer.
+
+The SavedModel's serving signature is frozen (as tf2onnx does) so every intermediate tensor can be fetched by name;
+the ONNX model gets the matched tensors as extra graph outputs and runs with graph optimizations off, so they exist.
+Both sides are named after the user's Keras layers: Keras puts each layer's ops in a name scope
+(``StatefulPartitionedCall/<model>/<layer>/<op>``) and tf2onnx keeps TF op names for its nodes, or, where it fused
+ops into a new node (``Conv__339`` = a Conv2D and its BatchNorm), for the node's initializers. A layer's tensor is
+the LAST one it produces (fused layers: the last layer of the fusion); layers with no tensor on one side are left out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import UserError, require
+
+# Op types whose outputs are weights or bookkeeping, never a layer's activation.
+_NOT_ACTIVATIONS = {"Const", "Identity", "ReadVariableOp", "Placeholder", "NoOp", "Shape", "Cast"}
+
+
+def layer_threshold(precision: str) -> float:
+    """Largest relative error of one layer (RMS of the difference over the reference layer's std, across the
+    samples) that still counts as agreement in ``precision``. The ONE rule localization judges by, to be pointed at
+    the noise-floor policy of tolerance.py (issue 11) once it exists.
+
+    Rule: FP32 kernels that only reorder sums stay near 1e-5 even 60 layers deep (measured on the correct
+    MobileNetV2 conversion of tests/test_localize.py: at most 3.9e-5, median 2.7e-6), so 1e-3 leaves a margin of 25x
+    while a real defect (a weight off by 10 %) lands near 1e-1. TF32 and FP16 keep a 10-bit mantissa (unit
+    roundoff 4.9e-4) that accumulates over a deep net; 5e-2, a hundred roundoffs, is where a layer stops being
+    rounding and starts being wrong (an FP16 overflow gives inf, divergent at any threshold).
+    """
+    thresholds = {"fp32": 1e-3, "tf32": 5e-2, "fp16": 5e-2}
+    if precision not in thresholds:
+        raise UserError(f"localization knows precisions {', '.join(thresholds)}, not '{precision}'")
+    return thresholds[precision]
+
+
+@dataclass(frozen=True)
+class Tap:
+    """One Keras layer and the tensors that hold its output on each side."""
+
+    layer: str
+    tf_tensor: str
+    onnx_tensor: str
+    fused: tuple[str, ...] = ()  # earlier layers with no tensor of their own in ONNX (a Conv2D folded into its BN)
+
+
+# ---------------------------------------------------------------- names
+def _components(name: str) -> list[str]:
+    return name.split(":")[0].lstrip("^").split("/")
+
+
+def scope_prefix(op_names: Iterable[str]) -> list[str]:
+    """The name scopes every layer sits in (``StatefulPartitionedCall/<model>``): the longest common prefix of the
+    scoped op names, so the next component is the layer."""
+    scoped = [_components(n)[:-1] for n in op_names if len(_components(n)) >= 3]
+    if not scoped:
+        raise UserError("the SavedModel's ops carry no layer name scopes; localization needs a Keras model")
+    prefix = scoped[0]
+    for parts in scoped[1:]:
+        k = 0
+        while k < min(len(prefix), len(parts)) and prefix[k] == parts[k]:
+            k += 1
+        prefix = prefix[:k]
+    return prefix
+
+
+def layer_of(name: str, prefix: Sequence[str]) -> str | None:
+    parts = _components(name)
+    if len(parts) > len(prefix) + 1 and parts[:len(prefix)] == list(prefix):
+        return parts[len(prefix)]
+    return None
+
+
+def display_names(scopes: Iterable[str]) -> dict[str, str]:
+    """Scope -> the user's layer name. Tracing a Keras 3 model for export enters every layer's scope a second time,
+    so TensorFlow suffixes each one with ``_1``; only when every scope has such a suffix is it the tracer's."""
+    scopes = list(scopes)
+    if scopes and all(re.search(r"_\d+$", s) for s in scopes):
+        return {s: re.sub(r"_\d+$", "", s) for s in scopes}
+    return {s: s for s in scopes}
+
+
+# ---------------------------------------------------------------- TensorFlow side
+def freeze_signature(saved_model: str | Path) -> Any:
+    """The serving signature with its variables folded in (a ConcreteFunction whose graph has every op by name)."""
+    tf = require("tensorflow", purpose="localization (SavedModel side)", hint="pip install tensorflow-cpu")
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    loaded = tf.saved_model.load(str(saved_model))
+    if "serving_default" not in loaded.signatures:
+        raise UserError(f"{saved_model} has no serving_default signature; export it with model.export(dir)")
+    frozen = convert_variables_to_constants_v2(loaded.signatures["serving_default"])
+    if len(frozen.inputs) != 1:
+        raise UserError(f"{saved_model}'s signature has {len(frozen.inputs)} inputs; localization handles one")
+    return frozen
+
+
+def _topological(nodes: dict[str, list[str]]) -> list[str]:
+    """Node names in an order where every node follows its inputs (GraphDefs need not be sorted)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in nodes:
+        stack = [(root, False)]
+        while stack:
+            name, done = stack.pop()
+            if done:
+                order.append(name)
+                continue
+            if name in seen or name not in nodes:
+                continue
+            seen.add(name)
+            stack.append((name, True))
+            stack.extend((i, False) for i in nodes[name] if i not in seen)
+    return order
+
+
+def tf_layer_outputs(graph_def: Any) -> tuple[list[str], dict[str, str]]:
+    """(prefix, {layer scope: its last tensor}) in topological order. A layer's output is the last of its ops whose
+    result is used outside the layer (by the next layer or the signature's output)."""
+    inputs = {n.name: [i.split(":")[0].lstrip("^") for i in n.input] for n in graph_def.node}
+    ops = {n.name: n.op for n in graph_def.node}
+    prefix = scope_prefix(n for n, op in ops.items() if op not in _NOT_ACTIVATIONS)
+    users: dict[str, set[str | None]] = {}
+    for name, ins in inputs.items():
+        for i in ins:
+            users.setdefault(i, set()).add(layer_of(name, prefix))
+    outputs: dict[str, str] = {}
+    for name in _topological(inputs):
+        layer = layer_of(name, prefix)
+        if layer is None or ops[name] in _NOT_ACTIVATIONS:
+            continue
+        if users.get(name, set()) - {layer}:
+            outputs.pop(layer, None)  # re-inserted last: dict order is the order of the layers' outputs
+            outputs[layer] = f"{name}:0"
+    return prefix, outputs
+
+
+def run_tf(frozen: Any, samples: np.ndarray, tensors: Sequence[str]) -> dict[str, np.ndarray]:
+    """Fetch ``tensors`` (names in the frozen graph) for ``samples``: the graph is imported into a wrap_function and
+    pruned to exactly those fetches."""
+    tf = require("tensorflow", purpose="localization (SavedModel side)", hint="pip install tensorflow-cpu")
+    graph_def = frozen.graph.as_graph_def()
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    feed = wrapped.graph.get_tensor_by_name(frozen.inputs[0].name)
+    pruned = wrapped.prune(feeds=[feed], fetches=[wrapped.graph.get_tensor_by_name(t) for t in tensors])
+    values = pruned(tf.constant(samples))
+    return {t: np.asarray(v) for t, v in zip(tensors, values)}
+
+
+# ---------------------------------------------------------------- ONNX side
+def onnx_layer_outputs(model: Any, prefix: Sequence[str], order: Sequence[str]) -> dict[str, str]:
+    """{layer scope: the last ONNX tensor produced for it}. A node named after a TF op belongs to that op's layer; a
+    node tf2onnx created (``Conv__339``) belongs to the latest layer, in TF order, among its initializers' names
+    (the conv's weights and the folded BatchNorm's bias: the BatchNorm's output)."""
+    rank = {layer: k for k, layer in enumerate(order)}
+    weights = {i.name for i in model.graph.initializer}
+    outputs: dict[str, str] = {}
+    for node in model.graph.node:
+        layer = layer_of(node.name, prefix)
+        if layer is None:
+            owners = [layer_of(i, prefix) for i in node.input if i in weights]
+            owners = [o for o in owners if o in rank]
+            layer = max(owners, key=rank.__getitem__) if owners else None
+        if layer in rank and node.output:
+            outputs[layer] = node.output[0]
+    return outputs
+
+
+def with_outputs(model: Any, tensors: Sequence[str]) -> Any:
+    """A copy of ``model`` that also outputs ``tensors`` (element types from shape inference, float by default)."""
+    onnx = require("onnx", purpose="localization (ONNX side)", hint="pip install onnx")
+    model = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    present = {o.name for o in model.graph.output}
+    for name in tensors:
+        if name not in present:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(
+                name, types.get(name) or onnx.TensorProto.FLOAT, None))
+    return model
+
+
+def run_onnx(model: Any, samples: np.ndarray, tensors: Sequence[str]) -> dict[str, np.ndarray]:
+    """ONNX Runtime on the CPU with every graph optimization off, so no fusion removes a tapped tensor."""
+    ort = require("onnxruntime", purpose="localization (ONNX side)", hint="pip install onnxruntime")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(with_outputs(model, tensors).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    values = session.run(list(tensors), {session.get_inputs()[0].name: samples})
+    return {t: np.asarray(v) for t, v in zip(tensors, values)}
+
+
+# ---------------------------------------------------------------- matching and judging
+def match(frozen: Any, model: Any) -> list[Tap]:
+    """Layers with a tensor on both sides, in the order the SavedModel computes them."""
+    prefix, tf_out = tf_layer_outputs(frozen.graph.as_graph_def())
+    onnx_out = onnx_layer_outputs(model, prefix, list(tf_out))
+    names = display_names(tf_out)
+    taps, pending = [], []
+    for layer in tf_out:
+        if layer not in onnx_out:
+            pending.append(names[layer])
+            continue
+        taps.append(Tap(names[layer], tf_out[layer], onnx_out[layer], tuple(pending)))
+        pending = []
+    return taps
+
+
+def to_reference_layout(reference: np.ndarray, other: np.ndarray) -> np.ndarray | None:
+    """``other`` in the reference's layout: as is, or channels-first moved to channels-last (tf2onnx runs convs in
+    NCHW and TF in NHWC). When both layouts fit (a square tensor with as many channels as rows), the closer one is
+    taken. None when neither fits: the tensors do not hold the same thing."""
+    candidates = []
+    if other.shape == reference.shape:
+        candidates.append(other)
+    if other.ndim >= 3:
+        moved = np.moveaxis(other, 1, -1)
+        if moved.shape == reference.shape:
+            candidates.append(moved)
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: float(np.max(np.abs(c.astype(np.float64) - reference))))
+
+
+@dataclass(frozen=True)
+class LayerError:
+    layer: str
+    fused: list[str]
+    reference_tensor: str
+    other_tensor: str
+    shape: list[int]
+    max_abs_error: float
+    rms_error: float
+    reference_spread: float
+    relative_error: float
+    divergent: bool
+
+
+def layer_errors(taps: Sequence[Tap], reference: dict[str, np.ndarray], other: dict[str, np.ndarray],
+                 threshold: float, *, other_side: str = "onnx") -> tuple[list[LayerError], list[str]]:
+    """Per-layer errors of ``other`` against ``reference`` and notes on the layers that could not be compared."""
+    rows, notes = [], []
+    for tap in taps:
+        ref_name = tap.tf_tensor if other_side == "onnx" else tap.onnx_tensor
+        ref = reference[ref_name].astype(np.float64)
+        got = to_reference_layout(ref, other[tap.onnx_tensor])
+        if got is None:
+            notes.append(f"{tap.layer}: shapes {list(ref.shape)} and {list(other[tap.onnx_tensor].shape)} differ "
+                         "in more than the channel order; left out")
+            continue
+        diff = np.abs(got.astype(np.float64) - ref)
+        rms, spread = float(np.sqrt(np.mean(diff ** 2))), float(ref.std())
+        # A constant layer (spread 0) is judged against its magnitude, so a changed constant still shows.
+        rel = rms / (spread or float(np.abs(ref).max()) or 1.0)
+        divergent = not np.isfinite(rel) or rel > threshold  # inf/NaN (an FP16 overflow) always diverges
+        rows.append(LayerError(tap.layer, list(tap.fused), ref_name, tap.onnx_tensor, list(ref.shape),
+                               float(diff.max()), rms, spread, rel, bool(divergent)))
+    return rows, notes
+
+
+def first_divergent(rows: Sequence[LayerError]) -> str | None:
+    return next((r.layer for r in rows if r.divergent), None)
+
+
+def hop_result(name: str, rows: Sequence[LayerError], notes: Sequence[str], threshold: float,
+               precision: str) -> dict[str, Any]:
+    return {"hop": name, "status": "compared", "precision": precision, "threshold": threshold,
+            "threshold_rule": "RMS error / the reference layer's std over the samples > threshold, or not finite "
+                              "(trtverify.localize.layer_threshold)",
+            "first_divergent_layer": first_divergent(rows), "layers": [asdict(r) for r in rows],
+            "notes": list(notes)}
+
+
+def skipped_hop(name: str, precision: str, reason: str) -> dict[str, Any]:
+    """A hop that could not run here: recorded with its reason, never filled with numbers."""
+    return {"hop": name, "status": "skipped", "precision": precision, "reason": reason,
+            "first_divergent_layer": None, "layers": [], "notes": []}
+
+
+def savedmodel_vs_onnx(saved_model: str | Path, onnx_path: str | Path,
+                       samples: np.ndarray) -> tuple[dict[str, Any], list[Tap], dict[str, np.ndarray]]:
+    """The SavedModel -> ONNX Runtime hop. Returns its result, the taps, and ONNX Runtime's tapped tensors (the
+    reference of the next hop)."""
+    onnx = require("onnx", purpose="localization (ONNX side)", hint="pip install onnx")
+    frozen = freeze_signature(saved_model)
+    model = onnx.load(str(onnx_path))
+    taps = match(frozen, model)
+    if not taps:
+        raise UserError(f"no layer of {saved_model} could be found in {onnx_path} by name; was it converted "
+                        "from this SavedModel with tf2onnx?")
+    tf_values = run_tf(frozen, samples, [t.tf_tensor for t in taps])
+    onnx_values = run_onnx(model, samples, [t.onnx_tensor for t in taps])
+    threshold = layer_threshold("fp32")
+    rows, notes = layer_errors(taps, tf_values, onnx_values, threshold)
+    return hop_result("savedmodel->onnxruntime", rows, notes, threshold, "fp32"), taps, onnx_values
