@@ -172,6 +172,20 @@ def onnx_layer_outputs(model: Any, prefix: Sequence[str], order: Sequence[str]) 
     return outputs
 
 
+def onnx_taps(model: Any) -> list[Tap]:
+    """Taps from the ONNX model alone (where no TensorFlow is installed, as on a TensorRT machine): layers in the
+    order their nodes appear (ONNX graphs are topologically sorted), named as in :func:`match`."""
+    weights = {i.name for i in model.graph.initializer}
+    prefix = scope_prefix(n.name for n in model.graph.node)
+    order: list[str] = []
+    for node in model.graph.node:
+        named = layer_of(node.name, prefix)
+        for layer in [named] if named else [layer_of(i, prefix) for i in node.input if i in weights]:
+            if layer and layer not in order:
+                order.append(layer)
+    return _taps(order, onnx_layer_outputs(model, prefix, order), {})
+
+
 def with_outputs(model: Any, tensors: Sequence[str]) -> Any:
     """A copy of ``model`` that also outputs ``tensors`` (element types from shape inference, float by default)."""
     onnx = require("onnx", purpose="localization (ONNX side)", hint="pip install onnx")
@@ -200,14 +214,18 @@ def run_onnx(model: Any, samples: np.ndarray, tensors: Sequence[str]) -> dict[st
 def match(frozen: Any, model: Any) -> list[Tap]:
     """Layers with a tensor on both sides, in the order the SavedModel computes them."""
     prefix, tf_out = tf_layer_outputs(frozen.graph.as_graph_def())
-    onnx_out = onnx_layer_outputs(model, prefix, list(tf_out))
-    names = display_names(tf_out)
+    return _taps(list(tf_out), onnx_layer_outputs(model, prefix, list(tf_out)), tf_out)
+
+
+def _taps(order: Sequence[str], onnx_out: dict[str, str], tf_out: dict[str, str]) -> list[Tap]:
+    """A tap per layer with an ONNX tensor; layers without one are folded into the next tap's ``fused``."""
+    names = display_names(order)
     taps, pending = [], []
-    for layer in tf_out:
+    for layer in order:
         if layer not in onnx_out:
             pending.append(names[layer])
             continue
-        taps.append(Tap(names[layer], tf_out[layer], onnx_out[layer], tuple(pending)))
+        taps.append(Tap(names[layer], tf_out.get(layer, ""), onnx_out[layer], tuple(pending)))
         pending = []
     return taps
 
@@ -264,23 +282,30 @@ def layer_errors(taps: Sequence[Tap], reference: dict[str, np.ndarray], other: d
     return rows, notes
 
 
-def first_divergent(rows: Sequence[LayerError]) -> str | None:
-    return next((r.layer for r in rows if r.divergent), None)
+def first_divergent(rows: Sequence[LayerError]) -> LayerError | None:
+    return next((r for r in rows if r.divergent), None)
+
+
+def _finite(row: LayerError) -> dict[str, Any]:
+    """A row as JSON allows it: inf and NaN (an overflow) become null, the divergent flag already says so."""
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(row).items()}
 
 
 def hop_result(name: str, rows: Sequence[LayerError], notes: Sequence[str], threshold: float,
                precision: str) -> dict[str, Any]:
+    first = first_divergent(rows)
     return {"hop": name, "status": "compared", "precision": precision, "threshold": threshold,
             "threshold_rule": "RMS error / the reference layer's std over the samples > threshold, or not finite "
                               "(trtverify.localize.layer_threshold)",
-            "first_divergent_layer": first_divergent(rows), "layers": [asdict(r) for r in rows],
-            "notes": list(notes)}
+            "first_divergent_layer": first.layer if first else None,
+            "first_divergent_fused": first.fused if first else [],
+            "layers": [_finite(r) for r in rows], "notes": list(notes)}
 
 
 def skipped_hop(name: str, precision: str, reason: str) -> dict[str, Any]:
     """A hop that could not run here: recorded with its reason, never filled with numbers."""
     return {"hop": name, "status": "skipped", "precision": precision, "reason": reason,
-            "first_divergent_layer": None, "layers": [], "notes": []}
+            "first_divergent_layer": None, "first_divergent_fused": [], "layers": [], "notes": []}
 
 
 def savedmodel_vs_onnx(saved_model: str | Path, onnx_path: str | Path,
