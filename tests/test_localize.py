@@ -268,3 +268,42 @@ def test_build_attests_tf32_and_inspector(tmp_path: Path, precision: str) -> Non
         assert att["layers"] and all(r["output_types"] for r in att["layers"])
     else:
         assert att["inspector"].startswith("unavailable: the engine cannot be deserialized here") and not att["layers"]
+
+
+# ---------------------------------------------------------------- the report's sections
+def synthetic_localization() -> dict[str, Any]:
+    """Two hops judged by the library itself: a clean one, and one where 'dense' jumps past the threshold."""
+    ref = {"t:0": np.linspace(-1, 1, 40).reshape(4, 10), "u:0": np.linspace(0, 3, 40).reshape(4, 10)}
+    taps = [Tap("conv", "t:0", "t:0", ("conv_pre",)), Tap("dense", "u:0", "u:0")]
+    clean, _ = layer_errors(taps, ref, ref, layer_threshold("fp32"))
+    broken, _ = layer_errors(taps, ref, {"t:0": ref["t:0"], "u:0": ref["u:0"] * 1.2}, layer_threshold("fp32"))
+    hops = [localize.hop_result("savedmodel->onnxruntime", clean, [], layer_threshold("fp32"), "fp32"),
+            localize.hop_result("onnxruntime->tensorrt_fp16", broken, [], layer_threshold("fp32"), "fp16"),
+            localize.skipped_hop("onnxruntime->tensorrt_tf32", "tf32", "cannot run here: no CUDA device")]
+    return {"layers_matched": 2, "hops": hops, "first_divergence": {"hop": hops[1]["hop"], "layer": "dense",
+                                                                    "fused": []}}
+
+
+def test_report_sections_name_the_layer_and_the_skipped_hop(tmp_path: Path) -> None:
+    from trtverify.report_localize import divergent_layers_table, first_divergence_line, hop_table, plot_layer_errors
+
+    loc = synthetic_localization()
+    assert first_divergence_line(loc) == "First divergent layer: dense, in hop onnxruntime->tensorrt_fp16."
+    headers, rows = hop_table(loc)
+    assert [r[1] for r in rows] == ["compared", "compared", "skipped"] and rows[2][-1].endswith("no CUDA device")
+    assert [r[3] for r in rows] == ["-", "dense", "-"]
+    u = np.linspace(0, 3, 40)  # 'dense' scaled by 1.2: RMS error 0.2 * rms(u), over the spread std(u)
+    assert divergent_layers_table(loc)[1] == [["onnxruntime->tensorrt_fp16", "dense", "-", "4x10",
+                                               pytest.approx(0.6), pytest.approx(0.2 * np.sqrt(np.mean(u ** 2)) / u.std())]]
+    plt = pytest.importorskip("matplotlib.pyplot")
+    assert plot_layer_errors(plt, "m", loc, tmp_path / "p.png") and (tmp_path / "p.png").stat().st_size > 0
+    assert not plot_layer_errors(plt, "m", {"hops": [loc["hops"][2]]}, tmp_path / "none.png")
+
+
+def test_attestation_table_refuses_strict_fp32_with_tf32() -> None:
+    from trtverify.report_localize import attestation_table
+
+    att = {"strict_fp32": False, "tf32_allowed": True, "fp16_allowed": False, "output_precisions": {"FP32": 3},
+           "inspector": "ok", "accuracy_warnings": []}
+    _, rows = attestation_table({"tf32": {"attestation": att}, "old": {}})
+    assert rows[0][:5] == ["tf32", "no", "yes", "no", "FP32 3"] and rows[1][1] == "unknown"
