@@ -199,7 +199,7 @@ def inspect_layers(trt: Any, serialized: bytes) -> tuple[list[dict[str, Any]], s
 def parse_layer_information(text: str) -> list[dict[str, Any]]:
     """Per layer: name, type, the data types of its outputs, and its tactic, from the inspector's JSON (with
     LAYER_NAMES_ONLY verbosity the layers are bare names)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for layer in json.loads(text).get("Layers", []):
         if isinstance(layer, str):
             rows.append({"name": layer, "type": None, "output_types": [], "tactic": None})

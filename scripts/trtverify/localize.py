@@ -164,10 +164,9 @@ def onnx_layer_outputs(model: Any, prefix: Sequence[str], order: Sequence[str]) 
     for node in model.graph.node:
         layer = layer_of(node.name, prefix)
         if layer is None:
-            owners = [layer_of(i, prefix) for i in node.input if i in weights]
-            owners = [o for o in owners if o in rank]
-            layer = max(owners, key=rank.__getitem__) if owners else None
-        if layer in rank and node.output:
+            owners = [o for i in node.input if i in weights and (o := layer_of(i, prefix)) in rank]
+            layer = max(owners, key=lambda o: rank[o]) if owners else None
+        if layer is not None and layer in rank and node.output:
             outputs[layer] = node.output[0]
     return outputs
 
@@ -180,8 +179,9 @@ def onnx_taps(model: Any) -> list[Tap]:
     order: list[str] = []
     for node in model.graph.node:
         named = layer_of(node.name, prefix)
-        for layer in [named] if named else [layer_of(i, prefix) for i in node.input if i in weights]:
-            if layer and layer not in order:
+        candidates: list[str | None] = [named] if named else [layer_of(i, prefix) for i in node.input if i in weights]
+        for layer in candidates:
+            if layer is not None and layer not in order:
                 order.append(layer)
     return _taps(order, onnx_layer_outputs(model, prefix, order), {})
 

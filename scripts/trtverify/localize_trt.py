@@ -18,7 +18,7 @@ import numpy as np
 from .engine import BuildOptions, _Logger, attest, configure, parse_onnx
 from .errors import MissingBackendError, UserError, require
 from .localize import Tap, hop_result, layer_errors, layer_threshold, skipped_hop
-from .tensorrt_compat import import_tensorrt, version_of
+from .tensorrt_compat import dims, import_tensorrt, version_of
 
 
 def mark_tensors(network: Any, names: Sequence[str]) -> list[str]:
@@ -79,7 +79,7 @@ def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[s
         for name in names:
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
             host[name] = (np.ascontiguousarray(samples, dtype) if name in inputs
-                          else np.empty(tuple(context.get_tensor_shape(name)), dtype))
+                          else np.empty(dims(context.get_tensor_shape(name)), dtype))
             device.append(cuda.mem_alloc(max(host[name].nbytes, 1)))
             context.set_tensor_address(name, int(device[-1]))
         stream = cuda.Stream()
