@@ -8,6 +8,7 @@ batch-norm statistics spread so that every layer's output varies across samples.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import run_script
+from conftest import REPO, run_script
 from trtverify import localize
 from trtverify.engine import ACCURACY_WARNING, BuildOptions, build_engine, parse_layer_information, precision_counts
 from trtverify.errors import MissingBackendError, UserError
-from trtverify.localize import LayerError, Tap, layer_errors, layer_threshold, to_reference_layout
+from trtverify.localize import Tap, layer_errors, layer_threshold, to_reference_layout
 from trtverify.tensorrt_compat import import_tensorrt
+
+sys.path.insert(0, str(REPO / "tools"))  # localize_models: the models the GPU run uses too
 
 DEFECT_LAYER = "block_12_expand"  # a 1x1 Conv2D 40 layers deep, folded into its BatchNorm by tf2onnx
 
@@ -35,52 +38,42 @@ def trt_or_skip() -> Any:
 # ---------------------------------------------------------------- a real architecture, converted by tf2onnx
 @pytest.fixture(scope="module")
 def mobilenet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    keras = pytest.importorskip("keras")
+    pytest.importorskip("keras")
     onnx = pytest.importorskip("onnx")
+    from localize_models import random_mobilenet
+
     d = tmp_path_factory.mktemp("mobilenet")
-    keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 32, 32, 3)).astype(np.float32)
-    for layer in model.layers:  # spread gamma/beta, and moving statistics from real activations (momentum 0)
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 2, gamma.shape).astype(np.float32),
-                               rng.normal(0, 0.5, beta.shape).astype(np.float32), mean, var])
-            layer.momentum = 0.0
-    model(x, training=True)
+    x = np.random.default_rng(0).normal(size=(64, 32, 32, 3)).astype(np.float32)
+    model = random_mobilenet(x)
     assert float(model(x[:16]).numpy().std(axis=0).mean()) > 1e-3, "outputs must vary across samples"
     model.export(str(d / "saved_model"), verbose=False)
     np.save(d / "x.npy", x[:8])
-    proc = run_script_module("tf2onnx.convert", "--saved-model", d / "saved_model", "--output", d / "model.onnx",
-                             "--opset", "17", "--signature_def", "serving_default")
-    assert proc == 0
+    run_script_module("tf2onnx.convert", "--saved-model", d / "saved_model", "--output", d / "model.onnx",
+                      "--opset", "17", "--signature_def", "serving_default")
     return {"dir": d, "saved_model": d / "saved_model", "onnx": d / "model.onnx", "samples": d / "x.npy",
             "layers": [layer.name for layer in model.layers], "onnx_model": onnx.load(str(d / "model.onnx"))}
 
 
-def run_script_module(module: str, *args: Any) -> int:
-    import subprocess
-
+def run_script_module(module: str, *args: Any) -> None:
+    """``python -m module`` as convert_onnx.py runs tf2onnx (its command line, not its changing Python API)."""
     proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.returncode
 
 
 def scaled_conv(mobilenet: dict[str, Any], path: Path, factor: float = 1.5) -> Path:
     """The ONNX model with the kernel of Keras layer DEFECT_LAYER scaled: a converter bug in one layer."""
+    import onnx
     from onnx import numpy_helper
 
-    model = type(mobilenet["onnx_model"])()
+    model = onnx.ModelProto()
     model.CopyFrom(mobilenet["onnx_model"])
     prefix = localize.scope_prefix(n.name for n in model.graph.node)
+    scope = {i.name: localize.layer_of(i.name, prefix) for i in model.graph.initializer}
+    names = localize.display_names({s for s in scope.values() if s})
     hits = [i for i in model.graph.initializer
-            if localize.display_names([s := localize.layer_of(i.name, prefix) or ""])[s] == DEFECT_LAYER
-            and numpy_helper.to_array(i).ndim == 4]
+            if scope[i.name] and names[scope[i.name]] == DEFECT_LAYER and numpy_helper.to_array(i).ndim == 4]
     assert len(hits) == 1, [h.name for h in hits]
     hits[0].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(hits[0]) * np.float32(factor), hits[0].name))
-    import onnx
-
     onnx.save(model, str(path))
     return path
 
