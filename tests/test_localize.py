@@ -300,3 +300,131 @@ def test_attestation_table_refuses_strict_fp32_with_tf32() -> None:
            "inspector": "ok", "accuracy_warnings": []}
     _, rows = attestation_table({"tf32": {"attestation": att}, "old": {}})
     assert rows[0][:5] == ["tf32", "no", "yes", "no", "FP32 3"] and rows[1][1] == "unknown"
+
+
+# ---------------------------------------------------------------- the debug engine's run loop, without a GPU
+class FakeCuda:
+    """pycuda.driver's calls that run_debug_engine makes, with host arrays standing in for device memory."""
+
+    class Device:
+        @staticmethod
+        def count() -> int:
+            return 1
+
+        def __init__(self, index: int) -> None:
+            pass
+
+        def retain_primary_context(self) -> Any:
+            return self
+
+        def push(self) -> None:
+            FakeCuda.pushed += 1
+
+        def pop(self) -> None:
+            FakeCuda.pushed -= 1
+
+    class Stream:
+        handle = 7
+
+        def synchronize(self) -> None:
+            pass
+
+    class Buffer:
+        def __init__(self, nbytes: int) -> None:
+            self.data, self.freed = bytearray(nbytes), False
+            FakeCuda.memory[id(self)] = self
+
+        def __int__(self) -> int:
+            return id(self)
+
+        def free(self) -> None:
+            self.freed = True
+
+    pushed = 0
+    memory: dict[int, Any] = {}
+
+    @staticmethod
+    def init() -> None:
+        pass
+
+    @classmethod
+    def mem_alloc(cls, nbytes: int) -> Any:
+        return cls.Buffer(nbytes)
+
+    @staticmethod
+    def memcpy_htod_async(buffer: Any, array: np.ndarray, stream: Any) -> None:
+        buffer.data[:array.nbytes] = array.tobytes()
+
+    @staticmethod
+    def memcpy_dtoh_async(array: np.ndarray, buffer: Any, stream: Any) -> None:
+        array[...] = np.frombuffer(bytes(buffer.data[:array.nbytes]), array.dtype).reshape(array.shape)
+
+
+def fake_trt() -> Any:
+    """An engine with input 'x' (N, 3) and outputs 'double' = 2x and 'total' = row sums, tensor-name API only."""
+    import types
+
+    class Context:
+        def __init__(self) -> None:
+            self.shape: tuple[int, ...] = ()
+            self.address: dict[str, int] = {}
+
+        def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+            self.shape = tuple(shape)
+            return True
+
+        def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+            return {"x": self.shape, "double": self.shape, "total": (self.shape[0],)}[name]
+
+        def set_tensor_address(self, name: str, address: int) -> None:
+            self.address[name] = address
+
+        def execute_async_v3(self, stream_handle: int) -> bool:
+            x = np.frombuffer(bytes(FakeCuda.memory[self.address["x"]].data), np.float32).reshape(self.shape)
+            FakeCuda.memory[self.address["double"]].data[:] = (2 * x).tobytes()
+            FakeCuda.memory[self.address["total"]].data[:] = x.sum(axis=1).astype(np.float32).tobytes()
+            return stream_handle == 7
+
+    class Engine:
+        num_io_tensors = 3
+
+        def get_tensor_name(self, i: int) -> str:
+            return ["x", "double", "total"][i]
+
+        def get_tensor_mode(self, name: str) -> str:
+            return "in" if name == "x" else "out"
+
+        def get_tensor_dtype(self, name: str) -> Any:
+            return np.float32
+
+        def create_execution_context(self) -> Context:
+            return Context()
+
+    class Runtime:
+        def __init__(self, logger: Any) -> None:
+            pass
+
+        def deserialize_cuda_engine(self, data: bytes) -> Engine | None:
+            return Engine() if data == b"engine" else None
+
+    class ILogger:
+        def __init__(self) -> None:
+            pass
+
+    return types.SimpleNamespace(Runtime=Runtime, TensorIOMode=types.SimpleNamespace(INPUT="in"), nptype=lambda t: t,
+                                 ILogger=ILogger, Logger=types.SimpleNamespace(WARNING=2))
+
+
+def test_debug_engine_outputs_come_back_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trtverify import localize_trt
+
+    monkeypatch.setitem(sys.modules, "pycuda.driver", FakeCuda)
+    monkeypatch.setitem(sys.modules, "pycuda", type(sys)("pycuda"))
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    out = localize_trt.run_debug_engine(fake_trt(), b"engine", x)
+    assert sorted(out) == ["double", "total"] and FakeCuda.pushed == 0
+    assert np.array_equal(out["double"], 2 * x) and np.array_equal(out["total"], x.sum(axis=1))
+    assert all(b.freed for b in FakeCuda.memory.values())
+    with pytest.raises(UserError, match="cannot be deserialized here"):
+        localize_trt.run_debug_engine(fake_trt(), b"other", x)
+    assert FakeCuda.pushed == 0  # the context is popped on failure too

@@ -66,6 +66,7 @@ def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[s
         raise UserError("no CUDA device is visible")
     ctx = cuda.Device(0).retain_primary_context()
     ctx.push()
+    device: list[Any] = []
     try:
         log = _Logger(trt, echo=False)
         engine = trt.Runtime(log.logger).deserialize_cuda_engine(serialized)
@@ -75,7 +76,7 @@ def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[s
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         context.set_input_shape(inputs[0], samples.shape)
-        host, device = {}, []
+        host = {}
         for name in names:
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
             host[name] = (np.ascontiguousarray(samples, dtype) if name in inputs
@@ -90,10 +91,10 @@ def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[s
             if name not in inputs:
                 cuda.memcpy_dtoh_async(host[name], buffer, stream)
         stream.synchronize()
-        for buffer in device:
-            buffer.free()
         return {n: host[n] for n in names if n not in inputs}
     finally:
+        for buffer in device:
+            buffer.free()
         ctx.pop()
 
 
