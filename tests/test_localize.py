@@ -144,9 +144,9 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def full_tensorrt_and_pycuda() -> None:
-    """Checked before the model is built, so the GPU test skips at once where it cannot run."""
+    """Checked before the model is built (module scope, listed first), so the GPU test skips at once here."""
     pytest.importorskip("pycuda.driver", reason="pycuda is needed to run a TensorRT engine")
     if not hasattr(trt_or_skip().BuilderFlag, "FP16"):
         pytest.skip("TensorRT-RTX engines do not run on the lent GPUs; this needs full TensorRT")
