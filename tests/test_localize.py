@@ -293,6 +293,15 @@ def test_report_sections_name_the_layer_and_the_skipped_hop(tmp_path: Path) -> N
     assert not plot_layer_errors(plt, "m", {"hops": [loc["hops"][2]]}, tmp_path / "none.png")
 
 
+def test_localization_is_offered_only_for_drift_or_mismatch() -> None:
+    from trtverify.report_localize import localization_offer
+
+    assert localization_offer("net", {"savedmodel vs onnxruntime": "identical", "a vs b": "consistent"}) is None
+    line = localization_offer("net", {"savedmodel vs tensorrt_tf32": "drift", "savedmodel vs onnxruntime": "identical"})
+    assert line is not None and line.startswith("savedmodel vs tensorrt_tf32 is not identical: ")
+    assert "`snakemake results/net/localization.json`" in line
+
+
 def test_attestation_table_refuses_strict_fp32_with_tf32() -> None:
     from trtverify.report_localize import attestation_table
 

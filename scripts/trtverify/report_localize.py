@@ -13,6 +13,15 @@ from typing import Any, Mapping
 from .tables import Table
 
 
+def localization_offer(model: str, verdicts: Mapping[str, str]) -> str | None:
+    """For a model with a `drift` or `mismatch` pair (pair name -> verdict): the command that localizes it."""
+    off = sorted(pair for pair, verdict in verdicts.items() if verdict in ("drift", "mismatch"))
+    if not off:
+        return None
+    return (f"{', '.join(off)} {'is' if len(off) == 1 else 'are'} not identical: `snakemake "
+            f"results/{model}/localization.json` finds the first layer where they part (docs/localization.md).")
+
+
 def first_divergence_line(loc: Mapping[str, Any]) -> str:
     """One sentence in the user's layer names: where it diverged first, or that no layer did."""
     first = loc.get("first_divergence")
