@@ -75,7 +75,9 @@ def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[s
         context = engine.create_execution_context()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        context.set_input_shape(inputs[0], samples.shape)
+        if not context.set_input_shape(inputs[0], samples.shape):
+            raise UserError(f"the debug engine refused input shape {list(samples.shape)} (a static batch of "
+                            "another size?); pass --num-samples equal to the model's batch")
         host = {}
         for name in names:
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
