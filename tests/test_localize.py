@@ -443,3 +443,19 @@ def test_debug_engine_outputs_come_back_by_name(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(UserError, match="cannot be deserialized here"):
         localize_trt.run_debug_engine(fake_trt(), b"other", x)
     assert FakeCuda.pushed == 0  # the context is popped on failure too
+
+
+def test_tensorrt_hop_without_that_tensorrt_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    """Asking for full TensorRT where only TensorRT-RTX (or nothing) is installed: skipped, the reason recorded."""
+    from trtverify.localize_trt import onnx_vs_tensorrt
+
+    try:
+        import_tensorrt("tensorrt")
+        pytest.skip("full TensorRT is installed here")
+    except MissingBackendError:
+        pass
+    x = np.ones((2, 16), np.float32)
+    hop = onnx_vs_tensorrt(tiny_onnx(tmp_path / "tiny.onnx"), [Tap("mm", "", "y")], {"y": x[:, :4]}, x,
+                           BuildOptions(precision="tf32", flavour="tensorrt"))
+    assert (hop["hop"], hop["status"], hop["layers"]) == ("onnxruntime->tensorrt_tf32", "skipped", [])
+    assert hop["reason"].startswith("no debug engine: TensorRT is not installed here")
