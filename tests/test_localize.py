@@ -292,8 +292,9 @@ def test_report_sections_name_the_layer_and_the_skipped_hop(tmp_path: Path) -> N
     assert [r[1] for r in rows] == ["compared", "compared", "skipped"] and rows[2][-1].endswith("no CUDA device")
     assert [r[3] for r in rows] == ["-", "dense", "-"]
     u = np.linspace(0, 3, 40)  # 'dense' scaled by 1.2: RMS error 0.2 * rms(u), over the spread std(u)
+    relative = 0.2 * np.sqrt(np.mean(u ** 2)) / u.std()
     assert divergent_layers_table(loc)[1] == [["onnxruntime->tensorrt_fp16", "dense", "-", "4x10",
-                                               pytest.approx(0.6), pytest.approx(0.2 * np.sqrt(np.mean(u ** 2)) / u.std())]]
+                                               pytest.approx(0.6), pytest.approx(relative)]]
     plt = pytest.importorskip("matplotlib.pyplot")
     assert plot_layer_errors(plt, "m", loc, tmp_path / "p.png") and (tmp_path / "p.png").stat().st_size > 0
     assert not plot_layer_errors(plt, "m", {"hops": [loc["hops"][2]]}, tmp_path / "none.png")
