@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                tactic_sources=args.tactic_sources, flavour=args.flavour)
         hops.append(onnx_vs_tensorrt(Path(args.onnx), taps, reference, samples, options))
     first = first_divergence(hops)
-    write_json(args.output, {"onnx": args.onnx, "saved_model": args.saved_model, "samples": int(len(samples)),
+    write_json(args.output, {"onnx": args.onnx, "saved_model": args.saved_model, "samples": len(samples),
                              "layers_matched": len(taps), "first_divergence": first, "hops": hops})
     for hop in hops:
         what = hop.get("first_divergent_layer") or "no divergent layer"

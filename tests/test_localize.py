@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -99,7 +99,7 @@ def test_correct_conversion_has_no_divergent_layer(mobilenet: dict[str, Any]) ->
 def test_scaled_conv_weight_is_localized_to_its_keras_layer(mobilenet: dict[str, Any], tmp_path: Path) -> None:
     bad = scaled_conv(mobilenet, tmp_path / "bad.onnx")
     samples = np.load(mobilenet["samples"])
-    hop, taps, _ = localize.savedmodel_vs_onnx(mobilenet["saved_model"], bad, samples)
+    hop, _, _ = localize.savedmodel_vs_onnx(mobilenet["saved_model"], bad, samples)
     assert hop["first_divergent_layer"] == f"{DEFECT_LAYER}_BN" and hop["first_divergent_fused"] == [DEFECT_LAYER]
     rows = hop["layers"]
     at = [r["layer"] for r in rows].index(f"{DEFECT_LAYER}_BN")
@@ -288,7 +288,7 @@ def test_report_sections_name_the_layer_and_the_skipped_hop(tmp_path: Path) -> N
 
     loc = synthetic_localization()
     assert first_divergence_line(loc) == "First divergent layer: dense, in hop onnxruntime->tensorrt_fp16."
-    headers, rows = hop_table(loc)
+    _, rows = hop_table(loc)
     assert [r[1] for r in rows] == ["compared", "compared", "skipped"] and rows[2][-1].endswith("no CUDA device")
     assert [r[3] for r in rows] == ["-", "dense", "-"]
     u = np.linspace(0, 3, 40)  # 'dense' scaled by 1.2: RMS error 0.2 * rms(u), over the spread std(u)
@@ -357,7 +357,7 @@ class FakeCuda:
             self.freed = True
 
     pushed = 0
-    memory: dict[int, Any] = {}
+    memory: ClassVar[dict[int, Any]] = {}
 
     @staticmethod
     def init() -> None:
