@@ -119,6 +119,8 @@ def test_tensorrt_hop_builds_a_debug_engine_and_records_why_it_cannot_run(mobile
     reference = localize.run_onnx(mobilenet["onnx_model"], samples, [t.onnx_tensor for t in taps])
     hop = onnx_vs_tensorrt(mobilenet["onnx"], taps, reference, samples, BuildOptions(workspace_mib=256))
     assert hop["debug_engine"]["marked_tensors"] == len(taps) >= 100
+    if hop["debug_engine"]["attestation"]["layers"]:  # the inspector ran: its layers read in Keras names
+        assert {n for r in hop["debug_engine"]["layer_precisions"] for n in r["layers"]} <= set(mobilenet["layers"])
     assert hop["debug_engine"]["attestation"]["strict_fp32"] is True
     if hop["status"] == "compared":  # a GPU that runs the engine: a strict FP32 engine must not diverge
         assert hop["first_divergent_layer"] is None, hop["layers"]
@@ -228,6 +230,23 @@ def test_inspector_json_gives_each_layers_output_type_and_tactic() -> None:
     assert precision_counts(layers) == {"FP16": 1, "FP32": 1}
     names_only = parse_layer_information(json.dumps({"Layers": ["a", "b"]}))
     assert [r["name"] for r in names_only] == ["a", "b"] and precision_counts(names_only) == {}
+
+
+@pytest.mark.slow
+def test_tensorrt_layer_names_map_back_to_keras_layers(mobilenet: dict[str, Any]) -> None:
+    """TensorRT names layers after ONNX nodes, fused ones after several; each maps back to the user's layers."""
+    from trtverify.localize_trt import layer_precisions
+
+    owners = localize.node_display_names(mobilenet["onnx_model"])
+    nodes = {layer: node for node, layer in owners.items()}  # one ONNX node per Keras layer, the last one
+    conv, relu = nodes["bn_Conv1"], nodes["Conv1_relu"]
+    engine_layers = [{"name": f"{conv} + {relu}", "output_types": ["FP16"], "tactic": "0x1"},
+                     {"name": f"PWN({nodes['block_2_add']})", "output_types": ["FP32"], "tactic": None},
+                     {"name": "Reformatting CopyNode for Input Tensor 0 to x", "output_types": ["FP32"], "tactic": None}]
+    rows = layer_precisions(engine_layers, owners)
+    assert conv.startswith("Conv__")  # tf2onnx's fused conv+BN node: named only through its initializers
+    assert [r["layers"] for r in rows] == [["bn_Conv1", "Conv1_relu"], ["block_2_add"]]
+    assert rows[0]["output_types"] == ["FP16"] and rows[0]["tensorrt_layer"] == f"{conv} + {relu}"
 
 
 def test_accuracy_warnings_are_picked_from_the_builders_messages() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -154,36 +154,61 @@ def run_tf(frozen: Any, samples: np.ndarray, tensors: Sequence[str]) -> dict[str
 
 
 # ---------------------------------------------------------------- ONNX side
-def onnx_layer_outputs(model: Any, prefix: Sequence[str], order: Sequence[str]) -> dict[str, str]:
-    """{layer scope: the last ONNX tensor produced for it}. A node named after a TF op belongs to that op's layer; a
-    node tf2onnx created (``Conv__339``) belongs to the latest layer, in TF order, among its initializers' names
-    (the conv's weights and the folded BatchNorm's bias: the BatchNorm's output)."""
-    rank = {layer: k for k, layer in enumerate(order)}
+def _fused_from(node: Any, prefix: Sequence[str], weights: set[str]) -> list[tuple[int, str]]:
+    """(input position, layer) of the initializers of a node tf2onnx created, whose own name carries no layer."""
+    if layer_of(node.name, prefix) is not None:
+        return []
+    return [(j, o) for j, i in enumerate(node.input) if i in weights and (o := layer_of(i, prefix)) is not None]
+
+
+def node_layers(model: Any, prefix: Sequence[str], known: Collection[str]) -> dict[str, str]:
+    """{ONNX node name: its layer scope}, for layers in ``known``. A node named after a TF op belongs to that op's
+    layer; a node tf2onnx created (``Conv__339``) to the layer of its last initializer: tf2onnx folds a BatchNorm
+    into the conv's bias, the last input, so the node computes the BatchNorm's output."""
     weights = {i.name for i in model.graph.initializer}
-    outputs: dict[str, str] = {}
+    owners: dict[str, str] = {}
     for node in model.graph.node:
-        layer = layer_of(node.name, prefix)
-        if layer is None:
-            owners = [o for i in node.input if i in weights and (o := layer_of(i, prefix)) in rank]
-            layer = max(owners, key=lambda o: rank[o]) if owners else None
-        if layer is not None and layer in rank and node.output:
-            outputs[layer] = node.output[0]
-    return outputs
+        fused = [o for _, o in _fused_from(node, prefix, weights) if o in known]
+        layer = layer_of(node.name, prefix) or (fused[-1] if fused else None)
+        if layer is not None and layer in known:
+            owners[node.name] = layer
+    return owners
+
+
+def onnx_layer_outputs(model: Any, prefix: Sequence[str], known: Collection[str]) -> dict[str, str]:
+    """{layer scope: the last ONNX tensor produced for it} (nodes assigned by :func:`node_layers`)."""
+    owners = node_layers(model, prefix, known)
+    return {owners[n.name]: n.output[0] for n in model.graph.node if n.name in owners and n.output}
+
+
+def onnx_layer_order(model: Any) -> tuple[list[str], list[str]]:
+    """(prefix, layer scopes in the order of their output node; a layer fused into a created node goes there, in
+    input order). Not by first appearance: tf2onnx names the Transposes it inserts after the op that consumes them."""
+    weights = {i.name for i in model.graph.initializer}
+    prefix = scope_prefix(n.name for n in model.graph.node)
+    position: dict[str, tuple[int, int]] = {}
+    for k, node in enumerate(model.graph.node):
+        mentions = _fused_from(node, prefix, weights)
+        named = layer_of(node.name, prefix)
+        if named is not None:
+            mentions.append((len(node.input), named))
+        for j, layer in mentions:
+            position[layer] = max(position.get(layer, (-1, -1)), (k, j))
+    return prefix, sorted(position, key=position.__getitem__)
 
 
 def onnx_taps(model: Any) -> list[Tap]:
-    """Taps from the ONNX model alone (where no TensorFlow is installed, as on a TensorRT machine): layers in the
-    order their nodes appear (ONNX graphs are topologically sorted), named as in :func:`match`."""
-    weights = {i.name for i in model.graph.initializer}
-    prefix = scope_prefix(n.name for n in model.graph.node)
-    order: list[str] = []
-    for node in model.graph.node:
-        named = layer_of(node.name, prefix)
-        candidates: list[str | None] = [named] if named else [layer_of(i, prefix) for i in node.input if i in weights]
-        for layer in candidates:
-            if layer is not None and layer not in order:
-                order.append(layer)
+    """Taps from the ONNX model alone (where no TensorFlow is installed, as on a TensorRT machine), named as in
+    :func:`match`."""
+    prefix, order = onnx_layer_order(model)
     return _taps(order, onnx_layer_outputs(model, prefix, order), {})
+
+
+def node_display_names(model: Any) -> dict[str, str]:
+    """{ONNX node name: the user's layer name}: what TensorRT's layer names (taken from ONNX nodes) map back to."""
+    prefix, order = onnx_layer_order(model)
+    names = display_names(order)
+    return {node: names[layer] for node, layer in node_layers(model, prefix, order).items()}
 
 
 def with_outputs(model: Any, tensors: Sequence[str]) -> Any:

@@ -10,6 +10,7 @@ Only the tensor-name API is used (TensorRT 8.5, 10.x, TensorRT-RTX).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from .engine import BuildOptions, _Logger, attest, configure, parse_onnx
 from .errors import MissingBackendError, UserError, require
-from .localize import Tap, hop_result, layer_errors, layer_threshold, skipped_hop
+from .localize import Tap, hop_result, layer_errors, layer_threshold, node_display_names, skipped_hop
 from .tensorrt_compat import dims, import_tensorrt, version_of
 
 
@@ -100,6 +101,20 @@ def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[s
         ctx.pop()
 
 
+def layer_precisions(engine_layers: Sequence[dict[str, Any]], owners: dict[str, str]) -> list[dict[str, Any]]:
+    """The inspector's layers in the user's layer names: TensorRT names a layer after its ONNX node(s), a fused one
+    after all of them ("Conv__339 + .../Conv1_relu_1/Relu6", "PWN(a, b)"), so each name is split into node names and
+    mapped through ``owners`` (ONNX node -> Keras layer). Reformat layers and others with no node are left out."""
+    rows = []
+    for layer in engine_layers:
+        tokens = [t.strip() for t in re.split(r" \+ |[(),]", str(layer["name"])) if t.strip()]
+        keras = list(dict.fromkeys(owners[t] for t in tokens if t in owners))
+        if keras:
+            rows.append({"layers": keras, "tensorrt_layer": layer["name"], "output_types": layer["output_types"],
+                         "tactic": layer["tactic"]})
+    return rows
+
+
 def onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
                      options: BuildOptions) -> dict[str, Any]:
     """The hop at ``options.precision``: compared, or skipped with the reason (nothing is filled in)."""
@@ -110,6 +125,9 @@ def onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, 
         trt, serialized, marked, info = build_debug_engine(onnx_path, [t.onnx_tensor for t in taps], options)
     except UserError as exc:  # TensorRT missing, or a precision this builder lacks (fp16 on TensorRT-RTX)
         return skipped_hop(hop, options.precision, f"no debug engine: {exc}")
+    onnx = require("onnx", purpose="localization (ONNX side)", hint="pip install onnx")
+    info["layer_precisions"] = layer_precisions(info["attestation"]["layers"],
+                                                node_display_names(onnx.load(str(onnx_path))))
     try:
         values = run_debug_engine(trt, serialized, samples)
     except (UserError, MissingBackendError) as exc:
