@@ -24,6 +24,7 @@ include: "rules/predict.smk"
 include: "rules/compare.smk"
 include: "rules/report.smk"
 include: "rules/bench.smk"
+include: "rules/localize.smk"
 
 
 rule all:

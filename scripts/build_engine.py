@@ -38,8 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with atomic_path(args.engine) as tmp:
         tmp.write_bytes(engine)
         write_json(args.info, {**info, "onnx": args.onnx, "engine": args.engine})
+    att = info["attestation"]
     print(f"built {info['builder']} {info['tensorrt_version']} {args.precision} engine "
-          f"({info['engine_bytes']} bytes) in {info['build_seconds']} s", file=sys.stderr)
+          f"({info['engine_bytes']} bytes) in {info['build_seconds']} s; strict FP32: "
+          f"{'yes' if att['strict_fp32'] else 'no'} (TF32 {'allowed' if att['tf32_allowed'] else 'cleared'}); "
+          f"inspector: {att['inspector']}; {len(att['accuracy_warnings'])} accuracy warning(s)", file=sys.stderr)
     return 0
 
 

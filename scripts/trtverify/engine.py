@@ -8,6 +8,8 @@ Precision names the arithmetic, so a drift can be attributed:
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +47,7 @@ class BuildOptions:
 class _Logger:
     """Collects TensorRT's messages so a failed parse or build can say why in one line."""
 
-    def __init__(self, trt: Any) -> None:
+    def __init__(self, trt: Any, echo: bool = True) -> None:
         self.messages: list[str] = []
         outer = self
 
@@ -60,18 +62,16 @@ class _Logger:
                     if int(severity) <= int(trt.Logger.WARNING):
                         name = getattr(severity, "name", str(severity))
                         outer.messages.append(f"[{name}] {msg}")
-                        print(f"TensorRT {name}: {msg}", flush=True)
+                        if echo:
+                            print(f"TensorRT {name}: {msg}", flush=True)
                 except Exception as exc:  # noqa: BLE001 - never let anything escape into TensorRT
                     print(f"TensorRT message could not be logged ({exc}): {msg}", flush=True)
 
         self.logger = Logger()
 
 
-def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[str, Any]]:
-    """Return the serialized engine and a description of how it was built."""
-    options.validate()
-    trt, flavour = import_tensorrt(options.flavour)
-    log = _Logger(trt)
+def parse_onnx(trt: Any, log: _Logger, onnx_path: Path) -> tuple[Any, Any, Any]:
+    """(builder, network, parser) for ``onnx_path``; the parser must stay alive as long as the network."""
     builder: tensorrt.Builder = trt.Builder(log.logger)
     network: tensorrt.INetworkDefinition = builder.create_network(network_flags(trt))
     parser: tensorrt.OnnxParser = trt.OnnxParser(network, log.logger)
@@ -83,14 +83,17 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         # Protobuf decodes an empty file, and many a text file, as an empty ModelProto, which the parser accepts.
         raise UserError(f"TensorRT's ONNX parser found no graph in {onnx_path} (no inputs, outputs or layers); "
                         "is it a valid ONNX model? re-run the conversion")
-    if network.num_inputs != 1 or network.num_outputs != 1:
-        raise UserError(f"{onnx_path} has {network.num_inputs} inputs and {network.num_outputs} outputs; "
-                        "trtverify builds engines for one of each")
+    return builder, network, parser
+
+
+def configure(trt: Any, flavour: str, builder: Any, network: Any,
+              options: BuildOptions) -> tuple[Any, list[str], BuildOptions]:
+    """The builder config for ``options`` (precision flags, tactics, profile, detailed profiling); returns it, notes,
+    and the options as built (a static batch replaces the requested profile)."""
     inp: tensorrt.ITensor = network.get_input(0)
     in_dims = dims(inp.shape)
     if any(d < 0 for d in in_dims[1:]):
         raise UserError(f"input '{inp.name}' has dynamic non-batch dimensions {in_dims}; only the batch may vary")
-
     config: tensorrt.IBuilderConfig = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     notes: list[str] = []
@@ -108,6 +111,8 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         config.set_tactic_sources(mask)
     if options.builder_optimization_level is not None and hasattr(config, "builder_optimization_level"):
         config.builder_optimization_level = options.builder_optimization_level
+    if hasattr(trt, "ProfilingVerbosity"):  # TensorRT >= 8.2: the inspector then names each layer's tactic
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     shape = lambda b: (b, *in_dims[1:])  # noqa: E731
     if in_dims[0] < 0:  # a dynamic batch needs a profile; a static one must not get a different one
         profile: tensorrt.IOptimizationProfile = builder.create_optimization_profile()
@@ -119,6 +124,21 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         notes.append(f"input '{inp.name}' has a static batch of {in_dims[0]}: no optimization profile")
         options = BuildOptions(**{**options.__dict__, "min_batch": in_dims[0], "opt_batch": in_dims[0],
                                   "max_batch": in_dims[0]})
+    return config, notes, options
+
+
+def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[str, Any]]:
+    """Return the serialized engine and a description of how it was built."""
+    options.validate()
+    trt, flavour = import_tensorrt(options.flavour)
+    log = _Logger(trt)
+    builder, network, _parser = parse_onnx(trt, log, onnx_path)
+    if network.num_inputs != 1 or network.num_outputs != 1:
+        raise UserError(f"{onnx_path} has {network.num_inputs} inputs and {network.num_outputs} outputs; "
+                        "trtverify builds engines for one of each")
+    inp: tensorrt.ITensor = network.get_input(0)
+    config, notes, options = configure(trt, flavour, builder, network, options)
+    shape = lambda b: (b, *dims(inp.shape)[1:])  # noqa: E731
 
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -136,5 +156,65 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
         "tactic_source_notes": notes, "build_seconds": round(seconds, 3),
         "engine_bytes": len(bytes(serialized)), "warnings": log.messages,
         "portable": "an engine runs only with the TensorRT version and GPU family that built it",
+        "attestation": attest(trt, config, bytes(serialized), options.precision, log.messages),
     }
     return bytes(serialized), info
+
+
+# Builder messages that bear on accuracy: FP16 weights that are subnormal or beyond FP16's range, precision
+# fallbacks or reformats, loops, and weights cast down (INT64 -> INT32).
+ACCURACY_WARNING = re.compile(r"subnormal|out of range|overflow|underflow|fp16|half|precision|fall(ing)? ?back|"
+                              r"loop|cast down|clamp|denormal|accuracy", re.IGNORECASE)
+_DATATYPE = re.compile(r"\b(FP32|FP16|BF16|FP8|INT8|INT32|INT64|Bool|UInt8)\b", re.IGNORECASE)
+
+
+def attest(trt: Any, config: Any, serialized: bytes, precision: str, messages: list[str]) -> dict[str, Any]:
+    """What the engine really computes in: the builder flags as TensorRT reports them back, each layer's output
+    types and tactic from the engine inspector, and the builder's warnings that bear on accuracy. "strict FP32"
+    is claimed only for an fp32 build whose TF32 flag TensorRT reports cleared."""
+    tf32 = bool(config.get_flag(trt.BuilderFlag.TF32))
+    fp16 = bool(hasattr(trt.BuilderFlag, "FP16") and config.get_flag(trt.BuilderFlag.FP16))
+    layers, inspector = inspect_layers(trt, serialized)
+    return {"tf32_allowed": tf32, "fp16_allowed": fp16, "strict_fp32": precision == "fp32" and not tf32 and not fp16,
+            "profiling_verbosity": "DETAILED" if hasattr(trt, "ProfilingVerbosity") else
+            f"unavailable: TensorRT {version_of(trt)} has no ProfilingVerbosity (added in 8.2)",
+            "inspector": inspector, "layers": layers, "output_precisions": precision_counts(layers),
+            "accuracy_warnings": [m for m in messages if ACCURACY_WARNING.search(m)]}
+
+
+def inspect_layers(trt: Any, serialized: bytes) -> tuple[list[dict[str, Any]], str]:
+    """(layers, "ok") from the engine inspector, or ([], "unavailable: why"): the inspector needs a deserialized
+    engine, which needs the GPU (and TensorRT) the engine was built for."""
+    if not hasattr(trt, "LayerInformationFormat"):
+        return [], f"unavailable: TensorRT {version_of(trt)} has no engine inspector (added in 8.2)"
+    log = _Logger(trt, echo=False)
+    engine = trt.Runtime(log.logger).deserialize_cuda_engine(serialized)
+    if engine is None:
+        why = log.messages[-1] if log.messages else "no message"
+        return [], f"unavailable: the engine cannot be deserialized here to inspect it ({why})"
+    inspector = engine.create_engine_inspector()
+    return parse_layer_information(inspector.get_engine_information(trt.LayerInformationFormat.JSON)), "ok"
+
+
+def parse_layer_information(text: str) -> list[dict[str, Any]]:
+    """Per layer: name, type, the data types of its outputs, and its tactic, from the inspector's JSON (with
+    LAYER_NAMES_ONLY verbosity the layers are bare names)."""
+    rows: list[dict[str, Any]] = []
+    for layer in json.loads(text).get("Layers", []):
+        if isinstance(layer, str):
+            rows.append({"name": layer, "type": None, "output_types": [], "tactic": None})
+            continue
+        formats = [str(o.get("Format/Datatype", "")) for o in layer.get("Outputs", [])]
+        rows.append({"name": layer.get("Name"), "type": layer.get("LayerType"),
+                     "output_types": [m.group(1).upper() if (m := _DATATYPE.search(f)) else f for f in formats],
+                     "tactic": layer.get("TacticName") or layer.get("TacticValue")})
+    return rows
+
+
+def precision_counts(layers: list[dict[str, Any]]) -> dict[str, int]:
+    """How many layer outputs TensorRT keeps in each data type (FP16 where the fp16 flag took effect)."""
+    counts: dict[str, int] = {}
+    for layer in layers:
+        for t in layer["output_types"]:
+            counts[t] = counts.get(t, 0) + 1
+    return counts

@@ -1,0 +1,38 @@
+# On demand: where a conversion diverges, layer by layer (docs/localization.md). Not part of `rule all`:
+#   snakemake results/{model}/localization.json
+
+
+rule localize:
+    """Per-layer errors of SavedModel -> ONNX Runtime and ONNX Runtime -> TensorRT (each configured precision) on
+    the first test samples, and the first divergent layer under its Keras name; hops that cannot run here are
+    recorded as skipped with the reason."""
+    input:
+        script=script("localize.py"),
+        code=lib("localize.py", "localize_trt.py", "engine.py", "tensorrt_compat.py"),
+        saved_model="results/{model}/saved_model",
+        onnx="results/{model}/model.onnx",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        localization="results/{model}/localization.json",
+    log:
+        "results/logs/localize/{model}.log",
+    benchmark:
+        "results/benchmarks/localize/{model}.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    params:
+        precisions=config["tensorrt"]["precisions"],
+        tactics=config["tensorrt"]["tactic_sources"],
+        flavour=config["tensorrt"]["flavour"],
+    shell:
+        "python {input.script:q} --saved-model {input.saved_model:q} --onnx {input.onnx:q}"
+        " --samples {input.samples:q} --precisions {params.precisions:q}"
+        " --tactic-sources={params.tactics:q} --flavour {params.flavour:q}"
+        " --output {output.localization:q} > {log:q} 2>&1"

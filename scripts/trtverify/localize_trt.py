@@ -1,0 +1,143 @@
+"""The ONNX Runtime -> TensorRT hop of localization: a debug engine whose matched intermediate tensors are network
+outputs, run on the same samples and compared with ONNX Runtime layer by layer.
+
+TensorRT's ONNX parser names each network tensor after the ONNX tensor it computes, so the tensors to mark are found
+by name; a layer TensorRT fused keeps the name of the last tensor the fusion produces. Marking a tensor as an output
+stops TensorRT fusing across it, so the debug engine's kernels can differ from the deployed engine's: its per-layer
+curve says where precision is lost, the deployed engine's own verdict stays in comparison.json.
+Only the tensor-name API is used (TensorRT 8.5, 10.x, TensorRT-RTX).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .engine import BuildOptions, _Logger, attest, configure, parse_onnx
+from .errors import MissingBackendError, UserError, require
+from .localize import Tap, hop_result, layer_errors, layer_threshold, node_display_names, skipped_hop
+from .tensorrt_compat import dims, import_tensorrt, version_of
+
+
+def mark_tensors(network: Any, names: Sequence[str]) -> list[str]:
+    """Mark every layer output named in ``names`` as a network output; returns the names found (in order)."""
+    by_name = {}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        for k in range(layer.num_outputs):
+            tensor = layer.get_output(k)
+            by_name[tensor.name] = tensor
+    found = []
+    for name in names:
+        tensor = by_name.get(name)
+        if tensor is None:
+            continue
+        if not tensor.is_network_output:
+            network.mark_output(tensor)
+        found.append(name)
+    return found
+
+
+def build_debug_engine(onnx_path: Path, names: Sequence[str], options: BuildOptions) -> tuple[Any, bytes, list[str],
+                                                                                             dict[str, Any]]:
+    """(trt module, serialized debug engine, the marked names, its attestation)."""
+    trt, flavour = import_tensorrt(options.flavour)
+    log = _Logger(trt, echo=False)
+    builder, network, _parser = parse_onnx(trt, log, onnx_path)
+    marked = mark_tensors(network, names)
+    config, _notes, options = configure(trt, flavour, builder, network, options)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise UserError(f"{flavour} could not build the debug engine with {len(marked)} marked tensors: "
+                        + ("; ".join(log.messages[-3:]) or "no message"))
+    info = {"builder": flavour, "tensorrt_version": version_of(trt), "marked_tensors": len(marked),
+            "attestation": attest(trt, config, bytes(serialized), options.precision, log.messages)}
+    return trt, bytes(serialized), marked, info
+
+
+def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[str, np.ndarray]:
+    """Every output of the debug engine for ``samples`` (one batch). Raises UserError saying why it cannot run here."""
+    cuda = require("pycuda.driver", purpose="running the TensorRT debug engine",
+                   hint="pip install pycuda where the GPU and TensorRT are")
+    cuda.init()
+    if cuda.Device.count() == 0:
+        raise UserError("no CUDA device is visible")
+    ctx = cuda.Device(0).retain_primary_context()
+    ctx.push()
+    device: list[Any] = []
+    try:
+        log = _Logger(trt, echo=False)
+        engine = trt.Runtime(log.logger).deserialize_cuda_engine(serialized)
+        if engine is None:
+            raise UserError("the engine cannot be deserialized here (" + "; ".join(log.messages[-2:]) + ")")
+        context = engine.create_execution_context()
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if not context.set_input_shape(inputs[0], samples.shape):
+            raise UserError(f"the debug engine refused input shape {list(samples.shape)} (a static batch of "
+                            "another size?); pass --num-samples equal to the model's batch")
+        host = {}
+        for name in names:
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            host[name] = (np.ascontiguousarray(samples, dtype) if name in inputs
+                          else np.empty(dims(context.get_tensor_shape(name)), dtype))
+            device.append(cuda.mem_alloc(max(host[name].nbytes, 1)))
+            context.set_tensor_address(name, int(device[-1]))
+        stream = cuda.Stream()
+        cuda.memcpy_htod_async(device[names.index(inputs[0])], host[inputs[0]], stream)
+        if not context.execute_async_v3(stream_handle=stream.handle):
+            raise UserError("execute_async_v3 failed on the debug engine")
+        for name, buffer in zip(names, device):
+            if name not in inputs:
+                cuda.memcpy_dtoh_async(host[name], buffer, stream)
+        stream.synchronize()
+        return {n: host[n] for n in names if n not in inputs}
+    finally:
+        for buffer in device:
+            buffer.free()
+        ctx.pop()
+
+
+def layer_precisions(engine_layers: Sequence[dict[str, Any]], owners: dict[str, str]) -> list[dict[str, Any]]:
+    """The inspector's layers in the user's layer names: TensorRT names a layer after its ONNX node(s), a fused one
+    after all of them ("Conv__339 + .../Conv1_relu_1/Relu6", "PWN(a, b)"), so each name is split into node names and
+    mapped through ``owners`` (ONNX node -> Keras layer). Reformat layers and others with no node are left out."""
+    rows = []
+    for layer in engine_layers:
+        tokens = [t.strip() for t in re.split(r" \+ |[(),]", str(layer["name"])) if t.strip()]
+        keras = list(dict.fromkeys(owners[t] for t in tokens if t in owners))
+        if keras:
+            rows.append({"layers": keras, "tensorrt_layer": layer["name"], "output_types": layer["output_types"],
+                         "tactic": layer["tactic"]})
+    return rows
+
+
+def onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
+                     options: BuildOptions) -> dict[str, Any]:
+    """The hop at ``options.precision``: compared, or skipped with the reason (nothing is filled in)."""
+    hop = f"onnxruntime->tensorrt_{options.precision}"
+    batch = len(samples)
+    options = BuildOptions(**{**options.__dict__, "min_batch": 1, "opt_batch": batch, "max_batch": batch})
+    try:
+        trt, serialized, marked, info = build_debug_engine(onnx_path, [t.onnx_tensor for t in taps], options)
+    except UserError as exc:  # TensorRT missing, or a precision this builder lacks (fp16 on TensorRT-RTX)
+        return skipped_hop(hop, options.precision, f"no debug engine: {exc}")
+    onnx = require("onnx", purpose="localization (ONNX side)", hint="pip install onnx")
+    info["layer_precisions"] = layer_precisions(info["attestation"]["layers"],
+                                                node_display_names(onnx.load(str(onnx_path))))
+    try:
+        values = run_debug_engine(trt, serialized, samples)
+    except (UserError, MissingBackendError) as exc:
+        reason = (f"{info['builder']} {info['tensorrt_version']} built the debug engine with {len(marked)} of "
+                  f"{len(taps)} layer tensors marked, but it cannot run here: {exc}")
+        return {**skipped_hop(hop, options.precision, reason), "debug_engine": info}
+    found = [t for t in taps if t.onnx_tensor in values]
+    threshold = layer_threshold(options.precision)
+    rows, notes = layer_errors(found, reference, values, threshold, other_side="tensorrt")
+    missing = [t.layer for t in taps if t.onnx_tensor not in values]
+    if missing:
+        notes.append(f"not in TensorRT's network (renamed or folded by the parser): {', '.join(missing)}")
+    return {**hop_result(hop, rows, notes, threshold, options.precision), "debug_engine": info}

@@ -1,0 +1,481 @@
+"""Layer localization (SavedModel -> ONNX Runtime on the CPU, ONNX Runtime -> TensorRT where it runs) and the
+precision attestation of engine builds.
+
+The slow tests use a real architecture: MobileNetV2 (alpha 0.35, 32x32, 10 classes) with random weights and
+batch-norm statistics spread so that every layer's output varies across samples.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_script
+from trtverify import localize
+from trtverify.engine import ACCURACY_WARNING, BuildOptions, build_engine, parse_layer_information, precision_counts
+from trtverify.errors import MissingBackendError, UserError
+from trtverify.localize import Tap, layer_errors, layer_threshold, to_reference_layout
+from trtverify.tensorrt_compat import import_tensorrt
+
+sys.path.insert(0, str(REPO / "tools"))  # localize_models: the models the GPU run uses too
+
+DEFECT_LAYER = "block_12_expand"  # a 1x1 Conv2D 40 layers deep, folded into its BatchNorm by tf2onnx
+
+
+def trt_or_skip() -> Any:
+    try:
+        return import_tensorrt("auto")[0]
+    except MissingBackendError as exc:
+        pytest.skip(f"no TensorRT to build with: {exc}")
+
+
+# ---------------------------------------------------------------- a real architecture, converted by tf2onnx
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    pytest.importorskip("keras")
+    onnx = pytest.importorskip("onnx")
+    from localize_models import random_mobilenet
+
+    d = tmp_path_factory.mktemp("mobilenet")
+    x = np.random.default_rng(0).normal(size=(64, 32, 32, 3)).astype(np.float32)
+    model = random_mobilenet(x)
+    assert float(model(x[:16]).numpy().std(axis=0).mean()) > 1e-3, "outputs must vary across samples"
+    model.export(str(d / "saved_model"), verbose=False)
+    np.save(d / "x.npy", x[:8])
+    tf2onnx_cli("--saved-model", d / "saved_model", "--output", d / "model.onnx", "--opset", "17",
+                "--signature_def", "serving_default")
+    return {"dir": d, "saved_model": d / "saved_model", "onnx": d / "model.onnx", "samples": d / "x.npy",
+            "layers": [layer.name for layer in model.layers], "onnx_model": onnx.load(str(d / "model.onnx"))}
+
+
+def tf2onnx_cli(*args: Any) -> None:
+    """tf2onnx's command line, as convert_onnx.py runs it, but in this process: TensorFlow is already imported here,
+    which saves a third of the fixture's time."""
+    from tf2onnx import convert
+
+    saved = sys.argv
+    sys.argv = ["tf2onnx.convert", *map(str, args)]
+    try:
+        convert.main()
+    finally:
+        sys.argv = saved
+
+
+def scaled_conv(mobilenet: dict[str, Any], path: Path, factor: float = 1.5) -> Path:
+    """The ONNX model with the kernel of Keras layer DEFECT_LAYER scaled: a converter bug in one layer."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(mobilenet["onnx_model"])
+    prefix = localize.scope_prefix(n.name for n in model.graph.node)
+    scope = {i.name: localize.layer_of(i.name, prefix) for i in model.graph.initializer}
+    names = localize.display_names({s for s in scope.values() if s})
+    hits = [i for i in model.graph.initializer
+            if scope[i.name] and names[scope[i.name]] == DEFECT_LAYER and numpy_helper.to_array(i).ndim == 4]
+    assert len(hits) == 1, [h.name for h in hits]
+    hits[0].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(hits[0]) * np.float32(factor), hits[0].name))
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_correct_conversion_has_no_divergent_layer(mobilenet: dict[str, Any]) -> None:
+    hop, _, _ = localize.savedmodel_vs_onnx(mobilenet["saved_model"], mobilenet["onnx"], np.load(mobilenet["samples"]))
+    assert hop["first_divergent_layer"] is None and hop["status"] == "compared"
+    names = [row["layer"] for row in hop["layers"]]
+    assert len(names) >= 100 and set(names) <= set(mobilenet["layers"])  # the user's own Keras names
+    assert names[-1] == "predictions" and names.index("block_1_expand_BN") < names.index("block_16_project_BN")
+    assert all(row["relative_error"] < hop["threshold"] for row in hop["layers"])
+    assert {tuple(r["shape"][1:]) for r in hop["layers"] if r["layer"] == "bn_Conv1"} == {(16, 16, 16)}  # NHWC
+
+
+@pytest.mark.slow
+def test_scaled_conv_weight_is_localized_to_its_keras_layer(mobilenet: dict[str, Any], tmp_path: Path) -> None:
+    bad = scaled_conv(mobilenet, tmp_path / "bad.onnx")
+    samples = np.load(mobilenet["samples"])
+    hop, _, _ = localize.savedmodel_vs_onnx(mobilenet["saved_model"], bad, samples)
+    assert hop["first_divergent_layer"] == f"{DEFECT_LAYER}_BN" and hop["first_divergent_fused"] == [DEFECT_LAYER]
+    rows = hop["layers"]
+    at = [r["layer"] for r in rows].index(f"{DEFECT_LAYER}_BN")
+    assert not any(r["divergent"] for r in rows[:at]) and rows[at]["relative_error"] > 10 * hop["threshold"]
+    assert rows[-1]["divergent"]  # the defect reaches the output
+
+
+@pytest.mark.slow
+def test_tensorrt_hop_builds_a_debug_engine_and_records_why_it_cannot_run(mobilenet: dict[str, Any]) -> None:
+    """On a CPU machine TensorRT-RTX builds the debug engine with every layer tensor marked; running it is skipped
+    with the reason, and no number is filled in."""
+    trt_or_skip()
+    from trtverify.localize_trt import onnx_vs_tensorrt
+
+    samples = np.load(mobilenet["samples"])[:2]
+    taps = localize.onnx_taps(mobilenet["onnx_model"])
+    reference = localize.run_onnx(mobilenet["onnx_model"], samples, [t.onnx_tensor for t in taps])
+    hop = onnx_vs_tensorrt(mobilenet["onnx"], taps, reference, samples, BuildOptions(workspace_mib=256))
+    assert hop["debug_engine"]["marked_tensors"] == len(taps) >= 100
+    if hop["debug_engine"]["attestation"]["layers"]:  # the inspector ran: its layers read in Keras names
+        assert {n for r in hop["debug_engine"]["layer_precisions"] for n in r["layers"]} <= set(mobilenet["layers"])
+    assert hop["debug_engine"]["attestation"]["strict_fp32"] is True
+    if hop["status"] == "compared":  # a GPU that runs the engine: a strict FP32 engine must not diverge
+        assert hop["first_divergent_layer"] is None, hop["layers"]
+        return
+    assert hop["status"] == "skipped" and hop["layers"] == [] and "cannot run here" in hop["reason"]
+
+
+@pytest.mark.slow
+def test_cli_without_tensorflow_names_layers_from_onnx(mobilenet: dict[str, Any], tmp_path: Path) -> None:
+    """The GPU machine's mode: no SavedModel, layers named from the ONNX model, each requested hop recorded."""
+    trt = trt_or_skip()
+    out = tmp_path / "localization.json"
+    proc = run_script("localize.py", "--onnx", mobilenet["onnx"], "--samples", mobilenet["samples"],
+                      "--num-samples", "2", "--precisions", "fp32", "fp16", "--output", out)
+    result = json.loads(out.read_text())
+    assert result["samples"] == 2 and result["layers_matched"] >= 100 and result["saved_model"] is None
+    hops = {h["precision"]: h for h in result["hops"]}
+    assert list(hops) == ["fp32", "fp16"] and "onnxruntime->tensorrt_fp32: " in proc.stderr
+    if not hasattr(trt.BuilderFlag, "FP16"):  # TensorRT-RTX: no fp16 flag, said so
+        assert hops["fp16"]["status"] == "skipped" and "no FP16 builder flag" in hops["fp16"]["reason"]
+
+
+def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "localization.json"
+    proc = run_script("localize.py", "--onnx", tmp_path / "absent.onnx", "--samples", tmp_path / "x.npy",
+                      "--output", out, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "does not exist; run the convert_onnx step first" in lines[0]
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def full_tensorrt_and_pycuda() -> None:
+    """Checked before the model is built (module scope, listed first), so the GPU test skips at once here."""
+    pytest.importorskip("pycuda.driver", reason="pycuda is needed to run a TensorRT engine")
+    if not hasattr(trt_or_skip().BuilderFlag, "FP16"):
+        pytest.skip("TensorRT-RTX engines do not run on the lent GPUs; this needs full TensorRT")
+
+
+@pytest.mark.gpu
+def test_tensorrt_hop_on_a_gpu(full_tensorrt_and_pycuda: None, mobilenet: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "loc.json"
+    run_script("localize.py", "--onnx", mobilenet["onnx"], "--samples", mobilenet["samples"], "--precisions",
+               "fp32", "tf32", "fp16", "--tactic-sources=-CUBLAS,-CUBLAS_LT,-CUDNN", "--output", out)
+    hops = {h["precision"]: h for h in json.loads(out.read_text())["hops"]}
+    assert all(h["status"] == "compared" for h in hops.values()), hops
+    assert hops["fp32"]["first_divergent_layer"] is None
+
+
+# ---------------------------------------------------------------- units
+def test_channels_first_is_moved_to_the_reference_layout() -> None:
+    ref = np.arange(2 * 4 * 5 * 3, dtype=np.float32).reshape(2, 4, 5, 3)
+    assert np.array_equal(to_reference_layout(ref, np.moveaxis(ref, -1, 1)), ref)
+    assert np.array_equal(to_reference_layout(ref, ref.copy()), ref)
+    assert to_reference_layout(ref, ref.reshape(2, 60)) is None  # same size, not the same tensor
+
+
+def test_overflow_diverges_and_stays_valid_json() -> None:
+    tap = Tap("dense", "t:0", "o:0")
+    ref = {"t:0": np.linspace(-1, 1, 20, dtype=np.float32).reshape(2, 10)}
+    rows, notes = layer_errors([tap], ref, {"o:0": np.full((2, 10), np.inf, np.float32)}, layer_threshold("fp16"))
+    assert rows[0].divergent and notes == []
+    result = localize.hop_result("h", rows, notes, 0.05, "fp16")
+    json.dumps(result, allow_nan=False)
+    assert result["first_divergent_layer"] == "dense" and result["layers"][0]["relative_error"] is None
+
+
+def test_threshold_is_relative_to_the_layers_spread() -> None:
+    tap = Tap("conv", "t:0", "o:0")
+    ref = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32) * 1000
+    noise = ref + ref.std() * 1e-4  # tiny relative to the spread, large in absolute terms
+    rows, _ = layer_errors([tap], {"t:0": ref}, {"o:0": noise}, layer_threshold("fp32"))
+    assert not rows[0].divergent and rows[0].max_abs_error > 0.05
+    rows, _ = layer_errors([tap], {"t:0": ref}, {"o:0": ref * 1.1}, layer_threshold("fp32"))
+    assert rows[0].divergent
+    with pytest.raises(UserError, match="not 'int8'"):
+        layer_threshold("int8")
+
+
+def test_tracing_suffix_is_stripped_only_when_every_scope_has_one() -> None:
+    assert localize.display_names(["dense_1_1", "conv_1"]) == {"dense_1_1": "dense_1", "conv_1": "conv"}
+    assert localize.display_names(["dense_1", "conv"]) == {"dense_1": "dense_1", "conv": "conv"}
+
+
+def test_layer_of_uses_the_common_scope() -> None:
+    names = ["StatefulPartitionedCall/net_1/conv_1/Conv2D", "StatefulPartitionedCall/net_1/bn_1/batchnorm/add_1",
+             "Identity"]
+    prefix = localize.scope_prefix(names)
+    assert prefix == ["StatefulPartitionedCall", "net_1"]
+    assert localize.layer_of(names[1] + ":0", prefix) == "bn_1" and localize.layer_of("Identity", prefix) is None
+
+
+# ---------------------------------------------------------------- attestation
+INSPECTOR_JSON = {  # the shape of TensorRT 8.5's DETAILED engine information (trimmed)
+    "Layers": [{"Name": "conv + relu", "LayerType": "CaskConvolution",
+                "Outputs": [{"Name": "relu:0", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
+                "TacticName": "sm80_xmma_fprop_implicit_gemm_f16f16", "TacticValue": "0x1a"},
+               {"Name": "softmax", "LayerType": "Softmax",
+                "Outputs": [{"Name": "probs", "Format/Datatype": "Row major linear FP32"}], "TacticValue": "0x3"}],
+    "Bindings": ["input", "probs"]}
+
+
+def test_inspector_json_gives_each_layers_output_type_and_tactic() -> None:
+    layers = parse_layer_information(json.dumps(INSPECTOR_JSON))
+    assert [(r["name"], r["output_types"], r["tactic"]) for r in layers] == [
+        ("conv + relu", ["FP16"], "sm80_xmma_fprop_implicit_gemm_f16f16"), ("softmax", ["FP32"], "0x3")]
+    assert precision_counts(layers) == {"FP16": 1, "FP32": 1}
+    names_only = parse_layer_information(json.dumps({"Layers": ["a", "b"]}))
+    assert [r["name"] for r in names_only] == ["a", "b"] and precision_counts(names_only) == {}
+
+
+@pytest.mark.slow
+def test_tensorrt_layer_names_map_back_to_keras_layers(mobilenet: dict[str, Any]) -> None:
+    """TensorRT names layers after ONNX nodes, fused ones after several; each maps back to the user's layers."""
+    from trtverify.localize_trt import layer_precisions
+
+    owners = localize.node_display_names(mobilenet["onnx_model"])
+    nodes = {layer: node for node, layer in owners.items()}  # one ONNX node per Keras layer, the last one
+    conv, relu = nodes["bn_Conv1"], nodes["Conv1_relu"]
+    engine_layers = [{"name": f"{conv} + {relu}", "output_types": ["FP16"], "tactic": "0x1"},
+                     {"name": f"PWN({nodes['block_2_add']})", "output_types": ["FP32"], "tactic": None},
+                     {"name": "Reformatting CopyNode for Input Tensor 0 to x", "output_types": ["FP32"], "tactic": None}]
+    rows = layer_precisions(engine_layers, owners)
+    assert conv.startswith("Conv__")  # tf2onnx's fused conv+BN node: named only through its initializers
+    assert [r["layers"] for r in rows] == [["bn_Conv1", "Conv1_relu"], ["block_2_add"]]
+    assert rows[0]["output_types"] == ["FP16"] and rows[0]["tensorrt_layer"] == f"{conv} + {relu}"
+
+
+def test_accuracy_warnings_are_picked_from_the_builders_messages() -> None:
+    messages = ["[WARNING] Weights [name=conv.weight] has some fp16 values that are subnormal",
+                "[WARNING] Your ONNX model has been generated with INT64 weights; attempting to cast down to INT32.",
+                "[WARNING] Detected layernorm nodes in FP16: precision may be lost",
+                "[WARNING] TensorRT was linked against cuDNN 8.6 but loaded cuDNN 8.4"]
+    assert [m for m in messages if ACCURACY_WARNING.search(m)] == messages[:3]
+
+
+def tiny_onnx(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_build_attests_tf32_and_inspector(tmp_path: Path, precision: str) -> None:
+    """The builder's own flags are read back: an fp32 build is strict FP32 only with TF32 cleared; the inspector
+    either lists the layers or says why it could not (no GPU to deserialize the engine on)."""
+    trt_or_skip()
+    _, info = build_engine(tiny_onnx(tmp_path / "tiny.onnx"),
+                           BuildOptions(precision=precision, min_batch=1, opt_batch=2, max_batch=4, workspace_mib=64))
+    att = info["attestation"]
+    assert att["tf32_allowed"] is (precision == "tf32") and att["strict_fp32"] is (precision == "fp32")
+    assert att["profiling_verbosity"] == "DETAILED"
+    if att["inspector"] == "ok":
+        assert att["layers"] and all(r["output_types"] for r in att["layers"])
+    else:
+        assert att["inspector"].startswith("unavailable: the engine cannot be deserialized here") and not att["layers"]
+
+
+# ---------------------------------------------------------------- the report's sections
+def synthetic_localization() -> dict[str, Any]:
+    """Two hops judged by the library itself: a clean one, and one where 'dense' jumps past the threshold."""
+    ref = {"t:0": np.linspace(-1, 1, 40).reshape(4, 10), "u:0": np.linspace(0, 3, 40).reshape(4, 10)}
+    taps = [Tap("conv", "t:0", "t:0", ("conv_pre",)), Tap("dense", "u:0", "u:0")]
+    clean, _ = layer_errors(taps, ref, ref, layer_threshold("fp32"))
+    broken, _ = layer_errors(taps, ref, {"t:0": ref["t:0"], "u:0": ref["u:0"] * 1.2}, layer_threshold("fp32"))
+    hops = [localize.hop_result("savedmodel->onnxruntime", clean, [], layer_threshold("fp32"), "fp32"),
+            localize.hop_result("onnxruntime->tensorrt_fp16", broken, [], layer_threshold("fp32"), "fp16"),
+            localize.skipped_hop("onnxruntime->tensorrt_tf32", "tf32", "cannot run here: no CUDA device")]
+    return {"layers_matched": 2, "hops": hops, "first_divergence": {"hop": hops[1]["hop"], "layer": "dense",
+                                                                    "fused": []}}
+
+
+def test_report_sections_name_the_layer_and_the_skipped_hop(tmp_path: Path) -> None:
+    from trtverify.report_localize import divergent_layers_table, first_divergence_line, hop_table, plot_layer_errors
+
+    loc = synthetic_localization()
+    assert first_divergence_line(loc) == "First divergent layer: dense, in hop onnxruntime->tensorrt_fp16."
+    _, rows = hop_table(loc)
+    assert [r[1] for r in rows] == ["compared", "compared", "skipped"] and rows[2][-1].endswith("no CUDA device")
+    assert [r[3] for r in rows] == ["-", "dense", "-"]
+    u = np.linspace(0, 3, 40)  # 'dense' scaled by 1.2: RMS error 0.2 * rms(u), over the spread std(u)
+    relative = 0.2 * np.sqrt(np.mean(u ** 2)) / u.std()
+    assert divergent_layers_table(loc)[1] == [["onnxruntime->tensorrt_fp16", "dense", "-", "4x10",
+                                               pytest.approx(0.6), pytest.approx(relative)]]
+    plt = pytest.importorskip("matplotlib.pyplot")
+    assert plot_layer_errors(plt, "m", loc, tmp_path / "p.png") and (tmp_path / "p.png").stat().st_size > 0
+    assert not plot_layer_errors(plt, "m", {"hops": [loc["hops"][2]]}, tmp_path / "none.png")
+
+
+def test_localization_is_offered_only_for_drift_or_mismatch() -> None:
+    from trtverify.report_localize import localization_offer
+
+    assert localization_offer("net", {"savedmodel vs onnxruntime": "identical", "a vs b": "consistent"}) is None
+    line = localization_offer("net", {"savedmodel vs tensorrt_tf32": "drift", "savedmodel vs onnxruntime": "identical"})
+    assert line is not None and line.startswith("savedmodel vs tensorrt_tf32 is not identical: ")
+    assert "`snakemake results/net/localization.json`" in line
+
+
+def test_attestation_table_refuses_strict_fp32_with_tf32() -> None:
+    from trtverify.report_localize import attestation_table
+
+    att = {"strict_fp32": False, "tf32_allowed": True, "fp16_allowed": False, "output_precisions": {"FP32": 3},
+           "inspector": "ok", "accuracy_warnings": []}
+    _, rows = attestation_table({"tf32": {"attestation": att}, "old": {}})
+    assert rows[0][:5] == ["tf32", "no", "yes", "no", "FP32 3"] and rows[1][1] == "unknown"
+
+
+# ---------------------------------------------------------------- the debug engine's run loop, without a GPU
+class FakeCuda:
+    """pycuda.driver's calls that run_debug_engine makes, with host arrays standing in for device memory."""
+
+    class Device:
+        @staticmethod
+        def count() -> int:
+            return 1
+
+        def __init__(self, index: int) -> None:
+            pass
+
+        def retain_primary_context(self) -> Any:
+            return self
+
+        def push(self) -> None:
+            FakeCuda.pushed += 1
+
+        def pop(self) -> None:
+            FakeCuda.pushed -= 1
+
+    class Stream:
+        handle = 7
+
+        def synchronize(self) -> None:
+            pass
+
+    class Buffer:
+        def __init__(self, nbytes: int) -> None:
+            self.data, self.freed = bytearray(nbytes), False
+            FakeCuda.memory[id(self)] = self
+
+        def __int__(self) -> int:
+            return id(self)
+
+        def free(self) -> None:
+            self.freed = True
+
+    pushed = 0
+    memory: ClassVar[dict[int, Any]] = {}
+
+    @staticmethod
+    def init() -> None:
+        pass
+
+    @classmethod
+    def mem_alloc(cls, nbytes: int) -> Any:
+        return cls.Buffer(nbytes)
+
+    @staticmethod
+    def memcpy_htod_async(buffer: Any, array: np.ndarray, stream: Any) -> None:
+        buffer.data[:array.nbytes] = array.tobytes()
+
+    @staticmethod
+    def memcpy_dtoh_async(array: np.ndarray, buffer: Any, stream: Any) -> None:
+        array[...] = np.frombuffer(bytes(buffer.data[:array.nbytes]), array.dtype).reshape(array.shape)
+
+
+def fake_trt() -> Any:
+    """An engine with input 'x' (N, 3) and outputs 'double' = 2x and 'total' = row sums, tensor-name API only."""
+    import types
+
+    class Context:
+        def __init__(self) -> None:
+            self.shape: tuple[int, ...] = ()
+            self.address: dict[str, int] = {}
+
+        def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+            self.shape = tuple(shape)
+            return True
+
+        def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+            return {"x": self.shape, "double": self.shape, "total": (self.shape[0],)}[name]
+
+        def set_tensor_address(self, name: str, address: int) -> None:
+            self.address[name] = address
+
+        def execute_async_v3(self, stream_handle: int) -> bool:
+            x = np.frombuffer(bytes(FakeCuda.memory[self.address["x"]].data), np.float32).reshape(self.shape)
+            FakeCuda.memory[self.address["double"]].data[:] = (2 * x).tobytes()
+            FakeCuda.memory[self.address["total"]].data[:] = x.sum(axis=1).astype(np.float32).tobytes()
+            return stream_handle == 7
+
+    class Engine:
+        num_io_tensors = 3
+
+        def get_tensor_name(self, i: int) -> str:
+            return ["x", "double", "total"][i]
+
+        def get_tensor_mode(self, name: str) -> str:
+            return "in" if name == "x" else "out"
+
+        def get_tensor_dtype(self, name: str) -> Any:
+            return np.float32
+
+        def create_execution_context(self) -> Context:
+            return Context()
+
+    class Runtime:
+        def __init__(self, logger: Any) -> None:
+            pass
+
+        def deserialize_cuda_engine(self, data: bytes) -> Engine | None:
+            return Engine() if data == b"engine" else None
+
+    class ILogger:
+        def __init__(self) -> None:
+            pass
+
+    return types.SimpleNamespace(Runtime=Runtime, TensorIOMode=types.SimpleNamespace(INPUT="in"), nptype=lambda t: t,
+                                 ILogger=ILogger, Logger=types.SimpleNamespace(WARNING=2))
+
+
+def test_debug_engine_outputs_come_back_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trtverify import localize_trt
+
+    monkeypatch.setitem(sys.modules, "pycuda.driver", FakeCuda)
+    monkeypatch.setitem(sys.modules, "pycuda", type(sys)("pycuda"))
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    out = localize_trt.run_debug_engine(fake_trt(), b"engine", x)
+    assert sorted(out) == ["double", "total"] and FakeCuda.pushed == 0
+    assert np.array_equal(out["double"], 2 * x) and np.array_equal(out["total"], x.sum(axis=1))
+    assert all(b.freed for b in FakeCuda.memory.values())
+    with pytest.raises(UserError, match="cannot be deserialized here"):
+        localize_trt.run_debug_engine(fake_trt(), b"other", x)
+    assert FakeCuda.pushed == 0  # the context is popped on failure too
+
+
+def test_tensorrt_hop_without_that_tensorrt_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    """Asking for full TensorRT where only TensorRT-RTX (or nothing) is installed: skipped, the reason recorded."""
+    from trtverify.localize_trt import onnx_vs_tensorrt
+
+    try:
+        import_tensorrt("tensorrt")
+        pytest.skip("full TensorRT is installed here")
+    except MissingBackendError:
+        pass
+    x = np.ones((2, 16), np.float32)
+    hop = onnx_vs_tensorrt(tiny_onnx(tmp_path / "tiny.onnx"), [Tap("mm", "", "y")], {"y": x[:, :4]}, x,
+                           BuildOptions(precision="tf32", flavour="tensorrt"))
+    assert (hop["hop"], hop["status"], hop["layers"]) == ("onnxruntime->tensorrt_tf32", "skipped", [])
+    assert hop["reason"].startswith("no debug engine: TensorRT is not installed here")
