@@ -110,7 +110,10 @@ def prediction_files(w):
 
 
 def prediction_args(w, input):
-    return " ".join(f"--prediction {n}={input[n]}" for n in prediction_names())
+    """A list, so that the rule's :q quotes every element (a path with a space stays one argument)."""
+    return [
+        arg for n in prediction_names() for arg in ("--prediction", f"{n}={input[n]}")
+    ]
 
 
 def engines_wanted():

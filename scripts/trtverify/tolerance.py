@@ -26,6 +26,7 @@ Verdicts, first match wins:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from typing import Any, Iterable, Mapping
@@ -133,6 +134,19 @@ def _check_layer(layer: Any, label: str) -> list[str]:
             elif value < 0 or (field in SHARE_FIELDS and value > 1):
                 problems.append(f"{where}: must be {'in [0, 1]' if field in SHARE_FIELDS else '>= 0'}, got {value}")
     return problems
+
+
+def parse_json_option(text: str | None, flag: str) -> dict[str, Any]:
+    """Overrides given on a command line as JSON (compare.py and convert_onnx.py read the same option)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{flag} is not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{flag} must be a JSON object like '{{\"fp16\": {{\"atol\": 0.05}}}}', got {text!r}")
+    return value
 
 
 def derived_atol(precision: str, floor_normalised: float) -> tuple[float, str, str]:
