@@ -14,14 +14,15 @@ from conftest import leftovers, run_script
 from trtverify.errors import UserError
 
 TOP_KEYS = ["schema_version", "model", "reference", "num_samples", "num_classes", "settings", "backends", "pairs",
-            "parity", "per_sample", "flipped_samples", "class_counts", "inputs", "generator"]
+            "parity", "per_sample", "flipped_samples", "class_counts", "output", "noise_floor", "inconclusive", "inputs", "generator"]
 PAIR_KEYS = ["a", "b", "precision", "tolerance", "parity", "verdict", "reason", "metrics", "per_class_agreement",
-             "top1_flips", "first_difference", "abs_diff_histogram"]
+             "top1_flips", "first_difference", "abs_diff_histogram", "softmax_tolerance"]
 METRIC_KEYS = ["elements", "finite_elements", "max_abs_diff", "mean_abs_diff", "median_abs_diff", "p99_abs_diff",
                "max_rel_diff", "mean_rel_diff", "cosine_similarity_mean", "cosine_similarity_min",
                "cosine_similarity_global", "outside_tolerance_count", "outside_tolerance_share",
-               "differing_elements", "top1_agreement", "top5_agreement", "top1_flips", "mean_top_class_prob_change",
-               "accuracy_a", "accuracy_b", "accuracy_change"]
+               "differing_elements", "softmax_outside_tolerance_count", "top1_agreement", "top1_agreement_ci95",
+               "top5_agreement", "top1_flips", "ties", "top1_agreement_with_ties", "mean_top_class_prob_change",
+               "accuracy_a", "accuracy_b", "accuracy_change", "accuracy_change_ci95"]
 
 
 @pytest.fixture()
