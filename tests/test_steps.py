@@ -158,19 +158,19 @@ def bad_samples(tiny_model: dict[str, Path], bad: Path) -> dict[str, Path]:
 # --- convert_onnx.py --------------------------------------------------------------------------------------------------
 
 
-def convert(saved_model: Path, samples: Path, out: Path):  # type: ignore[no-untyped-def]
-    return run_script("convert_onnx.py", "--saved-model", saved_model, "--samples", samples,
-                      "--output", out / "model.onnx", "--check", out / "onnx_check.json", check=False)
+def convert(saved_model: Path, samples: Path, out: Path, labels: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return run_script("convert_onnx.py", "--saved-model", saved_model, "--samples", samples, "--labels", labels,
+                      *extra, "--output", out / "model.onnx", "--check", out / "onnx_check.json", check=False)
 
 
 def test_convert_missing_saved_model(tiny_model: dict[str, Path], out: Path, bad: Path) -> None:
-    fails(convert(bad / "no_such_model", tiny_model["samples"], out), "convert_onnx.py",
+    fails(convert(bad / "no_such_model", tiny_model["samples"], out, tiny_model["labels"]), "convert_onnx.py",
           f"SavedModel directory {bad / 'no_such_model'} does not exist", "run the train (or import_model) step")
     nothing_written(out)
 
 
 def test_convert_directory_without_saved_model_pb(tiny_model: dict[str, Path], out: Path, bad: Path) -> None:
-    fails(convert(bad, tiny_model["samples"], out), "convert_onnx.py",
+    fails(convert(bad, tiny_model["samples"], out, tiny_model["labels"]), "convert_onnx.py",
           f"{bad} is not a SavedModel directory (no saved_model.pb)", "model.export(dir)")
     nothing_written(out)
 
@@ -186,14 +186,14 @@ def test_convert_corrupt_saved_model(tiny_model: dict[str, Path], out: Path, bad
         data = bytearray(pb.read_bytes())
         data[100:-100] = b"\xff" * (len(data) - 200)
         pb.write_bytes(bytes(data))
-    fails(convert(model, tiny_model["samples"], out), "convert_onnx.py",
+    fails(convert(model, tiny_model["samples"], out, tiny_model["labels"]), "convert_onnx.py",
           f"tf2onnx failed on {model}", "saved_model.pb", "Re-export the SavedModel", "TRTVERIFY_VERBOSE=1")
     nothing_written(out)
 
 
 def test_convert_samples_of_the_wrong_shape(tiny_model: dict[str, Path], bad_samples: dict[str, Path],
                                             out: Path) -> None:
-    fails(convert(tiny_model["saved_model"], bad_samples["wrong_shape"], out), "convert_onnx.py",
+    fails(convert(tiny_model["saved_model"], bad_samples["wrong_shape"], out, tiny_model["labels"]), "convert_onnx.py",
           "expects samples of shape (8, 8, 1)", "got (5, 7, 7, 1)", "the test data does not fit this model")
     nothing_written(out)
 
@@ -201,16 +201,58 @@ def test_convert_samples_of_the_wrong_shape(tiny_model: dict[str, Path], bad_sam
 def test_convert_refuses_float64_samples_as_documented(tiny_model: dict[str, Path], bad_samples: dict[str, Path],
                                                        out: Path) -> None:
     assert "other dtypes are refused, not cast" in run_script("convert_onnx.py", "--help").stdout
-    fails(convert(tiny_model["saved_model"], bad_samples["float64"], out), "convert_onnx.py",
+    fails(convert(tiny_model["saved_model"], bad_samples["float64"], out, tiny_model["labels"]), "convert_onnx.py",
           f"test samples file {bad_samples['float64']} has dtype float64, expected float32")
     nothing_written(out)
 
 
 def test_convert_truncated_samples(tiny_model: dict[str, Path], bad_samples: dict[str, Path], out: Path) -> None:
     size = bad_samples["truncated"].stat().st_size
-    fails(convert(tiny_model["saved_model"], bad_samples["truncated"], out), "convert_onnx.py",
+    fails(convert(tiny_model["saved_model"], bad_samples["truncated"], out, tiny_model["labels"]), "convert_onnx.py",
           f"test samples file {bad_samples['truncated']} is truncated: {size} bytes, its header promises "
           f"{size + 100}", "regenerate it")
+    nothing_written(out)
+
+
+def test_convert_records_the_noise_floor_and_its_verdict(tiny_model: dict[str, Path]) -> None:
+    check = json.loads(tiny_model["check"].read_text())
+    floor = check["noise_floor"]
+    assert floor["samples"] == min(64, check["samples"])
+    assert set(floor["checks"]) == {"savedmodel batch 1 vs batch 256", "onnxruntime optimized vs unoptimized"}
+    assert floor["floor"] == max(c["max_abs_diff"] for c in floor["checks"].values())
+    assert floor["output_kind"] == check["output"]["kind"] == "probabilities" and floor["scale"] == 1.0
+    assert check["verdict"] in ("identical", "consistent", "drift", "inconclusive")
+    assert check["tolerance"]["floor"] == floor["floor"] and check["tolerance"]["precision"] == "fp32"
+
+
+def test_convert_and_compare_judge_with_one_policy(tiny_model: dict[str, Path], out: Path) -> None:
+    """The conversion gate and compare.py, given the same two outputs, reach the same tolerance and verdict."""
+    from trtverify.backends import open_runner
+
+    x = np.load(tiny_model["samples"])
+    for name, artifact, options in (("savedmodel", tiny_model["saved_model"], {}),
+                                    ("onnxruntime", tiny_model["onnx"], {"providers": ["CPUExecutionProvider"]})):
+        with open_runner(name, str(artifact), **options) as runner:
+            np.save(out / f"{name}.npy", np.concatenate([runner.infer(x[i:i + 256]) for i in range(0, len(x), 256)]))
+    run_script("compare.py", "--model", "tiny", "--labels", tiny_model["labels"], "--samples", tiny_model["samples"],
+               "--prediction", f"savedmodel={out / 'savedmodel.npy'}",
+               "--prediction", f"onnxruntime={out / 'onnxruntime.npy'}", "--noise-floor", tiny_model["check"],
+               "--output", out / "comparison.json", "--per-sample", out / "per_sample.csv")
+    check = json.loads(tiny_model["check"].read_text())
+    pair = json.loads((out / "comparison.json").read_text())["pairs"]["savedmodel vs onnxruntime"]
+    assert pair["tolerance"] == check["tolerance"]
+    assert pair["verdict"] == check["verdict"] and pair["reason"] == check["reason"]
+
+
+def test_convert_mismatch_names_pair_figure_bound_and_remedy(tiny_model: dict[str, Path], out: Path) -> None:
+    strict = json.dumps({"fp32": {"atol": 0, "rtol": 0, "max_outside_share": 0}})
+    proc = convert(tiny_model["saved_model"], tiny_model["samples"], out, tiny_model["labels"],
+                   "--tolerances", strict)
+    check = json.loads(tiny_model["check"].read_text())
+    if check["verdict"] == "identical":
+        pytest.skip("the two runtimes agree bit for bit here: nothing can exceed a zero bound")
+    fails(proc, "convert_onnx.py", "conversion check, savedmodel vs onnxruntime (CPU), fp32: mismatch",
+          "of elements outside atol 0", "at most 0 may be", "compare.tolerances.fp32.atol:")
     nothing_written(out)
 
 
