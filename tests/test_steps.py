@@ -225,23 +225,88 @@ def test_convert_records_the_noise_floor_and_its_verdict(tiny_model: dict[str, P
     assert check["tolerance"]["floor"] == floor["floor"] and check["tolerance"]["precision"] == "fp32"
 
 
-def test_convert_and_compare_judge_with_one_policy(tiny_model: dict[str, Path], out: Path) -> None:
-    """The conversion gate and compare.py, given the same two outputs, reach the same tolerance and verdict."""
+def predict_both(saved_model: Path, onnx_model: Path, x: np.ndarray, out: Path, batch: int = 256) -> list[str]:
+    """The SavedModel's and ONNX Runtime's (CPU) predictions as .npy, and compare.py's --prediction options."""
     from trtverify.backends import open_runner
 
-    x = np.load(tiny_model["samples"])
-    for name, artifact, options in (("savedmodel", tiny_model["saved_model"], {}),
-                                    ("onnxruntime", tiny_model["onnx"], {"providers": ["CPUExecutionProvider"]})):
-        with open_runner(name, str(artifact), **options) as runner:
-            np.save(out / f"{name}.npy", np.concatenate([runner.infer(x[i:i + 256]) for i in range(0, len(x), 256)]))
+    options: list[str] = []
+    for name, artifact, kwargs in (("savedmodel", saved_model, {}),
+                                   ("onnxruntime", onnx_model, {"providers": ["CPUExecutionProvider"]})):
+        with open_runner(name, str(artifact), **kwargs) as runner:
+            np.save(out / f"{name}.npy", np.concatenate([runner.infer(x[i:i + batch])
+                                                         for i in range(0, len(x), batch)]))
+        options += ["--prediction", f"{name}={out / f'{name}.npy'}"]
+    return options
+
+
+def test_convert_and_compare_judge_with_one_policy(tiny_model: dict[str, Path], out: Path) -> None:
+    """The conversion gate and compare.py, given the same two outputs, reach the same tolerance and verdict."""
+    predictions = predict_both(tiny_model["saved_model"], tiny_model["onnx"], np.load(tiny_model["samples"]), out)
     run_script("compare.py", "--model", "tiny", "--labels", tiny_model["labels"], "--samples", tiny_model["samples"],
-               "--prediction", f"savedmodel={out / 'savedmodel.npy'}",
-               "--prediction", f"onnxruntime={out / 'onnxruntime.npy'}", "--noise-floor", tiny_model["check"],
+               *predictions, "--noise-floor", tiny_model["check"],
                "--output", out / "comparison.json", "--per-sample", out / "per_sample.csv")
     check = json.loads(tiny_model["check"].read_text())
     pair = json.loads((out / "comparison.json").read_text())["pairs"]["savedmodel vs onnxruntime"]
     assert pair["tolerance"] == check["tolerance"]
     assert pair["verdict"] == check["verdict"] and pair["reason"] == check["reason"]
+
+
+MOBILENET = """
+import sys, keras, numpy as np
+head, out = sys.argv[1], sys.argv[2]
+keras.utils.set_random_seed(0)
+m = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,
+                                   classifier_activation="softmax" if head == "softmax" else None)
+rng = np.random.default_rng(0)
+coarse = rng.uniform(0, 1, (128, 4, 4, 3))   # low-frequency images with their own colours: pooled features differ
+x = (np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2) * rng.uniform(0.2, 3, (128, 1, 1, 3))
+     + rng.normal(0, 1, (128, 1, 1, 3))).astype(np.float32)
+for layer in m.layers:   # random gammas and betas, moving statistics those of these images (else ReLU6 saturates)
+    if isinstance(layer, keras.layers.BatchNormalization):
+        g, b, mu, var = layer.get_weights()
+        layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.2, b.shape), mu, var])
+        layer.momentum = 0.0
+m(x, training=True)
+m.export(out + "/saved_model", verbose=False)
+np.save(out + "/x.npy", x)
+np.save(out + "/y.npy", np.asarray(m(x)).argmax(1).astype(np.int64))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head,kind", [("softmax", "probabilities"), ("logits", "logits")])
+def test_a_correct_mobilenet_conversion_passes_both_gates(tmp_path: Path, head: str, kind: str) -> None:
+    """Issue 11: a correct FP32 conversion of a deep BN-heavy net passes (it failed one gate or the other before),
+    and a drift of TF32's size (1e-2 of the spread) on the same outputs is caught as fp32."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", MOBILENET, head, str(tmp_path)], check=True, capture_output=True)
+    files = {k: tmp_path / v for k, v in (("sm", "saved_model"), ("x", "x.npy"), ("y", "y.npy"),
+                                          ("onnx", "model.onnx"), ("check", "onnx_check.json"))}
+    run_script("convert_onnx.py", "--saved-model", files["sm"], "--samples", files["x"], "--labels", files["y"],
+               "--batch-size", "32", "--output", files["onnx"], "--check", files["check"])
+    check = json.loads(files["check"].read_text())
+    assert check["output"]["kind"] == kind and check["verdict"] in ("identical", "consistent", "drift")
+    assert check["noise_floor"]["floor"] > 0
+    predictions = predict_both(files["sm"], files["onnx"], np.load(files["x"]), tmp_path, batch=32)
+    compare = ["compare.py", "--model", "mobilenet", "--labels", files["y"], "--samples", files["x"],
+               "--noise-floor", files["check"], "--per-sample", tmp_path / "per_sample.csv"]
+    run_script(*compare, *predictions, "--output", tmp_path / "comparison.json")
+    pair = json.loads((tmp_path / "comparison.json").read_text())["pairs"]["savedmodel vs onnxruntime"]
+    assert pair["verdict"] in ("identical", "consistent", "drift"), pair["reason"]
+    ort = np.load(tmp_path / "onnxruntime.npy")
+    scale = json.loads((tmp_path / "comparison.json").read_text())["output"]["scale"]
+    drifted = ort + np.float32(1e-2 * scale) * np.random.default_rng(1).standard_normal(ort.shape).astype(np.float32)
+    if kind == "probabilities":
+        drifted = np.abs(drifted) / np.abs(drifted).sum(axis=1, keepdims=True)
+    np.save(tmp_path / "drifted.npy", drifted.astype(np.float32))
+    run_script(*compare, "--prediction", f"savedmodel={tmp_path / 'savedmodel.npy'}",
+               "--prediction", f"onnxruntime={tmp_path / 'drifted.npy'}", "--output", tmp_path / "drifted.json")
+    assert json.loads((tmp_path / "drifted.json").read_text())["pairs"]["savedmodel vs onnxruntime"]["verdict"] \
+        == "mismatch"
+    print(f"{head}: floor {check['noise_floor']['floor']:.3g} ({check['noise_floor']['checks']}), conversion max "
+          f"|d| {check['max_abs_diff']:.3g}, compare max |d| {pair['metrics']['max_abs_diff']:.3g}, "
+          f"atol {pair['tolerance']['atol']:.3g}, verdict {pair['verdict']}")
 
 
 def test_convert_mismatch_names_pair_figure_bound_and_remedy(tiny_model: dict[str, Path], out: Path) -> None:
