@@ -566,7 +566,8 @@ class PairStats:
             "mean_top_class_prob_change": (self.top_change_sum / self.top_change_rows
                                            if self.top_change_rows and self.kind == "probabilities" else None),
             "accuracy_a": accuracy_a, "accuracy_b": accuracy_b, "accuracy_change": accuracy_change,
-            "accuracy_change_ci95": None if accuracy_change is None else newcombe(correct_a, n, correct_b, n),
+            "accuracy_change_ci95": (newcombe(correct_a, n, correct_b, n)
+                                     if correct_a is not None and correct_b is not None else None),
         }
         per_class = [int(g) / int(t) if t and classify else None for g, t in zip(self.class_agree, self.class_total)]
         return PairResult(
