@@ -162,3 +162,26 @@ def test_compact_json_is_json() -> None:
     assert '"a": [1, 2.5, null]' in text and '"e": [0, 1]' in text
     with pytest.raises(ValueError):
         compare.compact_json({"x": float("nan")})
+
+
+def test_noise_floor_and_output_kind_are_read_and_recorded(inputs: dict[str, Path], tmp_path: Path) -> None:
+    check = tmp_path / "onnx_check.json"
+    check.write_text(json.dumps({"noise_floor": {"floor": 2e-6, "checks": {}, "samples": 8, "scale": 1.0,
+                                                 "floor_normalised": 2e-6, "output_kind": "probabilities"}}))
+    out = tmp_path / "out"
+    run_script("compare.py", *argv(inputs, out, "--noise-floor", str(check), "--output-kind", "probabilities",
+                                   backends=("savedmodel", "onnxruntime")))
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["noise_floor"]["floor"] == 2e-6 and data["inputs"]["noise_floor"] == str(check)
+    assert data["output"]["kind"] == "probabilities" and data["output"]["how"].startswith("config")
+    tol = data["pairs"]["savedmodel vs onnxruntime"]["tolerance"]
+    assert tol["atol"] == pytest.approx(2e-5) and tol["source"] == "measured floor" and tol["floor"] == 2e-6
+
+
+def test_a_check_without_a_noise_floor_is_refused(inputs: dict[str, Path], tmp_path: Path) -> None:
+    old = tmp_path / "old_check.json"
+    old.write_text(json.dumps({"max_abs_diff": 1e-6}))
+    proc = run_script("compare.py", *argv(inputs, tmp_path / "out", "--noise-floor", str(old)), check=False)
+    assert proc.returncode == 1 and "has no noise_floor.floor" in proc.stderr and "rerun the convert_onnx step" in \
+        proc.stderr
+    assert not (tmp_path / "out" / "comparison.json").exists()
