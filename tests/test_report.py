@@ -263,3 +263,9 @@ def test_regression_outputs_are_worded_as_such(tmp_path: Path) -> None:
     assert "1 output value(s) (other: detected: one column)" in tables.model_intro(cmp)
     text = tables.model_report("reg", cmp, "text", ".3g")
     assert "top-1" not in text and "probabilit" not in text and "classes" not in text
+    path = tmp_path / "reg.json"
+    path.write_text(json.dumps(cmp))
+    report.main(["--comparison", f"reg={path}", *outputs(tmp_path / "out")])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["models"]["reg"]["output_kind"] == "other" and summary["verdict"] == "pass"
+    assert summary["plots"] == ["reg-abs-diff-savedmodel-vs-onnxruntime.png"]        # no per-class plot
