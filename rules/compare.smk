@@ -8,6 +8,7 @@ rule compare:
         code=lib("metrics.py", "sketch.py", "tolerance.py"),
         labels="results/{model}/data/test_labels.npy",
         samples="results/{model}/data/test_samples.npy",
+        noise_floor="results/{model}/onnx_check.json",
     output:
         comparison="results/{model}/comparison.json",
         per_sample="results/{model}/per_sample.csv",
@@ -26,11 +27,14 @@ rule compare:
     params:
         predictions=prediction_args,
         tolerances=model_tolerances,
+        kind=lambda w: model_cfg(w)["output_kind"],
         batch=config["compare"].get("batch_size", 4096),
         max_flipped=config["compare"].get("max_flipped", 100),
         rows=config["compare"].get("per_sample_rows", 10),
     shell:
-        "python {input.script} --model {wildcards.model} --labels {input.labels} --samples {input.samples}"
-        " {params.predictions} --reference savedmodel --tolerances {params.tolerances:q}"
-        " --batch-size {params.batch} --max-flipped {params.max_flipped} --per-sample-rows {params.rows}"
-        " --output {output.comparison} --per-sample {output.per_sample} > {log} 2>&1"
+        "python {input.script:q} --model {wildcards.model:q} --labels {input.labels:q}"
+        " --samples {input.samples:q} {params.predictions:q} --reference savedmodel"
+        " --tolerances {params.tolerances:q} --noise-floor {input.noise_floor:q}"
+        " --output-kind {params.kind:q} --batch-size {params.batch:q}"
+        " --max-flipped {params.max_flipped:q} --per-sample-rows {params.rows:q}"
+        " --output {output.comparison:q} --per-sample {output.per_sample:q} > {log:q} 2>&1"

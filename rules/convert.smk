@@ -1,11 +1,14 @@
-# SavedModel -> ONNX with tf2onnx, checked by onnx.checker and against the SavedModel on the test samples.
+# SavedModel -> ONNX with tf2onnx, checked by onnx.checker, the reference's noise floor measured, and the conversion
+# judged against the SavedModel by the same tolerance policy as every compare pair.
 
 
 rule convert_onnx:
     input:
         script=script("convert_onnx.py"),
+        code=lib("metrics.py", "sketch.py", "tolerance.py"),
         saved_model="results/{model}/saved_model",
         samples="results/{model}/data/test_samples.npy",
+        labels="results/{model}/data/test_labels.npy",
     output:
         onnx="results/{model}/model.onnx",
         check="results/{model}/onnx_check.json",
@@ -23,8 +26,12 @@ rule convert_onnx:
         runtime=60,
     params:
         opset=config["onnx"]["opset"],
-        max_abs_diff=config["onnx"].get("max_abs_diff", 1e-4),
+        batch=config["predict"].get("batch_size", 256),
+        floor_samples=config["compare"]["noise_floor_samples"],
+        tolerances=model_tolerances,
+        kind=lambda w: model_cfg(w)["output_kind"],
     shell:
-        "python {input.script} --saved-model {input.saved_model} --samples {input.samples}"
-        " --opset {params.opset} --max-abs-diff {params.max_abs_diff}"
-        " --output {output.onnx} --check {output.check} > {log} 2>&1"
+        "python {input.script:q} --saved-model {input.saved_model:q} --samples {input.samples:q}"
+        " --labels {input.labels:q} --opset {params.opset:q} --batch-size {params.batch:q}"
+        " --noise-floor-samples {params.floor_samples:q} --tolerances {params.tolerances:q}"
+        " --output-kind {params.kind:q} --output {output.onnx:q} --check {output.check:q} > {log:q} 2>&1"

@@ -4,13 +4,16 @@
   python scripts/compare.py --model NAME --labels test_labels.npy --samples test_samples.npy \\
       --prediction savedmodel=PATH --prediction onnxruntime=PATH [--prediction NAME=PATH ...] \\
       [--reference savedmodel] [--tolerances JSON] [--model-tolerances JSON] [--batch-size 4096] \\
+      [--noise-floor results/NAME/onnx_check.json] [--output-kind auto] \\
       [--max-flipped 100] [--per-sample-rows 10] [--relative-floor 1e-6] \\
       --output results/NAME/comparison.json --per-sample results/NAME/per_sample.csv
 
 Reads --batch-size samples at a time, so memory does not grow with the test set. Writes comparison.json (schema in
 docs/report-schema.md; metrics and verdicts in docs/tolerances.md) and per_sample.csv (every sample: index, true
 label, each backend's top-1 class and its probability), both atomically, and prints one line per pair.
-A mismatch verdict is recorded, not an error here: the report step gates on it. Bad inputs (missing files,
+The fp32 bounds follow the reference's noise floor, read from --noise-floor (convert_onnx.py measures it);
+without it the floor is taken as 0 and the fp32 bound is its minimum. A mismatch or inconclusive verdict is
+recorded, not an error here: the gate after the report fails on it. Bad inputs (missing files,
 mismatched names, shapes or dtypes, NaN or Inf in a prediction) end in one error line listing every problem, and
 nothing is written.
 """
@@ -28,21 +31,9 @@ import numpy as np
 
 from trtverify import __version__
 from trtverify.errors import UserError, run_main
-from trtverify.io import atomic_path
+from trtverify.io import atomic_path, read_json
 from trtverify.metrics import RELATIVE_FLOOR, Batch, NpyFile, compare
-from trtverify.tolerance import TolerancePolicy
-
-
-def parse_json_option(text: str | None, flag: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{flag} is not valid JSON ({exc}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{flag} must be a JSON object like '{{\"fp16\": {{\"atol\": 0.05}}}}', got {text!r}")
-    return value
+from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
 
 
 def compact_json(obj: Any, level: int = 0) -> str:
@@ -98,15 +89,31 @@ class PerSampleCsv:
         np.savetxt(self.fh, np.column_stack([c.astype(np.float64) for c in columns]), fmt=self.fmt, delimiter=",")
 
 
+def read_noise_floor(path: str | None) -> dict[str, Any] | None:
+    """The ``noise_floor`` section of convert_onnx.py's onnx_check.json, or None without --noise-floor."""
+    if not path:
+        return None
+    data = read_json(path, what="the ONNX check (noise floor)")
+    floor = data.get("noise_floor") if isinstance(data, dict) else None
+    if not isinstance(floor, dict) or not isinstance(floor.get("floor"), (int, float)):
+        raise UserError(f"{path} has no noise_floor.floor: it was written by an older convert_onnx.py; rerun the "
+                        "convert_onnx step")
+    return floor
+
+
 def summary_lines(result: Any) -> list[str]:
-    lines = [f"{result.model}: {result.num_samples} samples, {result.num_classes} classes, reference "
-             f"{result.reference}"]
+    out = result.output
+    lines = [f"{result.model}: {result.num_samples} samples, {result.num_classes} outputs ({out['kind']}, "
+             f"{out['how']}), reference {result.reference}"]
+    if result.noise_floor:
+        lines.append(f"  noise floor {result.noise_floor['floor']:.3g} (output units)")
     for name, b in result.backends.items():
-        lines.append(f"  {name:<28} accuracy {b['accuracy']:.4f} ({b['accuracy_change']:+.4f})")
+        if b["accuracy"] is not None:
+            lines.append(f"  {name:<28} accuracy {b['accuracy']:.4f} ({b['accuracy_change']:+.4f})")
     for name, pair in result.pairs.items():
         m = pair.metrics
-        lines.append(f"  {name:<50} {pair.verdict:<10} max|d| {m['max_abs_diff']:.3g}  top-1 "
-                     f"{m['top1_agreement']:.4f}  ({pair.reason})")
+        top1 = "" if m["top1_agreement"] is None else f"  top-1 {m['top1_agreement']:.4f}"
+        lines.append(f"  {name:<50} {pair.verdict:<12} max|d| {m['max_abs_diff']:.3g}{top1}  ({pair.reason})")
     return lines
 
 
@@ -120,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--reference", default="savedmodel", help="the backend every other is compared against first")
     p.add_argument("--tolerances", default="", help="JSON overrides per precision, e.g. '{\"fp16\": {\"atol\": 0.05}}'")
     p.add_argument("--model-tolerances", default="", help="JSON overrides for this model only (win over --tolerances)")
+    p.add_argument("--noise-floor", help="onnx_check.json of convert_onnx.py: the reference's measured noise floor")
+    p.add_argument("--output-kind", default="auto", choices=("auto",) + KINDS,
+                   help="what the model outputs (auto: detected from the reference, docs/tolerances.md)")
     p.add_argument("--batch-size", type=int, default=4096, help="samples read and compared at a time")
     p.add_argument("--max-flipped", type=int, default=100, help="flipped samples stored in full (all are counted)")
     p.add_argument("--per-sample-rows", type=int, default=10, help="first samples whose predictions go in the JSON")
@@ -145,9 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                              reference=args.reference, policy=policy, model=args.model, samples=samples,
                              batch_size=args.batch_size, max_flipped=args.max_flipped,
                              per_sample_limit=args.per_sample_rows, relative_floor=args.relative_floor,
-                             on_batch=writer)
+                             on_batch=writer, noise_floor=read_noise_floor(args.noise_floor),
+                             output_kind=args.output_kind)
             data = result.to_dict()
             data["inputs"] = {"labels": args.labels, "samples": args.samples, "predictions": dict(predictions),
+                              "noise_floor": args.noise_floor, "output_kind": args.output_kind,
                               "tolerances": parse_json_option(args.tolerances, "--tolerances"),
                               "model_tolerances": parse_json_option(args.model_tolerances, "--model-tolerances")}
             data["generator"] = {"program": "scripts/compare.py", "trtverify": __version__, "numpy": np.__version__}

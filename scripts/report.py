@@ -33,8 +33,9 @@ from trtverify.errors import UserError, require, run_main
 from trtverify.io import atomic_path, read_json, write_json
 from trtverify.metrics import NpyFile
 from trtverify.sketch import QuantileSketch
-from trtverify.tables import (check_float_format, engine_table, extra_tables, headline, mismatches, model_report,
-                              model_sections, section_text, speed_table, tsv_table, verdict_counts)
+from trtverify.tables import (UNITS, check_float_format, engine_table, extra_tables, headline, inconclusives, kind_of,
+                              mismatches, model_intro, model_report, model_sections, section_text, speed_table,
+                              tsv_table, verdict_counts)
 
 SCHEMA_VERSION = 1
 COMPARISON_SCHEMA = 1
@@ -90,8 +91,15 @@ def load_comparisons(paths: Mapping[str, str]) -> dict[str, dict[str, Any]]:
 
 def summary(comparisons: Mapping[str, Mapping[str, Any]], fail_on_mismatch: bool,
             plots: Sequence[str]) -> dict[str, Any]:
-    """summary.json: the verdicts, overall and per model and pair (docs/report-schema.md)."""
-    bad = mismatches(comparisons)
+    """summary.json: the verdicts, overall and per model and pair (docs/report-schema.md); a model or run is
+    'fail' on a mismatch, else 'inconclusive' when a pair could prove nothing, else 'pass'."""
+    bad, unproven = mismatches(comparisons), inconclusives(comparisons)
+
+    def overall(model: str | None = None) -> str:
+        if any(model in (None, m) for m, _, _ in bad):
+            return "fail"
+        return "inconclusive" if any(model in (None, m) for m, _, _ in unproven) else "pass"
+
     models = {}
     for model, cmp in comparisons.items():
         pairs = {name: {"a": p["a"], "b": p["b"], "precision": p["precision"], "parity": p["parity"],
@@ -100,17 +108,20 @@ def summary(comparisons: Mapping[str, Mapping[str, Any]], fail_on_mismatch: bool
                         "top1_agreement": p["metrics"]["top1_agreement"],
                         "accuracy_change": p["metrics"]["accuracy_change"]}
                  for name, p in cmp["pairs"].items()}
+        floor = cmp.get("noise_floor")
         models[model] = {
-            "verdict": "fail" if any(m == model for m, _, _ in bad) else "pass",
+            "verdict": overall(model), "inconclusive": cmp.get("inconclusive"),
+            "output_kind": kind_of(cmp), "noise_floor": floor["floor"] if floor else None,
             "reference": cmp["reference"], "num_samples": cmp["num_samples"],
             "accuracy": {name: b["accuracy"] for name, b in cmp["backends"].items()},
             "pairs": pairs,
             "parity": {name: entry["result"] for name, entry in cmp["parity"].items()},
             "flipped_samples": cmp["flipped_samples"]["count"],
         }
-    return {"schema_version": SCHEMA_VERSION, "verdict": "fail" if bad else "pass",
+    return {"schema_version": SCHEMA_VERSION, "verdict": overall(),
             "fail_on_mismatch": fail_on_mismatch, "verdict_counts": verdict_counts(comparisons),
-            "mismatches": [f"{m}: {p}" for m, p, _ in bad], "models": models, "plots": list(plots),
+            "mismatches": [f"{m}: {p}" for m, p, _ in bad],
+            "inconclusive": [f"{m}: {p} ({why})" for m, p, why in unproven], "models": models, "plots": list(plots),
             "generator": {"program": "scripts/report.py", "trtverify": __version__}}
 
 
@@ -123,7 +134,8 @@ def pyplot() -> Any:
     return plt
 
 
-def plot_histogram(plt: Any, model: str, pair: Mapping[str, Any], path: Path, per_decade: int = 20) -> None:
+def plot_histogram(plt: Any, model: str, pair: Mapping[str, Any], path: Path, units: str,
+                   per_decade: int = 20) -> None:
     """|a - b| per element on a log axis, from the comparison's sketch (its 1 % buckets merged for the eye)."""
     sketch = QuantileSketch.from_dict(pair["abs_diff_histogram"])
     lower, upper, counts = sketch.buckets()
@@ -140,7 +152,7 @@ def plot_histogram(plt: Any, model: str, pair: Mapping[str, Any], path: Path, pe
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "every difference is exactly 0", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("|a - b| (probability)")
+    ax.set_xlabel(f"|a - b| ({units})")
     ax.set_ylabel("elements")
     zeros = f"; {sketch.zero_count} exact zeros not drawn" if sketch.zero_count and counts.sum() else ""
     ax.set_title(f"{model}: {pair['a']} vs {pair['b']}: {pair['verdict']}{zeros}", fontsize=9)
@@ -222,10 +234,11 @@ def write_plots(comparisons: Mapping[str, Mapping[str, Any]], samples: Mapping[s
     for model, cmp in comparisons.items():
         for pair in cmp["pairs"].values():
             names.append(f"{model}-abs-diff-{pair['a']}-vs-{pair['b']}.png")
-            plot_histogram(plt, model, pair, directory / names[-1])
-        names.append(f"{model}-per-class-agreement.png")
-        plot_per_class(plt, model, cmp, directory / names[-1])
-        if model in samples and plot_flipped(plt, model, cmp, samples[model], directory / f"{model}-flipped.png"):
+            plot_histogram(plt, model, pair, directory / names[-1], UNITS[kind_of(cmp)])
+        if kind_of(cmp) != "other":       # no classes, no per-class agreement
+            names.append(f"{model}-per-class-agreement.png")
+            plot_per_class(plt, model, cmp, directory / names[-1])
+        if model in samples and kind_of(cmp) != "other" and plot_flipped(plt, model, cmp, samples[model], directory / f"{model}-flipped.png"):
             names.append(f"{model}-flipped.png")
     return names
 
@@ -268,8 +281,7 @@ def build_html(comparisons: Mapping[str, Mapping[str, Any]], extras: Sequence[tu
     esc = html.escape
     parts = [f"<h1>trtverify report</h1>\n<p>{esc(headline(comparisons))}</p>"]
     for model, cmp in comparisons.items():
-        parts.append(f"<h2>Model {esc(model)}</h2>\n<p>{cmp['num_samples']} test samples, {cmp['num_classes']} "
-                     f"classes, reference backend {esc(cmp['reference'])}; verdicts per docs/tolerances.md.</p>")
+        parts.append(f"<h2>Model {esc(model)}</h2>\n<p>{esc(model_intro(cmp))}</p>")
         parts += [f"<h3>{esc(title)}</h3>\n{table(tab, fmt)}"
                   for title, tab, fmt in model_sections(cmp, float_format)]
     parts += [f"<h2>{esc(title)}</h2>\n{table(tab, numparse=False)}" for title, tab in extras]

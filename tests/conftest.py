@@ -54,6 +54,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                "--num-test-samples", "60", "--saved-model", paths["saved_model"], "--samples", paths["samples"],
                "--labels", paths["labels"], "--metrics", paths["metrics"])
     run_script("convert_onnx.py", "--saved-model", paths["saved_model"], "--samples", paths["samples"],
+               "--labels", paths["labels"],
                "--output", paths["onnx"], "--check", paths["check"])
     return paths
 

@@ -14,14 +14,15 @@ from conftest import leftovers, run_script
 from trtverify.errors import UserError
 
 TOP_KEYS = ["schema_version", "model", "reference", "num_samples", "num_classes", "settings", "backends", "pairs",
-            "parity", "per_sample", "flipped_samples", "class_counts", "inputs", "generator"]
+            "parity", "per_sample", "flipped_samples", "class_counts", "output", "noise_floor", "inconclusive", "inputs", "generator"]
 PAIR_KEYS = ["a", "b", "precision", "tolerance", "parity", "verdict", "reason", "metrics", "per_class_agreement",
-             "top1_flips", "first_difference", "abs_diff_histogram"]
+             "top1_flips", "first_difference", "abs_diff_histogram", "softmax_tolerance"]
 METRIC_KEYS = ["elements", "finite_elements", "max_abs_diff", "mean_abs_diff", "median_abs_diff", "p99_abs_diff",
                "max_rel_diff", "mean_rel_diff", "cosine_similarity_mean", "cosine_similarity_min",
                "cosine_similarity_global", "outside_tolerance_count", "outside_tolerance_share",
-               "differing_elements", "top1_agreement", "top5_agreement", "top1_flips", "mean_top_class_prob_change",
-               "accuracy_a", "accuracy_b", "accuracy_change"]
+               "differing_elements", "softmax_outside_tolerance_count", "top1_agreement", "top1_agreement_ci95",
+               "top5_agreement", "top1_flips", "ties", "top1_agreement_with_ties", "mean_top_class_prob_change",
+               "accuracy_a", "accuracy_b", "accuracy_change", "accuracy_change_ci95"]
 
 
 @pytest.fixture()
@@ -161,3 +162,26 @@ def test_compact_json_is_json() -> None:
     assert '"a": [1, 2.5, null]' in text and '"e": [0, 1]' in text
     with pytest.raises(ValueError):
         compare.compact_json({"x": float("nan")})
+
+
+def test_noise_floor_and_output_kind_are_read_and_recorded(inputs: dict[str, Path], tmp_path: Path) -> None:
+    check = tmp_path / "onnx_check.json"
+    check.write_text(json.dumps({"noise_floor": {"floor": 2e-6, "checks": {}, "samples": 8, "scale": 1.0,
+                                                 "floor_normalised": 2e-6, "output_kind": "probabilities"}}))
+    out = tmp_path / "out"
+    run_script("compare.py", *argv(inputs, out, "--noise-floor", str(check), "--output-kind", "probabilities",
+                                   backends=("savedmodel", "onnxruntime")))
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["noise_floor"]["floor"] == 2e-6 and data["inputs"]["noise_floor"] == str(check)
+    assert data["output"]["kind"] == "probabilities" and data["output"]["how"].startswith("config")
+    tol = data["pairs"]["savedmodel vs onnxruntime"]["tolerance"]
+    assert tol["atol"] == pytest.approx(2e-5) and tol["source"] == "measured floor" and tol["floor"] == 2e-6
+
+
+def test_a_check_without_a_noise_floor_is_refused(inputs: dict[str, Path], tmp_path: Path) -> None:
+    old = tmp_path / "old_check.json"
+    old.write_text(json.dumps({"max_abs_diff": 1e-6}))
+    proc = run_script("compare.py", *argv(inputs, tmp_path / "out", "--noise-floor", str(old)), check=False)
+    assert proc.returncode == 1 and "has no noise_floor.floor" in proc.stderr and "rerun the convert_onnx step" in \
+        proc.stderr
+    assert not (tmp_path / "out" / "comparison.json").exists()

@@ -229,6 +229,7 @@ def test_convert_onnx_without_onnx(blocker, tmp_path) -> None:
     out.mkdir()
     proc = run_blocked(blocker, tmp_path / "log", str(SCRIPTS / "convert_onnx.py"),
                        "--saved-model", str(tmp_path / "in" / "saved_model"), "--samples", str(x),
+                       "--labels", str(tmp_path / "in" / "y.npy"),
                        "--output", str(out / "model.onnx"), "--check", str(out / "check.json"))
     assert_missing_framework(proc, "convert_onnx.py", "onnx", "pip install onnx", out)
 

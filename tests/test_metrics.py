@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pytest
 
 from trtverify.errors import UserError
+from trtverify import metrics
 from trtverify.metrics import (BackendNameError, ComparisonInputError, DTypeError, LabelError, NonFiniteError,
-                               NpyFile, ShapeError, compare)
+                               NpyFile, ShapeError)
 from trtverify.tolerance import TolerancePolicy
 
 ALPHA = 0.01
+# The hand-made arrays below stand for probabilities but do not all sum to 1 (zeros put in on purpose): say so,
+# rather than let detection read them as logits. Detection itself is tested in test_output_kinds.py's section here.
+compare = functools.partial(metrics.compare, output_kind="probabilities")
 
 
 def make_case(seed: int, n: int, c: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -212,9 +217,9 @@ def test_parity_pairs_must_be_bit_identical() -> None:
 
 
 def test_signed_zero_is_not_bit_identical() -> None:
-    a = np.array([[0.0, 1.0]], dtype=np.float32)
-    b = np.array([[-0.0, 1.0]], dtype=np.float32)
-    pair = compare({"savedmodel": a, "onnxruntime": b}, np.array([1])).pairs["savedmodel vs onnxruntime"]
+    a = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)      # two rows: one constant row is inconclusive
+    b = np.array([[-0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    pair = compare({"savedmodel": a, "onnxruntime": b}, np.array([1, 0])).pairs["savedmodel vs onnxruntime"]
     assert pair.verdict == "consistent" and pair.metrics["max_abs_diff"] == 0.0
 
 
@@ -222,7 +227,7 @@ def test_all_zeros() -> None:
     z = np.zeros((6, 3), dtype=np.float32)
     result = compare({"savedmodel": z, "onnxruntime": z.copy()}, np.zeros(6, dtype=np.int64))
     pair = result.pairs["savedmodel vs onnxruntime"]
-    assert pair.verdict == "identical"
+    assert pair.verdict == "inconclusive" and "constant" in pair.reason     # identical, but it proves nothing
     assert pair.metrics["median_abs_diff"] == pair.metrics["p99_abs_diff"] == pair.metrics["max_rel_diff"] == 0.0
     assert pair.metrics["cosine_similarity_mean"] == pair.metrics["cosine_similarity_global"] == 1.0
     one_zero = compare({"savedmodel": z, "onnxruntime": z + np.float32(0.5)}, np.zeros(6, dtype=np.int64))
@@ -247,10 +252,10 @@ def test_nan_and_inf_fail_with_every_backends_counts() -> None:
 
 
 def test_nan_counted_when_allowed_and_statistics_use_finite_elements() -> None:
-    a = np.full((4, 2), 0.5, dtype=np.float32)
+    a = np.array([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1], [0.3, 0.7]], dtype=np.float32)
     b = a.copy()
     b[0, 0] = np.nan
-    b[1, 1] = np.float32(0.5 + 1e-4)
+    b[1, 1] = a[1, 1] + np.float32(1e-4)
     result = compare({"savedmodel": a, "onnxruntime": b, "tensorrt_fp32": b.copy()}, np.zeros(4, dtype=np.int64),
                      allow_nonfinite=True)
     assert result.backends["onnxruntime"]["nan_count"] == 1
@@ -343,3 +348,129 @@ def test_npy_file_refuses_bad_files(tmp_path) -> None:
     (tmp_path / "t.npy").write_bytes(data[:-40])
     with pytest.raises(UserError, match="truncated"):
         NpyFile(tmp_path / "t.npy")
+
+
+# --- output kinds, scale, ties, intervals, inconclusive (docs/tolerances.md) -----------------------------------------
+def varied_logits(n: int = 200, c: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 3, (n, c))
+    return z.astype(np.float32), z.argmax(1)
+
+
+def probs(z: np.ndarray) -> np.ndarray:
+    return metrics.softmax(z.astype(np.float64)).astype(np.float32)
+
+
+def test_kinds_are_detected_from_the_reference() -> None:
+    z, y = varied_logits()
+    assert metrics.profile_reference(probs(z)).kind == "probabilities"
+    assert metrics.profile_reference(z).kind == "logits"
+    assert metrics.profile_reference(z[:, :1]).kind == "other"
+    off = probs(z) * np.float32(1.01)                            # rows sum to 1.01: beyond the epsilon
+    assert metrics.profile_reference(off).kind == "logits"
+    forced = metrics.profile_reference(z, override="other")
+    assert forced.kind == "other" and "config" in forced.how and "detected logits" in forced.how
+    with pytest.raises(UserError, match="output kind 'scores' is unknown"):
+        metrics.profile_reference(z, override="scores")
+
+
+def test_logit_bounds_follow_the_spread() -> None:
+    z, y = varied_logits()
+    small, big = (metrics.compare({"savedmodel": z * s, "onnxruntime": z * s}, y).pairs["savedmodel vs onnxruntime"]
+                  for s in (np.float32(1), np.float32(100)))
+    assert big.tolerance["atol"] == pytest.approx(100 * small.tolerance["atol"], rel=1e-6)
+    assert small.tolerance["scale"] == pytest.approx(3, rel=0.1)       # the std of N(0, 3) logits
+
+
+def test_logits_are_also_judged_after_softmax() -> None:
+    z, y = varied_logits()
+    shifted = z + np.float32(0.01) * np.arange(z.shape[1], dtype=np.float32)   # small in logits, not after softmax
+    pair = metrics.compare({"savedmodel": z, "onnxruntime": shifted}, y,
+                           policy=TolerancePolicy({"fp32": {"atol": 1.0}})).pairs["savedmodel vs onnxruntime"]
+    assert pair.metrics["outside_tolerance_count"] == 0
+    assert pair.metrics["softmax_outside_tolerance_count"] > 0
+    assert pair.verdict == "mismatch" and "after softmax" in pair.reason
+
+
+def test_other_outputs_have_no_classification_metrics() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(5, 2, (50, 1)).astype(np.float32)
+    result = metrics.compare({"savedmodel": x, "onnxruntime": x + np.float32(1e-6)}, np.zeros(50, dtype=np.int64))
+    pair = result.pairs["savedmodel vs onnxruntime"]
+    assert result.output["kind"] == "other" and pair.verdict == "consistent"
+    for key in ("top1_agreement", "top5_agreement", "top1_flips", "accuracy_change", "mean_top_class_prob_change"):
+        assert pair.metrics[key] is None, key
+    assert result.backends["savedmodel"]["accuracy"] is None
+    assert result.flipped_samples["count"] == 0
+    labels = np.full(50, 7, dtype=np.int64)        # labels of a regression are not classes: not checked against C
+    assert metrics.compare({"savedmodel": x, "onnxruntime": x}, labels).output["kind"] == "other"
+
+
+def test_wilson_and_newcombe_against_hand_computed_values() -> None:
+    # Wilson 8/10: centre (0.8 + z^2/20) / (1 + z^2/10), half-width z sqrt(0.016 + z^2/400) / (1 + z^2/10)
+    assert metrics.wilson(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert metrics.wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert metrics.wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    # Newcombe (1998), table II example: 56/70 vs 48/80, difference 0.2, method 10 gives 0.0524 to 0.3339
+    assert metrics.newcombe(48, 80, 56, 70) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    assert metrics.wilson(1, 0) is None
+
+
+def test_accuracy_and_agreement_carry_their_intervals() -> None:
+    z, y = varied_logits(n=100)
+    p = probs(z)
+    y = y.copy()
+    y[:20] = (y[:20] + 1) % 10                                   # 80 % accuracy for the reference
+    result = metrics.compare({"savedmodel": p, "onnxruntime": p}, y)
+    assert result.backends["savedmodel"]["accuracy_ci95"] == pytest.approx(metrics.wilson(80, 100))
+    pair = result.pairs["savedmodel vs onnxruntime"]
+    assert pair.metrics["top1_agreement_ci95"] == pytest.approx(metrics.wilson(100, 100))
+    assert pair.metrics["accuracy_change_ci95"] == pytest.approx(metrics.newcombe(80, 100, 80, 100))
+
+
+def test_a_flip_within_the_floor_is_a_tie_and_not_a_disagreement() -> None:
+    z, y = varied_logits(n=2000)
+    p = probs(z).astype(np.float64)
+    p[0, :2] = [0.45, 0.45 + 2e-5]                              # the reference's top-2 margin is 2e-5
+    p[0, 2:] = 0.1 / 8
+    q = p.copy()
+    q[0, :2] = [0.45 + 2e-5, 0.45]                              # the other backend flips it
+    pred = {"savedmodel": p.astype(np.float32), "onnxruntime": q.astype(np.float32)}
+    tied = metrics.compare(pred, y, noise_floor={"floor": 3e-5}).pairs["savedmodel vs onnxruntime"]
+    assert tied.metrics["top1_flips"] == 1 and tied.metrics["ties"] == 1
+    assert tied.metrics["top1_agreement_with_ties"] == 1.0 and tied.verdict in ("consistent", "drift")
+    strict = metrics.compare(pred, y, noise_floor={"floor": 1e-7}).pairs["savedmodel vs onnxruntime"]
+    assert strict.metrics["ties"] == 0 and strict.metrics["top1_agreement_with_ties"] < 1.0
+
+
+def test_the_noise_floor_sets_the_fp32_bound() -> None:
+    z, y = varied_logits()
+    p = probs(z)
+    noisy = p + np.float32(2e-5) * np.sign(np.random.default_rng(3).normal(size=p.shape)).astype(np.float32)
+    pred = {"savedmodel": p, "onnxruntime": noisy}
+    assert metrics.compare(pred, y).pairs["savedmodel vs onnxruntime"].verdict == "mismatch"   # minimum 1e-5
+    pair = metrics.compare(pred, y, noise_floor={"floor": 1e-5}).pairs["savedmodel vs onnxruntime"]
+    assert pair.verdict == "consistent" and pair.tolerance["source"] == "measured floor"
+    assert pair.tolerance["atol"] == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("make,fragment", [
+    (lambda p: np.repeat(p[:1], len(p), axis=0), "constant"),
+    (lambda p: np.where(np.arange(p.shape[1]) == 3, 0.5, 0.5 / (p.shape[1] - 1)).astype(np.float32)
+     + np.float32(0.01) * (p - p.mean(axis=1, keepdims=True)), "one class"),
+])
+def test_references_that_prove_nothing_are_inconclusive(make, fragment: str) -> None:
+    z, y = varied_logits()
+    ref = make(probs(z)).astype(np.float32)
+    result = metrics.compare({"savedmodel": ref, "onnxruntime": ref.copy()}, y, output_kind="probabilities")
+    pair = result.pairs["savedmodel vs onnxruntime"]
+    assert pair.verdict == "inconclusive" and fragment in pair.reason and not pair
+    assert result.inconclusive == pair.reason
+
+
+def test_a_floor_too_large_is_inconclusive() -> None:
+    z, y = varied_logits()
+    p = probs(z)
+    result = metrics.compare({"savedmodel": p, "onnxruntime": p}, y, noise_floor={"floor": 0.01})
+    assert result.pairs["savedmodel vs onnxruntime"].verdict == "inconclusive"
+    assert "noise floor" in result.inconclusive

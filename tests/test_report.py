@@ -15,9 +15,10 @@ from trtverify import tables
 from trtverify.errors import UserError
 from trtverify.metrics import compare
 
-SUMMARY_KEYS = ["schema_version", "verdict", "fail_on_mismatch", "verdict_counts", "mismatches", "models", "plots",
-                "generator"]
-MODEL_KEYS = ["verdict", "reference", "num_samples", "accuracy", "pairs", "parity", "flipped_samples"]
+SUMMARY_KEYS = ["schema_version", "verdict", "fail_on_mismatch", "verdict_counts", "mismatches", "inconclusive",
+                "models", "plots", "generator"]
+MODEL_KEYS = ["verdict", "inconclusive", "output_kind", "noise_floor", "reference", "num_samples", "accuracy", "pairs",
+              "parity", "flipped_samples"]
 PAIR_KEYS = ["a", "b", "precision", "parity", "verdict", "reason", "max_abs_diff", "top1_agreement",
              "accuracy_change"]
 
@@ -55,17 +56,21 @@ def outputs(out: Path) -> list[str]:
 def test_tables_of_a_crafted_comparison() -> None:
     cmp = crafted(True)
     accuracy = tables.render(tables.accuracy_table(cmp), "text", ".3g").splitlines()
-    assert accuracy[0].split() == ["backend", "precision", "accuracy", "vs", "reference", "correct", "mean", "top-1",
-                                   "prob", "NaN", "Inf"]
-    assert accuracy[2].split() == ["savedmodel", "fp32", "0.75", "-", "3/4", "0.6", "0", "0"]
-    assert accuracy[4].split() == ["tensorrt_fp16", "fp16", "0.5", "-0.25", "2/4", "0.612", "0", "0"]
+    assert accuracy[0].split() == ["backend", "precision", "accuracy", "95%", "CI", "vs", "reference", "correct", "mean",
+                                   "top-1", "prob", "NaN", "Inf"]
+    # Wilson 3/4: centre (0.75 + z^2/8) / (1 + z^2/4) = 0.6275, half-width z sqrt(3/64 + z^2/64) / (1 + z^2/4) = 0.327
+    assert accuracy[2].split() == ["savedmodel", "fp32", "0.75", "[0.301,", "0.954]", "-", "3/4", "0.6", "0", "0"]
+    assert accuracy[4].split() == ["tensorrt_fp16", "fp16", "0.5", "[0.15,", "0.85]", "-0.25", "2/4", "0.612", "0",
+                                   "0"]
 
     verdicts = {row[0]: row for row in tables.verdict_table(cmp)[1]}
     assert verdicts["savedmodel vs onnxruntime"][2] == "identical"
     assert verdicts["savedmodel vs tensorrt_fp16"][2] == "mismatch"
     assert verdicts["savedmodel vs tensorrt_fp16"][4] == pytest.approx(0.75)          # top-1 agreement
+    assert verdicts["savedmodel vs tensorrt_fp16"][5] == "[0.301, 0.954]"             # its Wilson interval
+    assert verdicts["savedmodel vs tensorrt_fp16"][7] == "1 (0)"                      # one flip, no tie
     assert verdicts["tensorrt_fp16 vs tensorrt_cpp_fp16"][2] == "mismatch (parity)"
-    assert verdicts["savedmodel vs tensorrt_fp16"][9] == "0.02 + 0.02|ref| (default)"
+    assert verdicts["savedmodel vs tensorrt_fp16"][11] == "0.02 + 0.02|ref| (default)"
 
     parity = tables.render(tables.parity_table(cmp), "text")
     assert "tensorrt_fp16 vs tensorrt_cpp_fp16  differs" in parity
@@ -82,7 +87,8 @@ def test_tables_of_a_crafted_comparison() -> None:
                             "savedmodel vs tensorrt_cpp_fp16"]
     assert per_class[1][2] == [2, 1, 1.0, 0.0, 0.0]                     # class 2: its one sample flipped
     reasons = dict((r[0], r[2]) for r in tables.reason_table(cmp)[1])
-    assert "top-1 agreement 0.75 (at least 0.98)" in reasons["savedmodel vs tensorrt_fp16"]
+    assert "top-1 agreement 0.75 with 0 tie(s) excused (at least 0.98" in reasons["savedmodel vs tensorrt_fp16"]
+    assert "compare.tolerances.fp16.min_top1_agreement: 0.75" in reasons["savedmodel vs tensorrt_fp16"]
 
 
 def test_markdown_escapes_pipes_and_text_does_not() -> None:
@@ -101,7 +107,7 @@ def test_summary_shape_is_pinned(files: dict[str, Path], tmp_path: Path) -> None
     s = json.loads((out / "summary.json").read_text())
     assert list(s) == SUMMARY_KEYS
     assert (s["schema_version"], s["verdict"], s["fail_on_mismatch"]) == (1, "fail", False)
-    assert list(s["verdict_counts"]) == ["identical", "consistent", "drift", "mismatch"]
+    assert list(s["verdict_counts"]) == ["identical", "consistent", "drift", "mismatch", "inconclusive"]
     assert list(s["models"]) == ["tiny", "other"]
     for model in s["models"].values():
         assert list(model) == MODEL_KEYS
@@ -221,3 +227,45 @@ def test_bad_inputs_write_nothing(files: dict[str, Path], tmp_path: Path, proble
 def test_help_runs() -> None:
     proc = run_script("report.py", "--help")
     assert "--fail-on-mismatch" in proc.stdout and "--no-fail-on-mismatch" in proc.stdout
+
+
+def constant_comparison() -> dict[str, Any]:
+    const = np.tile(np.array([[0.2, 0.5, 0.3]], dtype=np.float32), (4, 1))
+    return compare({"savedmodel": const, "onnxruntime": const.copy()}, LABELS, model="flat").to_dict()
+
+
+def test_inconclusive_is_a_verdict_of_its_own_in_tables_and_summary(files: dict[str, Path], tmp_path: Path) -> None:
+    cmp = constant_comparison()
+    counts = tables.verdict_counts({"flat": cmp})
+    assert counts["inconclusive"] == 1 and counts["identical"] == 0
+    assert tables.headline({"flat": cmp}).startswith("Overall: INCONCLUSIVE.")
+    assert "INCONCLUSIVE: the reference's outputs are (nearly) constant" in tables.model_intro(cmp)
+    assert [r[1] for r in tables.reason_table(cmp)[1]] == ["inconclusive"]
+    path = tmp_path / "flat.json"
+    path.write_text(json.dumps(cmp))
+    out = tmp_path / "out"
+    report.main(["--comparison", f"flat={path}", "--comparison", f"tiny={files['good']}", *outputs(out)])
+    s = json.loads((out / "summary.json").read_text())
+    assert s["verdict"] == "inconclusive" and s["models"]["flat"]["verdict"] == "inconclusive"
+    assert s["models"]["tiny"]["verdict"] == "pass"
+    assert s["inconclusive"][0].startswith("flat: savedmodel vs onnxruntime (the reference's outputs")
+    assert s["models"]["flat"]["pairs"]["savedmodel vs onnxruntime"]["verdict"] == "inconclusive"
+
+
+def test_regression_outputs_are_worded_as_such(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(3, 1, (4, 1)).astype(np.float32)
+    cmp = compare({"savedmodel": y, "onnxruntime": y + np.float32(1e-7)}, np.zeros(4, dtype=np.int64),
+                  model="reg").to_dict()
+    sections = [title for title, _, _ in tables.model_sections(cmp, ".3g")]
+    assert sections == ["Differences per pair (output units)", "Verdicts per pair"]
+    assert "top-1 agree" not in tables.verdict_table(cmp)[0]
+    assert "1 output value(s) (other: detected: one column)" in tables.model_intro(cmp)
+    text = tables.model_report("reg", cmp, "text", ".3g")
+    assert "top-1" not in text and "probabilit" not in text and "classes" not in text
+    path = tmp_path / "reg.json"
+    path.write_text(json.dumps(cmp))
+    report.main(["--comparison", f"reg={path}", *outputs(tmp_path / "out")])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["models"]["reg"]["output_kind"] == "other" and summary["verdict"] == "pass"
+    assert summary["plots"] == ["reg-abs-diff-savedmodel-vs-onnxruntime.png"]        # no per-class plot

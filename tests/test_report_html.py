@@ -478,7 +478,7 @@ def test_report_renders_tables_plots_and_captions_in_chromium(tiny_run: Path, br
         assert column(accuracy, backend, "correct") == f"{entry['correct']}/{cmp['num_samples']}"
     verdicts = table(shown["sections"], "Verdicts per pair")
     assert column(verdicts, PAIR, "verdict") == summary["models"]["tiny"]["pairs"][PAIR]["verdict"] == "consistent"
-    assert column(verdicts, PAIR, "top-1 flips") == "0"
+    assert column(verdicts, PAIR, "top-1 flips (ties)") == "0 (0)"
     per_class = table(shown["sections"], "Top-1 agreement per true class")
     assert len(per_class) == 1 + cmp["num_classes"] and {row[2] for row in per_class[1:]} == {"1"}
     assert shown["sections"]["Flipped samples (0 shown of 0: top-3 class:probability)"] == "(none)"
@@ -525,7 +525,7 @@ def test_flipped_samples_appear_as_an_image_with_each_backends_top3(flipped_run:
     assert shown["headline"].startswith("Overall: FAIL.")
     verdicts = table(shown["sections"], "Verdicts per pair")
     assert column(verdicts, PAIR, "verdict") == "mismatch"
-    assert column(verdicts, PAIR, "top-1 flips") == str(len(FLIP_ROWS))
+    assert column(verdicts, PAIR, "top-1 flips (ties)") == f"{len(FLIP_ROWS)} (0)"
     flipped = table(shown["sections"], f"Flipped samples ({len(FLIP_ROWS)} shown of {len(FLIP_ROWS)}:")
     assert flipped[0] == ["sample", "label", "savedmodel", "onnxruntime"]
     assert [row[0] for row in flipped[1:]] == [str(i) for i in FLIP_ROWS]

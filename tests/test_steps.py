@@ -158,19 +158,19 @@ def bad_samples(tiny_model: dict[str, Path], bad: Path) -> dict[str, Path]:
 # --- convert_onnx.py --------------------------------------------------------------------------------------------------
 
 
-def convert(saved_model: Path, samples: Path, out: Path):  # type: ignore[no-untyped-def]
-    return run_script("convert_onnx.py", "--saved-model", saved_model, "--samples", samples,
-                      "--output", out / "model.onnx", "--check", out / "onnx_check.json", check=False)
+def convert(saved_model: Path, samples: Path, out: Path, labels: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return run_script("convert_onnx.py", "--saved-model", saved_model, "--samples", samples, "--labels", labels,
+                      *extra, "--output", out / "model.onnx", "--check", out / "onnx_check.json", check=False)
 
 
 def test_convert_missing_saved_model(tiny_model: dict[str, Path], out: Path, bad: Path) -> None:
-    fails(convert(bad / "no_such_model", tiny_model["samples"], out), "convert_onnx.py",
+    fails(convert(bad / "no_such_model", tiny_model["samples"], out, tiny_model["labels"]), "convert_onnx.py",
           f"SavedModel directory {bad / 'no_such_model'} does not exist", "run the train (or import_model) step")
     nothing_written(out)
 
 
 def test_convert_directory_without_saved_model_pb(tiny_model: dict[str, Path], out: Path, bad: Path) -> None:
-    fails(convert(bad, tiny_model["samples"], out), "convert_onnx.py",
+    fails(convert(bad, tiny_model["samples"], out, tiny_model["labels"]), "convert_onnx.py",
           f"{bad} is not a SavedModel directory (no saved_model.pb)", "model.export(dir)")
     nothing_written(out)
 
@@ -186,14 +186,14 @@ def test_convert_corrupt_saved_model(tiny_model: dict[str, Path], out: Path, bad
         data = bytearray(pb.read_bytes())
         data[100:-100] = b"\xff" * (len(data) - 200)
         pb.write_bytes(bytes(data))
-    fails(convert(model, tiny_model["samples"], out), "convert_onnx.py",
+    fails(convert(model, tiny_model["samples"], out, tiny_model["labels"]), "convert_onnx.py",
           f"tf2onnx failed on {model}", "saved_model.pb", "Re-export the SavedModel", "TRTVERIFY_VERBOSE=1")
     nothing_written(out)
 
 
 def test_convert_samples_of_the_wrong_shape(tiny_model: dict[str, Path], bad_samples: dict[str, Path],
                                             out: Path) -> None:
-    fails(convert(tiny_model["saved_model"], bad_samples["wrong_shape"], out), "convert_onnx.py",
+    fails(convert(tiny_model["saved_model"], bad_samples["wrong_shape"], out, tiny_model["labels"]), "convert_onnx.py",
           "expects samples of shape (8, 8, 1)", "got (5, 7, 7, 1)", "the test data does not fit this model")
     nothing_written(out)
 
@@ -201,16 +201,123 @@ def test_convert_samples_of_the_wrong_shape(tiny_model: dict[str, Path], bad_sam
 def test_convert_refuses_float64_samples_as_documented(tiny_model: dict[str, Path], bad_samples: dict[str, Path],
                                                        out: Path) -> None:
     assert "other dtypes are refused, not cast" in run_script("convert_onnx.py", "--help").stdout
-    fails(convert(tiny_model["saved_model"], bad_samples["float64"], out), "convert_onnx.py",
+    fails(convert(tiny_model["saved_model"], bad_samples["float64"], out, tiny_model["labels"]), "convert_onnx.py",
           f"test samples file {bad_samples['float64']} has dtype float64, expected float32")
     nothing_written(out)
 
 
 def test_convert_truncated_samples(tiny_model: dict[str, Path], bad_samples: dict[str, Path], out: Path) -> None:
     size = bad_samples["truncated"].stat().st_size
-    fails(convert(tiny_model["saved_model"], bad_samples["truncated"], out), "convert_onnx.py",
+    fails(convert(tiny_model["saved_model"], bad_samples["truncated"], out, tiny_model["labels"]), "convert_onnx.py",
           f"test samples file {bad_samples['truncated']} is truncated: {size} bytes, its header promises "
           f"{size + 100}", "regenerate it")
+    nothing_written(out)
+
+
+def test_convert_records_the_noise_floor_and_its_verdict(tiny_model: dict[str, Path]) -> None:
+    check = json.loads(tiny_model["check"].read_text())
+    floor = check["noise_floor"]
+    assert floor["samples"] == min(64, check["samples"])
+    assert set(floor["checks"]) == {"savedmodel batch 1 vs batch 256", "onnxruntime optimized vs unoptimized"}
+    assert floor["floor"] == max(c["max_abs_diff"] for c in floor["checks"].values())
+    assert floor["output_kind"] == check["output"]["kind"] == "probabilities" and floor["scale"] == 1.0
+    assert check["verdict"] in ("identical", "consistent", "drift", "inconclusive")
+    assert check["tolerance"]["floor"] == floor["floor"] and check["tolerance"]["precision"] == "fp32"
+
+
+def predict_both(saved_model: Path, onnx_model: Path, x: np.ndarray, out: Path, batch: int = 256) -> list[str]:
+    """The SavedModel's and ONNX Runtime's (CPU) predictions as .npy, and compare.py's --prediction options."""
+    from trtverify.backends import open_runner
+
+    options: list[str] = []
+    for name, artifact, kwargs in (("savedmodel", saved_model, {}),
+                                   ("onnxruntime", onnx_model, {"providers": ["CPUExecutionProvider"]})):
+        with open_runner(name, str(artifact), **kwargs) as runner:
+            np.save(out / f"{name}.npy", np.concatenate([runner.infer(x[i:i + batch])
+                                                         for i in range(0, len(x), batch)]))
+        options += ["--prediction", f"{name}={out / f'{name}.npy'}"]
+    return options
+
+
+def test_convert_and_compare_judge_with_one_policy(tiny_model: dict[str, Path], out: Path) -> None:
+    """The conversion gate and compare.py, given the same two outputs, reach the same tolerance and verdict."""
+    predictions = predict_both(tiny_model["saved_model"], tiny_model["onnx"], np.load(tiny_model["samples"]), out)
+    run_script("compare.py", "--model", "tiny", "--labels", tiny_model["labels"], "--samples", tiny_model["samples"],
+               *predictions, "--noise-floor", tiny_model["check"],
+               "--output", out / "comparison.json", "--per-sample", out / "per_sample.csv")
+    check = json.loads(tiny_model["check"].read_text())
+    pair = json.loads((out / "comparison.json").read_text())["pairs"]["savedmodel vs onnxruntime"]
+    assert pair["tolerance"] == check["tolerance"]
+    assert pair["verdict"] == check["verdict"] and pair["reason"] == check["reason"]
+
+
+MOBILENET = """
+import sys, keras, numpy as np
+head, out = sys.argv[1], sys.argv[2]
+keras.utils.set_random_seed(0)
+m = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,
+                                   classifier_activation="softmax" if head == "softmax" else None)
+rng = np.random.default_rng(0)
+coarse = rng.uniform(0, 1, (128, 4, 4, 3))   # low-frequency images with their own colours: pooled features differ
+x = (np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2) * rng.uniform(0.2, 3, (128, 1, 1, 3))
+     + rng.normal(0, 1, (128, 1, 1, 3))).astype(np.float32)
+for layer in m.layers:   # random gammas and betas, moving statistics those of these images (else ReLU6 saturates)
+    if isinstance(layer, keras.layers.BatchNormalization):
+        g, b, mu, var = layer.get_weights()
+        layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.2, b.shape), mu, var])
+        layer.momentum = 0.0
+m(x, training=True)
+m.export(out + "/saved_model", verbose=False)
+np.save(out + "/x.npy", x)
+np.save(out + "/y.npy", np.asarray(m(x)).argmax(1).astype(np.int64))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head,kind", [("softmax", "probabilities"), ("logits", "logits")])
+def test_a_correct_mobilenet_conversion_passes_both_gates(tmp_path: Path, head: str, kind: str) -> None:
+    """Issue 11: a correct FP32 conversion of a deep BN-heavy net passes (it failed one gate or the other before),
+    and a drift of TF32's size (1e-2 of the spread) on the same outputs is caught as fp32."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", MOBILENET, head, str(tmp_path)], check=True, capture_output=True)
+    files = {k: tmp_path / v for k, v in (("sm", "saved_model"), ("x", "x.npy"), ("y", "y.npy"),
+                                          ("onnx", "model.onnx"), ("check", "onnx_check.json"))}
+    run_script("convert_onnx.py", "--saved-model", files["sm"], "--samples", files["x"], "--labels", files["y"],
+               "--batch-size", "32", "--output", files["onnx"], "--check", files["check"])
+    check = json.loads(files["check"].read_text())
+    assert check["output"]["kind"] == kind and check["verdict"] in ("identical", "consistent", "drift")
+    assert check["noise_floor"]["floor"] > 0
+    predictions = predict_both(files["sm"], files["onnx"], np.load(files["x"]), tmp_path, batch=32)
+    compare = ["compare.py", "--model", "mobilenet", "--labels", files["y"], "--samples", files["x"],
+               "--noise-floor", files["check"], "--per-sample", tmp_path / "per_sample.csv"]
+    run_script(*compare, *predictions, "--output", tmp_path / "comparison.json")
+    pair = json.loads((tmp_path / "comparison.json").read_text())["pairs"]["savedmodel vs onnxruntime"]
+    assert pair["verdict"] in ("identical", "consistent", "drift"), pair["reason"]
+    ort = np.load(tmp_path / "onnxruntime.npy")
+    scale = json.loads((tmp_path / "comparison.json").read_text())["output"]["scale"]
+    drifted = ort + np.float32(1e-2 * scale) * np.random.default_rng(1).standard_normal(ort.shape).astype(np.float32)
+    if kind == "probabilities":
+        drifted = np.abs(drifted) / np.abs(drifted).sum(axis=1, keepdims=True)
+    np.save(tmp_path / "drifted.npy", drifted.astype(np.float32))
+    run_script(*compare, "--prediction", f"savedmodel={tmp_path / 'savedmodel.npy'}",
+               "--prediction", f"onnxruntime={tmp_path / 'drifted.npy'}", "--output", tmp_path / "drifted.json")
+    assert json.loads((tmp_path / "drifted.json").read_text())["pairs"]["savedmodel vs onnxruntime"]["verdict"] \
+        == "mismatch"
+    print(f"{head}: floor {check['noise_floor']['floor']:.3g} ({check['noise_floor']['checks']}), conversion max "
+          f"|d| {check['max_abs_diff']:.3g}, compare max |d| {pair['metrics']['max_abs_diff']:.3g}, "
+          f"atol {pair['tolerance']['atol']:.3g}, verdict {pair['verdict']}")
+
+
+def test_convert_mismatch_names_pair_figure_bound_and_remedy(tiny_model: dict[str, Path], out: Path) -> None:
+    strict = json.dumps({"fp32": {"atol": 0, "rtol": 0, "max_outside_share": 0}})
+    proc = convert(tiny_model["saved_model"], tiny_model["samples"], out, tiny_model["labels"],
+                   "--tolerances", strict)
+    check = json.loads(tiny_model["check"].read_text())
+    if check["verdict"] == "identical":
+        pytest.skip("the two runtimes agree bit for bit here: nothing can exceed a zero bound")
+    fails(proc, "convert_onnx.py", "conversion check, savedmodel vs onnxruntime (CPU), fp32: mismatch",
+          "of elements outside atol 0", "at most 0 may be", "compare.tolerances.fp32.atol:")
     nothing_written(out)
 
 

@@ -36,13 +36,89 @@ import numpy as np
 from .errors import UserError
 from .io import read_npy_header
 from .sketch import QuantileSketch
-from .tolerance import PASSING, PRECISIONS, Tolerance, TolerancePolicy, judge, pair_precision, parity_pairs, \
-    precision_of
+from .tolerance import CLASSIFICATION, KINDS, PASSING, PRECISIONS, PROBABILITY_EPSILON, Tolerance, TolerancePolicy, \
+    inconclusive_reason, judge, pair_precision, parity_pairs, precision_of
 
 SCHEMA_VERSION = 1
 RELATIVE_FLOOR = 1e-6
 TOP_K = 5
 FLIP_TOP = 3
+Z95 = 1.959963984540054       # the standard normal quantile of a two-sided 95 % interval
+
+
+# --- statistics -----------------------------------------------------------------------------------------------------
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson's score interval of a share k/n (Wilson 1927): honest near 0 and 1, where the normal one is not."""
+    if n <= 0:
+        return None
+    p, z2 = k / n, z * z
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float] | None:
+    """Interval of p2 - p1 from the two Wilson intervals (Newcombe 1998, method 10)."""
+    a, b = wilson(k1, n1, z), wilson(k2, n2, z)
+    if a is None or b is None:
+        return None
+    p1, p2 = k1 / n1, k2 / n2
+    d = p2 - p1
+    return (d - math.sqrt((p2 - b[0]) ** 2 + (a[1] - p1) ** 2), d + math.sqrt((b[1] - p2) ** 2 + (p1 - a[0]) ** 2))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, shifted by the row maximum so large logits do not overflow."""
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# --- the reference's outputs ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class OutputProfile:
+    """What the reference outputs: its kind (and how that was decided), its scale and how much it varies."""
+
+    kind: str
+    how: str
+    scale: float                 # output units per normalised unit: 1 for probabilities, else the spread
+    spread: float                # RMS over outputs of the std across samples, relative to the RMS of the values
+    predicted_classes: int | None
+    samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def profile_reference(source: Any, *, override: str = "auto", batch_size: int = 4096) -> OutputProfile:
+    """One streaming pass over the reference's (N, C) outputs (docs/tolerances.md, "Output kinds")."""
+    n, c = source.shape[0], source.shape[1]
+    total, squares, classes = np.zeros(c), np.zeros(c), np.zeros(c, dtype=np.int64)
+    lo, hi, worst_sum = math.inf, -math.inf, 0.0
+    for start in range(0, n, batch_size):
+        x = np.asarray(source[start:start + batch_size], dtype=np.float64)
+        x = x[np.isfinite(x).all(axis=1)]
+        if not x.size:
+            continue
+        total, squares = total + x.sum(axis=0), squares + (x * x).sum(axis=0)
+        lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+        worst_sum = max(worst_sum, float(np.abs(x.sum(axis=1) - 1).max()))
+        classes += np.bincount(x.argmax(axis=1), minlength=c)
+    mean = total / max(n, 1)
+    std = float(np.sqrt(np.maximum(squares / max(n, 1) - mean * mean, 0).mean()))
+    rms = float(np.sqrt((squares / max(n, 1)).mean()))
+    eps = PROBABILITY_EPSILON
+    if c >= 2 and lo >= -eps and hi <= 1 + eps and worst_sum <= eps:
+        kind, how = "probabilities", f"detected: values in [0, 1], every row sums to 1 within {eps:g}"
+    elif c >= 2:
+        kind, how = "logits", "detected: 2 or more columns that are not probabilities"
+    else:
+        kind, how = "other", "detected: one column"
+    if override != "auto":
+        if override not in KINDS:
+            raise UserError(f"output kind '{override}' is unknown (known: auto, {', '.join(KINDS)})")
+        kind, how = override, f"config: models.<name>.output_kind {override} (detected {kind})"
+    scale = 1.0 if kind == "probabilities" or std <= 0 else std
+    return OutputProfile(kind=kind, how=how, scale=scale, spread=std / rms if rms > 0 else 0.0,
+                         predicted_classes=int((classes > 0).sum()) if kind in CLASSIFICATION else None, samples=n)
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------------
@@ -224,15 +300,16 @@ def label_problems(labels: Any, num_classes: int, batch_size: int) -> list[str]:
 
 
 def validate(predictions: Sequence[tuple[str, Any]], labels: Any, *, reference: str, samples: Any | None = None,
-             batch_size: int = 4096) -> None:
-    """Every problem with the inputs, in one error typed by the first kind found; nothing is read but labels."""
+             batch_size: int = 4096, check_labels: bool = True) -> None:
+    """Every problem with the inputs, in one error typed by the first kind found; nothing is read but labels
+    (label values only with ``check_labels``: they are classes only when the output is a classification)."""
     names = [n for n, _ in predictions]
     found: list[tuple[type[ComparisonInputError], list[str]]] = [
         (BackendNameError, name_problems(names, reference)),
         (ShapeError, shape_problems(predictions, labels, samples)),
         (DTypeError, dtype_problems(predictions, labels)),
     ]
-    if not any(p for _, p in found):
+    if check_labels and not any(p for _, p in found):
         found.append((LabelError, label_problems(labels, predictions[0][1].shape[1], batch_size)))
     failed = [(kind, p) for kind, p in found if p]
     if failed:
@@ -256,6 +333,7 @@ class PairResult:
     top1_flips: dict[str, Any]
     first_difference: dict[str, Any] | None
     abs_diff_histogram: dict[str, Any]
+    softmax_tolerance: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -283,6 +361,9 @@ class ComparisonResult:
     per_sample: list[dict[str, Any]]
     flipped_samples: dict[str, Any]
     class_counts: list[int]
+    output: dict[str, Any] = dataclasses.field(default_factory=dict)
+    noise_floor: dict[str, Any] | None = None
+    inconclusive: str | None = None
 
     def __bool__(self) -> bool:
         return all(self.pairs.values())
@@ -342,11 +423,16 @@ class BackendStats:
                 r, c = np.argwhere(~np.isfinite(x))[0]
                 self.first_nonfinite = (batch.start + int(r), int(c))
 
-    def to_dict(self, n: int, reference_accuracy: float, dtype: str) -> dict[str, Any]:
+    def to_dict(self, n: int, reference_correct: int, dtype: str, kind: str) -> dict[str, Any]:
+        """Accuracy (with its Wilson interval) and top-1 confidence only where the output is a classification."""
+        classify = kind in CLASSIFICATION
         accuracy = self.correct / n
-        return {"precision": precision_of(self.name), "dtype": dtype, "accuracy": accuracy,
-                "accuracy_change": accuracy - reference_accuracy, "correct": self.correct,
-                "mean_top1_confidence": self.confidence_sum / n, "nan_count": self.nan, "inf_count": self.inf}
+        return {"precision": precision_of(self.name), "dtype": dtype, "accuracy": accuracy if classify else None,
+                "accuracy_ci95": wilson(self.correct, n) if classify else None,
+                "accuracy_change": accuracy - reference_correct / n if classify else None,
+                "correct": self.correct if classify else None,
+                "mean_top1_confidence": self.confidence_sum / n if kind == "probabilities" else None,
+                "nan_count": self.nan, "inf_count": self.inf}
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -362,8 +448,11 @@ class PairStats:
     """Streaming statistics of one pair; ``a`` is the pair's reference."""
 
     def __init__(self, a: str, b: str, tolerance: Tolerance, num_classes: int, *, parity: bool,
-                 max_flipped: int, relative_floor: float, relative_accuracy: float) -> None:
+                 max_flipped: int, relative_floor: float, relative_accuracy: float, kind: str = "probabilities",
+                 softmax_tolerance: Tolerance | None = None, tie_margin: float = 0.0) -> None:
         self.a, self.b, self.tolerance, self.parity = a, b, tolerance, parity
+        self.kind, self.softmax_tolerance, self.tie_margin = kind, softmax_tolerance, tie_margin
+        self.softmax_outside = self.ties = 0
         self.max_flipped, self.relative_floor = max_flipped, relative_floor
         self.sketch = QuantileSketch(relative_accuracy)
         self.samples = self.elements = self.finite_elements = self.outside = self.differing = 0
@@ -390,7 +479,12 @@ class PairStats:
         self.cos_min = min(self.cos_min, float(cos.min())) if cos.size else self.cos_min
         self.cos_rows += int(cos.size)
         self.dot, self.norm_a, self.norm_b = self.dot + dot.sum(), self.norm_a + na.sum(), self.norm_b + nb.sum()
-        self._agreement(batch, a, b, rows)
+        if self.softmax_tolerance is not None:     # logits are also judged as the probabilities they stand for
+            sa, sb = softmax(a[rows]), softmax(b[rows])
+            t = self.softmax_tolerance
+            self.softmax_outside += int((np.abs(sa - sb) > t.atol + t.rtol * np.abs(sa)).sum())
+        if self.kind in CLASSIFICATION:
+            self._agreement(batch, a, b, rows)
 
     def _elementwise(self, batch: Batch, a: np.ndarray, b: np.ndarray) -> None:
         equal = ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
@@ -431,16 +525,26 @@ class PairStats:
         self.class_agree += np.bincount(batch.labels[agree], minlength=c)
         flipped = np.flatnonzero(~agree)
         self.flip_count += int(flipped.size)
+        if flipped.size and top_a.shape[1] > 1:    # a flip the reference's own noise could cause is a tie
+            first, second = (np.take_along_axis(a[flipped], top_a[flipped, i:i + 1], axis=1)[:, 0] for i in (0, 1))
+            self.ties += int((first - second <= self.tie_margin).sum())
         room = self.max_flipped - len(self.flips)
         self.flips += [batch.start + int(i) for i in flipped[:max(room, 0)]]
 
-    def result(self, accuracy_a: float, accuracy_b: float) -> PairResult:
+    def result(self, correct_a: int | None, correct_b: int | None, inconclusive: str | None = None) -> PairResult:
         share = self.outside / self.elements
-        top1 = self.top1 / self.samples
-        accuracy_change = accuracy_b - accuracy_a
+        n, classify = self.samples, self.kind in CLASSIFICATION
+        top1 = self.top1 / n if classify else None
+        judged = (self.top1 + self.ties) / n if classify else None
+        accuracy_a, accuracy_b = (None, None) if correct_a is None or correct_b is None else \
+            (correct_a / n, correct_b / n)
+        accuracy_change = None if accuracy_a is None or accuracy_b is None else accuracy_b - accuracy_a
+        soft = None if self.softmax_tolerance is None else \
+            (self.softmax_outside, self.softmax_outside / self.elements, self.softmax_tolerance)
         verdict, reason = judge(identical=self.differing == 0, outside_count=self.outside, outside_share=share,
-                                top1_agreement=top1, accuracy_change=accuracy_change, tolerance=self.tolerance,
-                                parity=self.parity)
+                                top1_agreement=judged, accuracy_change=accuracy_change, tolerance=self.tolerance,
+                                parity=self.parity, inconclusive=inconclusive, softmax=soft, ties=self.ties,
+                                max_abs_diff=self.max_abs if self.finite_elements else None)
         fin = self.finite_elements
         global_cos = (self.dot / math.sqrt(self.norm_a * self.norm_b) if self.norm_a * self.norm_b > 0
                       else (1.0 if self.norm_a == self.norm_b == 0 else 0.0))
@@ -454,18 +558,24 @@ class PairStats:
             "cosine_similarity_global": min(max(global_cos, -1.0), 1.0) if self.cos_rows else None,
             "outside_tolerance_count": self.outside, "outside_tolerance_share": share,
             "differing_elements": self.differing,
-            "top1_agreement": top1, "top5_agreement": self.top5 / self.samples,
-            "top1_flips": self.flip_count,
+            "softmax_outside_tolerance_count": soft[0] if soft else None,
+            "top1_agreement": top1, "top1_agreement_ci95": wilson(self.top1, n) if classify else None,
+            "top5_agreement": self.top5 / n if classify else None,
+            "top1_flips": self.flip_count if classify else None, "ties": self.ties if classify else None,
+            "top1_agreement_with_ties": judged,
             "mean_top_class_prob_change": (self.top_change_sum / self.top_change_rows
-                                           if self.top_change_rows else None),
+                                           if self.top_change_rows and self.kind == "probabilities" else None),
             "accuracy_a": accuracy_a, "accuracy_b": accuracy_b, "accuracy_change": accuracy_change,
+            "accuracy_change_ci95": (newcombe(correct_a, n, correct_b, n)
+                                     if correct_a is not None and correct_b is not None else None),
         }
-        per_class = [int(g) / int(t) if t else None for g, t in zip(self.class_agree, self.class_total)]
+        per_class = [int(g) / int(t) if t and classify else None for g, t in zip(self.class_agree, self.class_total)]
         return PairResult(
             a=self.a, b=self.b, precision=self.tolerance.precision, tolerance=self.tolerance.to_dict(),
             parity=self.parity, verdict=verdict, reason=reason, metrics=metrics, per_class_agreement=per_class,
             top1_flips={"count": self.flip_count, "indices": self.flips, "stored": len(self.flips)},
-            first_difference=self.first_difference, abs_diff_histogram=self.sketch.to_dict())
+            first_difference=self.first_difference, abs_diff_histogram=self.sketch.to_dict(),
+            softmax_tolerance=self.softmax_tolerance.to_dict() if self.softmax_tolerance else None)
 
 
 # --- the comparison -------------------------------------------------------------------------------------------------
@@ -521,12 +631,16 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
             policy: TolerancePolicy | None = None, model: str = "", samples: Any | None = None,
             batch_size: int = 4096, max_flipped: int = 100, per_sample_limit: int = 10,
             relative_floor: float = RELATIVE_FLOOR, relative_accuracy: float = 0.01, allow_nonfinite: bool = False,
-            on_batch: Callable[[Batch], None] | None = None) -> ComparisonResult:
+            on_batch: Callable[[Batch], None] | None = None, noise_floor: Mapping[str, Any] | None = None,
+            output_kind: str = "auto") -> ComparisonResult:
     """Compare every pair of backends over all samples, ``batch_size`` rows at a time.
 
     ``predictions`` maps names to (N, C) arrays or anything sliceable by rows with ``shape``/``dtype`` (an NpyFile);
-    ``on_batch`` sees every batch (the per-sample CSV is written from it). Raises a ComparisonInputError subclass
-    listing every problem before computing anything, and NonFiniteError after the pass unless ``allow_nonfinite``.
+    ``on_batch`` sees every batch (the per-sample CSV is written from it). ``noise_floor``: the reference's
+    self-disagreement as convert_onnx.py measured it (its ``floor``, output units, and for logits
+    ``softmax_floor``); without it the floor is 0 and the fp32 bound its minimum. ``output_kind``: auto or a kind
+    of tolerance.KINDS. Raises a ComparisonInputError subclass listing every problem before computing anything, and
+    NonFiniteError after the pass unless ``allow_nonfinite``.
     """
     items = list(predictions.items()) if isinstance(predictions, Mapping) else list(predictions)
     items = [(name, a if hasattr(a, "shape") else np.asarray(a)) for name, a in items]
@@ -534,24 +648,25 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
     if batch_size < 1 or max_flipped < 0 or per_sample_limit < 0:
         raise UserError(f"batch size must be >= 1 and limits >= 0 (got {batch_size}, {max_flipped}, "
                         f"{per_sample_limit})")
-    validate(items, labels, reference=reference, samples=samples, batch_size=batch_size)
+    validate(items, labels, reference=reference, samples=samples, batch_size=batch_size, check_labels=False)
     sources = dict(items)
     names = [reference] + [n for n in sources if n != reference]
     n, c = labels.shape[0], sources[reference].shape[1]
-    policy = policy or TolerancePolicy()
-    parity = set(parity_pairs(names))
-    pairs = {f"{a} vs {b}": PairStats(a, b, policy.for_pair(a, b), c, parity=(a, b) in parity,
-                                      max_flipped=max_flipped, relative_floor=relative_floor,
-                                      relative_accuracy=relative_accuracy)
-             for a, b in pair_order(names, reference)}
+    profile = profile_reference(sources[reference], override=output_kind, batch_size=batch_size)
+    if profile.kind in CLASSIFICATION:
+        problems = label_problems(labels, c, batch_size)
+        if problems:
+            raise LabelError(problems)
+    pairs = make_pairs(names, reference, policy or TolerancePolicy(), profile, noise_floor, c,
+                       max_flipped=max_flipped, relative_floor=relative_floor, relative_accuracy=relative_accuracy)
     backends = {name: BackendStats(name) for name in names}
     flipped, rows, class_counts = FlippedSamples(reference, max_flipped), [], np.zeros(c, dtype=np.int64)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         batch = make_batch(start, labels[start:stop], {k: sources[k][start:stop] for k in names}, min(TOP_K, c))
-        class_counts += np.bincount(batch.labels, minlength=c)
-        updaters: list[BackendStats | PairStats | FlippedSamples] = [*backends.values(), *pairs.values(), flipped]
-        for stats in updaters:
+        class_counts += np.bincount(batch.labels, minlength=c) if profile.kind in CLASSIFICATION else 0
+        updaters: list[BackendStats | PairStats | FlippedSamples] = [*backends.values(), *pairs.values()]
+        for stats in updaters + ([flipped] if profile.kind in CLASSIFICATION else []):
             stats.update(batch)
         if start < per_sample_limit:
             rows += per_sample_rows(batch, per_sample_limit)
@@ -559,16 +674,40 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
             on_batch(batch)
     if not allow_nonfinite and any(s.nan or s.inf for s in backends.values()):
         raise NonFiniteError(nonfinite_message(backends))
-    accuracy = {name: s.correct / n for name, s in backends.items()}
-    results = {name: p.result(accuracy[p.a], accuracy[p.b]) for name, p in pairs.items()}
+    floor = float((noise_floor or {}).get("floor") or 0.0)
+    why = inconclusive_reason(kind=profile.kind, spread=profile.spread, predicted_classes=profile.predicted_classes,
+                              samples=n, floor_normalised=floor / profile.scale)
+    correct = {name: s.correct if profile.kind in CLASSIFICATION else None for name, s in backends.items()}
+    results = {name: p.result(correct[p.a], correct[p.b], why) for name, p in pairs.items()}
     return ComparisonResult(
         model=model, reference=reference, num_samples=n, num_classes=c,
         settings={"batch_size": batch_size, "relative_floor": relative_floor, "relative_accuracy": relative_accuracy,
                   "top_k": min(TOP_K, c), "max_flipped": max_flipped, "per_sample_rows": per_sample_limit},
-        backends={name: s.to_dict(n, accuracy[reference], str(sources[name].dtype)) for name, s in backends.items()},
+        backends={name: s.to_dict(n, backends[reference].correct, str(sources[name].dtype), profile.kind)
+                  for name, s in backends.items()},
         pairs=results,
         parity={name: parity_entry(r) for name, r in results.items() if r.parity},
-        per_sample=rows, flipped_samples=flipped.to_dict(), class_counts=[int(k) for k in class_counts])
+        per_sample=rows, flipped_samples=flipped.to_dict(), class_counts=[int(k) for k in class_counts],
+        output=profile.to_dict(), noise_floor=dict(noise_floor) if noise_floor else None, inconclusive=why)
+
+
+def make_pairs(names: Sequence[str], reference: str, policy: TolerancePolicy, profile: OutputProfile,
+               noise_floor: Mapping[str, Any] | None, num_classes: int, **options: Any) -> dict[str, PairStats]:
+    """Every pair's statistics, with its tolerance from the one policy (tolerance.py) at the output's scale."""
+    floor = float((noise_floor or {}).get("floor") or 0.0)
+    soft_floor = float((noise_floor or {}).get("softmax_floor") or 0.0)
+    parity = set(parity_pairs(names))
+    pairs = {}
+    for a, b in pair_order(names, reference):
+        soft = policy.for_pair(a, b, floor=soft_floor, overrides=("max_outside_share", "min_top1_agreement",
+                                                                   "max_accuracy_change")) \
+            if profile.kind == "logits" else None
+        # A flip is a tie when the reference's top-2 margin is within what its own noise can move: each of the two
+        # values may move by the floor.
+        pairs[f"{a} vs {b}"] = PairStats(a, b, policy.for_pair(a, b, scale=profile.scale, floor=floor),
+                                         num_classes, parity=(a, b) in parity, kind=profile.kind,
+                                         softmax_tolerance=soft, tie_margin=2 * floor, **options)
+    return pairs
 
 
 def parity_entry(pair: PairResult) -> dict[str, Any]:

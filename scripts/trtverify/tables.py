@@ -46,13 +46,39 @@ def _num(value: Any, float_format: str) -> str:
     return "-" if value is None else format(value, float_format)
 
 
-def accuracy_table(cmp: Mapping[str, Any]) -> Table:
-    headers = ["backend", "precision", "accuracy", "vs reference", "correct", "mean top-1 prob", "NaN", "Inf"]
+UNITS = {"probabilities": "probabilities", "logits": "logits", "other": "output units"}
+
+
+def kind_of(cmp: Mapping[str, Any]) -> str:
+    """The output kind a comparison judged (comparisons written before kinds existed held probabilities)."""
+    return str((cmp.get("output") or {}).get("kind", "probabilities"))
+
+
+def _interval(ci: Any, float_format: str) -> str | None:
+    return None if not ci else f"[{_num(ci[0], float_format)}, {_num(ci[1], float_format)}]"
+
+
+def accuracy_table(cmp: Mapping[str, Any], float_format: str = ".3g") -> Table:
+    headers = ["backend", "precision", "accuracy", "95% CI", "vs reference", "correct", "mean top-1 prob", "NaN",
+               "Inf"]
     n = cmp["num_samples"]
-    rows = [[name, b["precision"], b["accuracy"], b["accuracy_change"] if name != cmp["reference"] else None,
+    rows = [[name, b["precision"], b["accuracy"], _interval(b.get("accuracy_ci95"), float_format),
+             b["accuracy_change"] if name != cmp["reference"] else None,
              f"{b['correct']}/{n}", b["mean_top1_confidence"], b["nan_count"], b["inf_count"]]
             for name, b in cmp["backends"].items()]
     return headers, rows
+
+
+def floor_table(cmp: Mapping[str, Any]) -> Table:
+    """The reference's noise floor: each self-check, and the floor the fp32 bound is derived from."""
+    floor, out = cmp.get("noise_floor"), cmp.get("output") or {}
+    rows: list[list[Any]] = []
+    if floor:
+        rows = [[name, c["max_abs_diff"], c["mean_abs_diff"], c["max_abs_diff"] / floor["scale"]]
+                for name, c in floor["checks"].items()]
+        rows.append(["floor (the largest)", floor["floor"], None, floor["floor_normalised"]])
+    return [f"self-check (first {floor['samples'] if floor else 0} samples)", f"max |d| ({UNITS[kind_of(cmp)]})",
+            "mean |d|", f"max |d| / scale {(floor or out).get('scale', 1.0):.3g}"], rows
 
 
 def difference_table(cmp: Mapping[str, Any]) -> Table:
@@ -65,23 +91,37 @@ def difference_table(cmp: Mapping[str, Any]) -> Table:
 
 
 def verdict_table(cmp: Mapping[str, Any], float_format: str = ".3g") -> Table:
-    headers = ["pair", "precision", "verdict", "outside tolerance", "top-1 agree", "top-5 agree", "top-1 flips",
-               "top-class prob change", "accuracy change", "tolerance |d| <="]
+    """One row per pair; the classification columns only where the output is a classification."""
+    classify = kind_of(cmp) != "other"
+    headers = ["pair", "precision", "verdict", "outside tolerance"]
+    if classify:
+        headers += ["top-1 agree", "95% CI", "top-5 agree", "top-1 flips (ties)", "accuracy change", "95% CI"]
+    if kind_of(cmp) == "probabilities":
+        headers.append("top-class prob change")
+    headers.append("tolerance |d| <=")
     rows = []
     for name, pair in cmp["pairs"].items():
         m, t = pair["metrics"], pair["tolerance"]
         source = t["source"] + (f": {', '.join(t['overridden'])}" if t["overridden"] else "")
-        rows.append([name, pair["precision"], pair["verdict"] + (" (parity)" if pair["parity"] else ""),
-                     f"{m['outside_tolerance_count']} ({_num(m['outside_tolerance_share'], float_format)})",
-                     m["top1_agreement"], m["top5_agreement"], m["top1_flips"], m["mean_top_class_prob_change"],
-                     m["accuracy_change"], f"{t['atol']:g} + {t['rtol']:g}|ref| ({source})"])
+        row = [name, pair["precision"], pair["verdict"] + (" (parity)" if pair["parity"] else ""),
+               f"{m['outside_tolerance_count']} ({_num(m['outside_tolerance_share'], float_format)})"
+               + (f"; {m['softmax_outside_tolerance_count']} after softmax"
+                  if m.get("softmax_outside_tolerance_count") is not None else "")]
+        if classify:
+            flips = m["top1_flips"]
+            row += [m["top1_agreement"], _interval(m.get("top1_agreement_ci95"), float_format), m["top5_agreement"],
+                    None if flips is None else f"{flips} ({m.get('ties') or 0})", m["accuracy_change"],
+                    _interval(m.get("accuracy_change_ci95"), float_format)]
+        if kind_of(cmp) == "probabilities":
+            row.append(m["mean_top_class_prob_change"])
+        rows.append(row + [f"{t['atol']:.3g} + {t['rtol']:g}|ref| ({source})"])
     return headers, rows
 
 
 def reason_table(cmp: Mapping[str, Any]) -> Table:
     """Why each pair beyond its tolerance got its verdict (drift or mismatch)."""
     rows = [[name, pair["verdict"], pair["reason"]] for name, pair in cmp["pairs"].items()
-            if pair["verdict"] in ("drift", "mismatch")]
+            if pair["verdict"] in ("drift", "mismatch", "inconclusive")]
     return ["pair", "verdict", "why"], rows
 
 
@@ -182,15 +222,21 @@ def model_sections(cmp: Mapping[str, Any], float_format: str) -> list[tuple[str,
     """(title, table, float format) for every table of one model, in report order."""
     flipped = cmp["flipped_samples"]
     shown = min(len(flipped["samples"]), FLIPPED_ROWS)
-    sections = [
-        ("Accuracy per format", accuracy_table(cmp), float_format),
-        ("Differences per pair (probabilities)", difference_table(cmp), float_format),
+    kind = kind_of(cmp)
+    sections = [("Accuracy per format", accuracy_table(cmp, float_format), float_format)] if kind != "other" else []
+    if cmp.get("noise_floor"):
+        sections.append(("Noise floor of the reference (the fp32 bound is derived from it)", floor_table(cmp),
+                         float_format))
+    sections += [
+        (f"Differences per pair ({UNITS[kind]})", difference_table(cmp), float_format),
         ("Verdicts per pair", verdict_table(cmp, float_format), float_format),
     ]
     if reason_table(cmp)[1]:
-        sections.append(("Pairs beyond tolerance: why", reason_table(cmp), float_format))
+        sections.append(("Pairs beyond tolerance or inconclusive: why", reason_table(cmp), float_format))
     if cmp["parity"]:
         sections.append(("Python vs C++ parity (same engine: must be identical)", parity_table(cmp), ".9g"))
+    if kind == "other":            # no classes: the per-sample, per-class and flip views would mean nothing
+        return sections
     sections += [
         (f"Per-sample predictions (first {len(cmp['per_sample'])} of {cmp['num_samples']}: class (probability))",
          per_sample_table(cmp, float_format), float_format),
@@ -208,9 +254,20 @@ def section_text(title: str, body: str, kind: str, level: int) -> str:
     return f"{title}\n{underline * len(title)}\n{body}\n"
 
 
+def model_intro(cmp: Mapping[str, Any]) -> str:
+    """What the model outputs, how that was decided, and whether the comparison could prove anything."""
+    out = cmp.get("output") or {}
+    kind = kind_of(cmp)
+    what = f"{cmp['num_classes']} classes" if kind != "other" else f"{cmp['num_classes']} output value(s)"
+    text = (f"{cmp['num_samples']} test samples, {what} ({kind}: {out.get('how', 'assumed')}), reference backend "
+            f"{cmp['reference']}; verdicts per docs/tolerances.md.")
+    if cmp.get("inconclusive"):
+        text += f" INCONCLUSIVE: {cmp['inconclusive']}."
+    return text
+
+
 def model_report(name: str, cmp: Mapping[str, Any], kind: str, float_format: str) -> str:
-    intro = (f"{cmp['num_samples']} test samples, {cmp['num_classes']} classes, reference backend "
-             f"{cmp['reference']}; verdicts per docs/tolerances.md.")
+    intro = model_intro(cmp)
     parts = [section_text(f"Model {name}", intro, kind, 2)]
     for title, table, fmt in model_sections(cmp, float_format):
         parts.append(section_text(title, render(table, kind, fmt), kind, 3))
@@ -218,7 +275,7 @@ def model_report(name: str, cmp: Mapping[str, Any], kind: str, float_format: str
 
 
 def verdict_counts(comparisons: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
-    counts = {"identical": 0, "consistent": 0, "drift": 0, "mismatch": 0}
+    counts = {"identical": 0, "consistent": 0, "drift": 0, "mismatch": 0, "inconclusive": 0}
     for cmp in comparisons.values():
         for pair in cmp["pairs"].values():
             counts[pair["verdict"]] += 1
@@ -231,9 +288,15 @@ def mismatches(comparisons: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
             for name, pair in cmp["pairs"].items() if pair["verdict"] == "mismatch"]
 
 
+def inconclusives(comparisons: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """(model, pair, reason) of every pair that could prove nothing."""
+    return [(model, name, pair["reason"]) for model, cmp in comparisons.items()
+            for name, pair in cmp["pairs"].items() if pair["verdict"] == "inconclusive"]
+
+
 def headline(comparisons: Mapping[str, Mapping[str, Any]]) -> str:
     counts = verdict_counts(comparisons)
-    overall = "FAIL" if counts["mismatch"] else "PASS"
+    overall = "FAIL" if counts["mismatch"] else "INCONCLUSIVE" if counts["inconclusive"] else "PASS"
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     return f"Overall: {overall}. {len(comparisons)} model(s), {sum(counts.values())} pairs: {summary}."
 
