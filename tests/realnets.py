@@ -38,7 +38,8 @@ import numpy as np
 SIZE = 32
 CLASSES = 10
 LOGIT_STD = 2.0
-CALIBRATION = 512   # at 32x32 EfficientNet's last blocks are 1x1: 64 samples gave statistics that new samples blew up (logit std ~30)
+# At 32x32 EfficientNet's last blocks are 1x1: statistics from 64 samples were blown up by new samples (logit std ~30)
+CALIBRATION = 512
 NETS = ("mobilenetv2", "efficientnetb0")
 HEADS = ("softmax", "logits")
 VARIANTS = ("spread", "constant")
@@ -203,11 +204,11 @@ def _before_input(model: Any, make_nodes: Callable[[str, str], list[Any]], tag: 
 def scaled_conv_weight(model: Any, bn: dict[str, Any], factor: float = 1.5) -> str:
     """One convolution's weights times ``factor``, two thirds of the way into the network (a corrupted or
     mis-scaled weight): its output and everything after it change."""
+    from onnx import numpy_helper
+
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     conv = convs[2 * len(convs) // 3]
     weight = _initializers(model)[conv.input[1]]
-    from onnx import numpy_helper
-
     _replace(weight, numpy_helper.to_array(weight) * factor)
     return f"weights of Conv {conv.name} (#{2 * len(convs) // 3} of {len(convs)}) x {factor:g}"
 
