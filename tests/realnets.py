@@ -20,6 +20,13 @@ an untrained or collapsed network gives. Samples are smooth random colour images
 with a different offset per channel so that a colour swap matters) in the range the network's preprocessing expects
 (MobileNetV2 [-1, 1]; EfficientNetB0 [0, 255], which rescales and normalises inside the model); labels are random.
 
+A limitation to keep in mind: random BN networks are far more sensitive to their input than trained ones (BN at
+initialisation is known to be chaotic: Yang et al., "A mean field theory of batch normalization", 2019). Here an
+input shift of 0.01 on MobileNetV2's [-1, 1] range flips half the top-1 answers, while TensorFlow batch 1 vs N and
+SavedModel vs ONNX Runtime stay at 1e-6..1e-4. Gross defects are therefore easy to catch on these nets; the mild
+defects of ``measure`` (MILD) are not subtle for them, and FP16/TF32 engines can flip more answers than on a
+trained net.
+
 ``write_model`` writes what the config's ``import:`` entry takes (a SavedModel by ``model.export``, float32 NHWC
 samples .npy, int64 labels .npy) and returns the paths; ``to_onnx`` converts as the pipeline does (tf2onnx's CLI);
 ``inject`` writes a copy of an .onnx file with one named defect (DEFECTS).
@@ -51,6 +58,10 @@ class RealNet(NamedTuple):
     samples: Path
     labels: Path
     bn: Path          # bn.json: every BN's parameters and epsilon (for the epsilon defect on a folded BN)
+
+    @classmethod
+    def under(cls, dest: Path) -> "RealNet":
+        return cls(dest / "saved_model", dest / "x.npy", dest / "y.npy", dest / "bn.json")
 
     def import_entry(self) -> dict[str, str]:
         """The model's `import:` entry of config.yaml."""
@@ -155,7 +166,7 @@ def write_model(dest: Path, net: str = "mobilenetv2", head: str = "softmax", var
     """Build the model and write its SavedModel, samples, labels and BN record under ``dest``; return the paths."""
     dest.mkdir(parents=True, exist_ok=True)
     model = build(net, head, variant, seed)
-    paths = RealNet(dest / "saved_model", dest / "x.npy", dest / "y.npy", dest / "bn.json")
+    paths = RealNet.under(dest)
     model.export(str(paths.saved_model), verbose=False)
     np.save(paths.samples, images(num_samples, net, seed + 1), allow_pickle=False)
     labels = np.random.default_rng(seed + 2).integers(0, CLASSES, num_samples).astype(np.int64)
@@ -300,6 +311,12 @@ def inject(onnx_in: Path, defect: str, onnx_out: Path, bn: Path, **options: floa
 
 
 # --- measurements -----------------------------------------------------------------------------------------------------
+# Subtle versions of the defects, for the tolerance policy (not asserted on): where a verdict's bound has to sit
+# between the noise floor and a real defect.
+MILD: dict[str, dict[str, float]] = {"scaled_conv_weight": {"factor": 1.01}, "bn_epsilon": {"epsilon": 1.1e-3},
+                                     "wrong_normalisation": {"scale": 1.0, "shift": 0.01}}
+
+
 def predict_savedmodel(saved_model: Path, x: np.ndarray, batch: int) -> np.ndarray:
     import tensorflow as tf
 
@@ -335,10 +352,10 @@ def measure(net: RealNet, onnx_path: Path, work: Path, batch: int = 32) -> dict[
         "tf_batch1_vs_batchN": differences(ref, predict_savedmodel(net.saved_model, x, 1)),
         "ort_opt_on_vs_off": differences(ort_on, predict_onnx(onnx_path, x, optimize=False)),
         "savedmodel_vs_ort": differences(ref, ort_on), "defects": {}}
-    for defect in DEFECTS:
-        broken = work / f"{onnx_path.stem}-{defect}.onnx"
-        what = inject(onnx_path, defect, broken, net.bn)
-        row["defects"][defect] = {"what": what, **differences(ref, predict_onnx(broken, x))}
+    for label, defect, options in [(d, d, {}) for d in DEFECTS] + [(f"mild {d}", d, o) for d, o in MILD.items()]:
+        broken = work / f"{onnx_path.stem}-{label.replace(' ', '-')}.onnx"
+        what = inject(onnx_path, defect, broken, net.bn, **options)
+        row["defects"][label] = {"what": what, **differences(ref, predict_onnx(broken, x))}
     return row
 
 
@@ -347,26 +364,32 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
     def cell(d: dict[str, float]) -> str:
         return f"{d['max_abs_diff']:.2e} ({d['top1_agreement']:.3f})"
 
-    head = ["model", "out std", "top-1 classes", "TF b1 vs bN", "ORT opt on/off", "TF vs ORT", *DEFECTS]
+    defects = list(next(iter(rows.values()))["defects"])
+    head = ["model", "out std", "top-1 classes", "TF b1 vs bN", "ORT opt on/off", "TF vs ORT", *defects]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in rows.items():
         cells = [name, f"{r['output_std_over_samples']:.3g}", str(r["distinct_top1"]), cell(r["tf_batch1_vs_batchN"]),
                  cell(r["ort_opt_on_vs_off"]), cell(r["savedmodel_vs_ort"]),
-                 *(cell(r["defects"][d]) for d in DEFECTS)]
+                 *(cell(r["defects"][d]) for d in defects)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
     """python tests/realnets.py WORKDIR [NET:HEAD ...]: build, convert and measure (all nets and heads by default),
-    print the Markdown table and write WORKDIR/measurements.json."""
+    print the Markdown table and write WORKDIR/measurements.json. Nets already in WORKDIR are reused."""
     work = Path(argv[0])
     cases = [tuple(c.split(":")) for c in argv[1:]] or [(n, h) for n in NETS for h in HEADS]
     rows = {}
     for net_name, head in cases:
         name = f"{net_name}-{head}"
-        net = write_model(work / name, net_name, head)
-        rows[name] = measure(net, to_onnx(net.saved_model, work / name / "model.onnx"), work / name)
+        onnx_path = work / name / "model.onnx"
+        if onnx_path.exists():      # built by an earlier run into this WORKDIR: measured again, not rebuilt
+            net = RealNet.under(work / name)
+        else:
+            net = write_model(work / name, net_name, head)
+            to_onnx(net.saved_model, onnx_path)
+        rows[name] = measure(net, onnx_path, work / name)
         print(name, json.dumps(rows[name]), flush=True)
     (work / "measurements.json").write_text(json.dumps(rows, indent=2))
     print(table(rows))
