@@ -20,9 +20,16 @@ $(VENV)/.installed: $(REQS)
 
 venv: $(VENV)/.installed
 
+# The report is printed even when the gate fails the run (exit status kept), then the gate's message again, last.
+# Only a current report is printed: the run succeeded, or the gate ran in this run (it runs after the report).
 demo: venv
-	snakemake --cores $(CORES) --printshellcmds --show-failed-logs
-	@cat results/report.txt
+	@start=$$(mktemp); status=0; \
+	snakemake --cores $(CORES) --printshellcmds --show-failed-logs || status=$$?; \
+	gated=0; [ results/logs/gate/gate.log -nt $$start ] && gated=1; rm -f $$start; \
+	if [ $$status -eq 0 ] || [ $$gated -eq 1 ]; then cat results/report.txt; fi; \
+	if [ $$status -ne 0 ] && [ $$gated -eq 1 ]; then cat results/logs/gate/gate.log >&2; fi; \
+	if [ $$status -ne 0 ]; then echo "make demo: the pipeline failed (exit status $$status)" >&2; fi; \
+	exit $$status
 
 system-deps:
 	bash tools/system-deps.sh

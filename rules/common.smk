@@ -171,7 +171,7 @@ def engine_infos():
 
 
 def final_targets():
-    targets = ["results/report.md", "results/summary.json"]
+    targets = ["results/report.md", "results/summary.json", "results/gate.json"]
     if config["tensorrt"].get("build_engines", True):
         targets += expand(
             "results/{model}/engines/{precision}.trt",

@@ -1,5 +1,6 @@
-# The final rule: tables (Markdown, text and HTML), summary.json, and plots. The HTML tables and the plots are
+# The report: tables (Markdown, text and HTML), summary.json, and plots. The HTML tables and the plots are
 # registered for `snakemake --report` (its viewer shows HTML and images; a Markdown entry could only be downloaded).
+# Then the gate, which fails the run on the verdicts without taking the report with it.
 
 
 rule report:
@@ -40,24 +41,61 @@ rule report:
         mem_mb=2000,
         runtime=30,
     params:
-        comparisons=lambda w, input: " ".join(
-            f"--comparison {m}={c}" for m, c in zip(MODELS, input.comparisons)
-        ),
-        samples=lambda w, input: " ".join(
-            f"--samples {m}={s}" for m, s in zip(MODELS, input.samples)
-        ),
-        engines=lambda w, input: " ".join(f"--engine-info {e}" for e in input.engines),
-        speed=lambda w, input: " ".join(f"--speed {s}" for s in input.speed),
-        fail=(
-            "--fail-on-mismatch"
-            if config["report"].get("fail_on_mismatch", True)
-            else "--no-fail-on-mismatch"
-        ),
+        # one list element per argument, so that :q quotes each path on its own
+        comparisons=lambda w, input: [
+            f"--comparison={m}={c}" for m, c in zip(MODELS, input.comparisons)
+        ],
+        samples=lambda w, input: [
+            f"--samples={m}={s}" for m, s in zip(MODELS, input.samples)
+        ],
+        engines=lambda w, input: [f"--engine-info={e}" for e in input.engines],
+        speed=lambda w, input: [f"--speed={s}" for s in input.speed],
+        costs=costs_args,
         float_format=config["report"].get("float_format", ".3g"),
     shell:
         # The steps' own benchmark files exist once every upstream job has finished; they are read, not
         # declared, because Snakemake cannot take one rule's benchmark file as another's input.
-        "python {input.costs_script} --root results/benchmarks --output {output.costs} > {log} 2>&1 && "
-        "python {input.script} {params.comparisons} {params.samples} {params.engines} {params.speed} {params.fail}"
-        " --float-format={params.float_format:q} --markdown {output.markdown} --html {output.html}"
-        " --text {output.text} --summary {output.summary} --plots {output.plots} --pipeline-costs {output.costs} >> {log} 2>&1"
+        "python {input.costs_script:q} --root results/benchmarks {params.costs:q} --output {output.costs:q}"
+        " > {log:q} 2>&1 && "
+        "python {input.script:q} {params.comparisons:q} {params.samples:q} {params.engines:q} {params.speed:q}"
+        " --float-format={params.float_format:q} --markdown {output.markdown:q} --html {output.html:q}"
+        " --text {output.text:q} --summary {output.summary:q} --plots {output.plots:q}"
+        " --pipeline-costs {output.costs:q} >> {log:q} 2>&1"
+
+
+rule gate:
+    """Fail the run on the verdicts in summary.json (mismatch, inconclusive: config report.fail_on_*), after the
+    report exists. A rule of its own: Snakemake deletes a failed job's outputs, and this one's is only the marker.
+    """
+    input:
+        script=script("gate.py"),
+        summary="results/summary.json",
+        report="results/report.md",
+    output:
+        "results/gate.json",
+    log:
+        "results/logs/gate/gate.log",
+    benchmark:
+        "results/benchmarks/gate/gate.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    container:
+        TF_IMAGE
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        mismatch=(
+            "--fail-on-mismatch"
+            if config["report"]["fail_on_mismatch"]
+            else "--no-fail-on-mismatch"
+        ),
+        inconclusive=(
+            "--fail-on-inconclusive"
+            if config["report"]["fail_on_inconclusive"]
+            else "--no-fail-on-inconclusive"
+        ),
+    shell:
+        "python {input.script:q} --summary {input.summary:q} --report {input.report:q}"
+        " {params.mismatch:q} {params.inconclusive:q} --output {output:q} > {log:q} 2>&1"

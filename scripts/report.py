@@ -1,16 +1,15 @@
 #!/usr/bin/env python3
-"""The final report: tables per model (Markdown and text), summary.json, plots; fails on a mismatch verdict.
+"""The final report: tables per model (Markdown and text), summary.json, plots; whatever the verdicts.
 
   python scripts/report.py --comparison NAME=results/NAME/comparison.json [...] \\
       [--samples NAME=results/NAME/data/test_samples.npy ...] [--pipeline-costs PATH.tsv] [--speed PATH.tsv] \\
-      [--fail-on-mismatch | --no-fail-on-mismatch] [--float-format .3g] \\
+      [--float-format .3g] \\
       --markdown results/report.md --text results/report.txt --summary results/summary.json --plots results/plots \\
       [--html results/report.html]
 
-Everything is written first (each file atomically), and the text report is printed to stdout. Then, with
---fail-on-mismatch (the default), a mismatch verdict anywhere ends the step with exit status 1 and one line naming
-the mismatched pairs, so CI can gate on it. Snakemake deletes the outputs of a failed job, but the rule sends
-stdout to its log, which is kept (and shown with --show-failed-logs); run with --keep-incomplete to keep the files.
+Everything is written (each file atomically), the text report is printed to stdout, and the exit status is 0
+whatever the verdicts: failing the run on them is scripts/gate.py's job, a step of its own, so that Snakemake (which
+deletes the outputs of a failed job) never deletes the report the failure message points to.
 summary.json's schema is in docs/report-schema.md. Plots need matplotlib (Agg backend, no display).
 --html writes the same tables (less the pipeline costs: Snakemake's report has the run times) as one self-contained
 HTML page, which `snakemake --report` shows in its Comparison category (a Markdown file there can only be
@@ -37,15 +36,11 @@ from trtverify.tables import (UNITS, check_float_format, engine_table, extra_tab
                               mismatches, model_intro, model_report, model_sections, section_text, speed_table,
                               tsv_table, verdict_counts)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: fail_on_mismatch left the summary with the failing (scripts/gate.py)
 COMPARISON_SCHEMA = 1
 REQUIRED = ("model", "reference", "num_samples", "num_classes", "backends", "pairs", "parity", "per_sample",
             "flipped_samples", "class_counts")
 FLIPPED_IMAGES = 16
-
-
-class MismatchError(UserError):
-    """A pair's verdict is mismatch and --fail-on-mismatch is on; the report was written first."""
 
 
 def parse_named(specs: Sequence[str], flag: str) -> dict[str, str]:
@@ -89,8 +84,7 @@ def load_comparisons(paths: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return loaded
 
 
-def summary(comparisons: Mapping[str, Mapping[str, Any]], fail_on_mismatch: bool,
-            plots: Sequence[str]) -> dict[str, Any]:
+def summary(comparisons: Mapping[str, Mapping[str, Any]], plots: Sequence[str]) -> dict[str, Any]:
     """summary.json: the verdicts, overall and per model and pair (docs/report-schema.md); a model or run is
     'fail' on a mismatch, else 'inconclusive' when a pair could prove nothing, else 'pass'."""
     bad, unproven = mismatches(comparisons), inconclusives(comparisons)
@@ -119,7 +113,7 @@ def summary(comparisons: Mapping[str, Mapping[str, Any]], fail_on_mismatch: bool
             "flipped_samples": cmp["flipped_samples"]["count"],
         }
     return {"schema_version": SCHEMA_VERSION, "verdict": overall(),
-            "fail_on_mismatch": fail_on_mismatch, "verdict_counts": verdict_counts(comparisons),
+            "verdict_counts": verdict_counts(comparisons),
             "mismatches": [f"{m}: {p}" for m, p, _ in bad],
             "inconclusive": [f"{m}: {p} ({why})" for m, p, why in unproven], "models": models, "plots": list(plots),
             "generator": {"program": "scripts/report.py", "trtverify": __version__}}
@@ -298,8 +292,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--speed", help="TSV benchmark table (scripts/bench_table.py); the report shows its main columns")
     p.add_argument("--engine-info", action="append", default=[], metavar="PATH",
                    help="an engine's build JSON (results/MODEL/engines/PRECISION.json), for the engines table")
-    p.add_argument("--fail-on-mismatch", action=argparse.BooleanOptionalAction, default=True,
-                   help="exit 1 after writing everything when a pair's verdict is mismatch (default: on)")
     p.add_argument("--float-format", default=".3g", help="Python format spec for numbers in the tables")
     p.add_argument("--markdown", required=True, help="report.md to write")
     p.add_argument("--text", required=True, help="report.txt to write (also printed to stdout)")
@@ -326,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         link = os.path.relpath(Path(args.plots).resolve(), Path(args.markdown).resolve().parent)
         markdown = build_text(comparisons, extras, "markdown", float_format, names, link)
         text = build_text(comparisons, extras, "text", float_format, names, str(args.plots))
-        write_json(args.summary, summary(comparisons, args.fail_on_mismatch, names))
+        write_json(args.summary, summary(comparisons, names))
         pages = [(args.markdown, markdown), (args.text, text)]
         if args.html:   # without the run times: Snakemake's report has its own, and the page stays reproducible
             pages.append((args.html, build_html(comparisons, [e for e in extras if e[0] != "Pipeline costs"],
@@ -335,10 +327,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             with atomic_path(path) as tmp:
                 tmp.write_text(content)
     print(text, flush=True)
-    bad = mismatches(comparisons)
-    if bad and args.fail_on_mismatch:
-        raise MismatchError(f"{len(bad)} mismatched pair(s): " + "; ".join(f"{m}: {p} ({why})" for m, p, why in bad)
-                            + f". The report is in {args.markdown} and above")
     return 0
 
 

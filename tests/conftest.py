@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -62,3 +63,25 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def leftovers(directory: Path) -> list[str]:
     """Temporary files a failed step might have left behind."""
     return sorted(p.name for p in directory.rglob("*.tmp*"))
+
+
+@pytest.fixture(scope="session")
+def realnet(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[Any, Path | None]]:
+    """Factory of real-architecture fixtures (tests/realnets.py), each built and converted once per session:
+    ``realnet(net, head, variant)`` returns (RealNet paths, path of its tf2onnx conversion or None if not asked)."""
+    import realnets
+
+    root = tmp_path_factory.mktemp("realnets")
+    built: dict[tuple[str, str, str], Any] = {}
+    converted: dict[tuple[str, str, str], Path] = {}
+
+    def get(net: str = "mobilenetv2", head: str = "softmax", variant: str = "spread",
+            onnx: bool = True) -> tuple[Any, Path | None]:
+        key = (net, head, variant)
+        if key not in built:
+            built[key] = realnets.write_model(root / "-".join(key), net, head, variant)
+        if onnx and key not in converted:
+            converted[key] = realnets.to_onnx(built[key].saved_model, root / "-".join(key) / "model.onnx")
+        return built[key], converted.get(key)
+
+    return get

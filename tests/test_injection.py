@@ -39,7 +39,6 @@ def canaries(root: Path) -> list[str]:
 
 PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]*)\}(?!\})")
 # Rules quoted by their owners in the same issue (H1: compare, convert; H6: report); delete an entry once merged.
-QUOTED_ELSEWHERE = {"compare.smk", "convert.smk", "report.smk"}
 
 
 def shell_strings(path: Path) -> list[str]:
@@ -61,9 +60,7 @@ RULE_FILES = sorted(p.name for p in (REPO / "rules").glob("*.smk") if "shell:" i
 
 
 @pytest.mark.parametrize("rule_file", RULE_FILES)
-def test_every_shell_placeholder_is_quoted(rule_file: str, request: pytest.FixtureRequest) -> None:
-    if rule_file in QUOTED_ELSEWHERE:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="its owner quotes it in issue 12"))
+def test_every_shell_placeholder_is_quoted(rule_file: str) -> None:
     strings = shell_strings(REPO / "rules" / rule_file)
     assert strings, f"no shell: strings found in {rule_file}"
     unquoted = [f"{{{p}}}" for s in strings for p in PLACEHOLDER.findall(s) if not p.endswith(":q")]

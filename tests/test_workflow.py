@@ -156,7 +156,8 @@ def test_tiny_pipeline_produces_report(finished_run: Path) -> None:
     assert "savedmodel" in json.dumps(summary) and "onnxruntime" in json.dumps(summary)
     report = (results / "report.md").read_text()
     assert "savedmodel" in report and "onnxruntime" in report
-    for rule in ["train", "convert_onnx", "predict_savedmodel", "predict_onnxruntime", "compare", "report"]:
+    assert json.loads((results / "gate.json").read_text())["gate"] == "pass"
+    for rule in ["train", "convert_onnx", "predict_savedmodel", "predict_onnxruntime", "compare", "report", "gate"]:
         assert list((results / "logs" / rule).glob("*.log")), f"no log for {rule}"
         assert list((results / "benchmarks" / rule).glob("*.tsv")), f"no benchmark for {rule}"
     assert not list(results.rglob(".*.tmp")), "a temporary file was left behind"
@@ -200,7 +201,7 @@ def test_hyperparameter_edit_reruns_training_and_everything_downstream(run_copy:
                             "models: {tiny: {training: {epochs: 3, batch_size: 64, learning_rate: 0.01, seed: 0}}}")
     jobs = planned_jobs(snakemake(run_copy, "--dry-run", configfiles=(TINY, overlay)))
     assert jobs == {"train": 1, "convert_onnx": 1, "predict_savedmodel": 1, "predict_onnxruntime": 1,
-                    "compare": 1, "report": 1, "all": 1}
+                    "compare": 1, "report": 1, "gate": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -209,7 +210,7 @@ def test_conversion_script_edit_reruns_conversion_and_downstream_only(run_copy: 
     script = run_copy / "scripts" / "convert_onnx.py"
     script.write_text(script.read_text() + "\n# edited\n")
     jobs = planned_jobs(snakemake(run_copy, "--dry-run"))
-    assert jobs == {"convert_onnx": 1, "predict_onnxruntime": 1, "compare": 1, "report": 1, "all": 1}
+    assert jobs == {"convert_onnx": 1, "predict_onnxruntime": 1, "compare": 1, "report": 1, "gate": 1, "all": 1}
     plans = summary_plan(run_copy)
     assert plans["results/tiny/model.onnx"] == "update pending"
     assert plans["results/tiny/saved_model"] == "no update"
@@ -220,7 +221,48 @@ def test_conversion_script_edit_reruns_conversion_and_downstream_only(run_copy: 
 def test_report_format_edit_reruns_only_the_report(run_copy: Path) -> None:
     overlay = write_overlay(run_copy / "edit.yaml", "report: {fail_on_mismatch: true, float_format: '.5g'}")
     jobs = planned_jobs(snakemake(run_copy, "--dry-run", configfiles=(TINY, overlay)))
-    assert jobs == {"report": 1, "all": 1}
+    assert jobs == {"report": 1, "gate": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_gate_setting_edit_reruns_only_the_gate(run_copy: Path) -> None:
+    overlay = write_overlay(run_copy / "edit.yaml", "report: {fail_on_mismatch: false, float_format: '.3g'}")
+    assert planned_jobs(snakemake(run_copy, "--dry-run", configfiles=(TINY, overlay))) == {"gate": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_a_mismatch_fails_the_run_at_the_gate_and_keeps_the_report(run_copy: Path) -> None:
+    """A stand-in ONNX Runtime prediction whose top-1 differs on a quarter of the samples, run through `make demo`
+    (on the tiny config): the run fails with the gate's one line, after the report it points to was printed, and
+    the report and summary.json stay, naming the mismatch."""
+    path = run_copy / "results" / "tiny" / "predictions" / "onnxruntime.npy"
+    probs = np.load(path, allow_pickle=False)
+    for i in range(0, len(probs), 4):                     # swap the two most likely classes
+        first, second = np.argsort(probs[i])[::-1][:2]
+        probs[i, [first, second]] = probs[i, [second, first]]
+    time.sleep(1.1)                                       # mtime resolution
+    np.save(path, probs)
+    shutil.copy(TINY, run_copy / "config.yaml")           # make demo runs the default config file
+    shutil.copy(REPO / "Makefile", run_copy / "Makefile")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(["make", "-o", ".venv/.installed", "demo"], cwd=run_copy, capture_output=True, text=True,
+                          env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert planned_jobs(proc) == {"compare": 1, "report": 1, "gate": 1, "all": 1}, out
+    last = proc.stderr.strip().splitlines()[-3:]                  # the gate's line, then make's two
+    assert last[0].startswith("gate.py: error: 1 pair(s) fail the gate: tiny: savedmodel vs onnxruntime is "
+                              "mismatch (") and "results/report.md" in last[0], proc.stderr
+    assert last[1] == "make demo: the pipeline failed (exit status 1)", proc.stderr
+    results = run_copy / "results"
+    assert "Overall: FAIL" in proc.stdout and (results / "report.txt").read_text() in proc.stdout
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["verdict"] == "fail" and summary["mismatches"] == ["tiny: savedmodel vs onnxruntime"]
+    assert summary["models"]["tiny"]["pairs"]["savedmodel vs onnxruntime"]["verdict"] == "mismatch"
+    assert re.search(r"savedmodel vs onnxruntime *\| *mismatch", (results / "report.md").read_text())
+    assert not (results / "gate.json").exists()
+    assert not list(results.rglob(".*.tmp")), "a temporary file was left behind"
 
 
 @pytest.mark.slow
@@ -231,7 +273,7 @@ def test_real_rerun_after_model_edit_runs_exactly_the_outdated_steps(run_copy: P
                             " batch_norm: true, block_dropout: 0.0, dense_units: 16, dropout: 0.1}}}")
     proc = snakemake(run_copy, configfiles=(TINY, overlay))
     assert planned_jobs(proc) == {"train": 1, "convert_onnx": 1, "predict_savedmodel": 1, "predict_onnxruntime": 1,
-                                  "compare": 1, "report": 1, "all": 1}
+                                  "compare": 1, "report": 1, "gate": 1, "all": 1}
     assert (run_copy / "results/tiny/saved_model/saved_model.pb").stat().st_mtime_ns > before
     assert json.loads((run_copy / "results/tiny/onnx_check.json").read_text()) != onnx_check
     assert planned_jobs(snakemake(run_copy, "--dry-run", configfiles=(TINY, overlay))) == {}
@@ -257,7 +299,8 @@ def test_cpp_edit_rebuilds_the_binary_and_its_predictions_only(run_copy: Path) -
     binary.chmod(0o755)
     snakemake(run_copy, "--touch", "results/bin/trt_infer", configfiles=configs)
     ran = planned_jobs(snakemake(run_copy, configfiles=configs))
-    assert ran == {"predict_tensorrt_cpp": 1, "predict_tensorrt_cpp_csv": 1, "compare": 1, "report": 1, "all": 1}
+    assert ran == {"predict_tensorrt_cpp": 1, "predict_tensorrt_cpp_csv": 1, "compare": 1, "report": 1, "gate": 1,
+                   "all": 1}
     report = (run_copy / "results" / "report.md").read_text()
     assert re.search(r"tensorrt_cpp_fp32 vs tensorrt_cpp_csv_fp32 *\| *identical", report), report
     assert planned_jobs(snakemake(run_copy, "--dry-run", configfiles=configs)) == {}
@@ -267,7 +310,7 @@ def test_cpp_edit_rebuilds_the_binary_and_its_predictions_only(run_copy: Path) -
     source.write_text(source.read_text() + "\n// edited\n")
     jobs = planned_jobs(snakemake(run_copy, "--dry-run", configfiles=configs))
     assert jobs == {"compile_cpp": 1, "predict_tensorrt_cpp": 1, "predict_tensorrt_cpp_csv": 1, "compare": 1,
-                    "report": 1, "all": 1}
+                    "report": 1, "gate": 1, "all": 1}
     plans = summary_plan(run_copy, overlay)
     assert plans["results/tiny/model.onnx"] == "no update"
     assert plans["results/tiny/engines/fp32.trt"] == "no update"
