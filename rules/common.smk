@@ -146,6 +146,24 @@ def prediction_args(w, input):
     return [a for n in prediction_names() for a in ("--prediction", f"{n}={input[n]}")]
 
 
+def engine_records(w):
+    """The build record of each TensorRT backend's engine: compare judges a backend at the precision its engine was
+    really allowed (an fp32 engine with TF32 allowed is judged as tf32)."""
+    return {
+        f"engine_{n}": f"results/{w.model}/engines/{n.rsplit('_', 1)[1]}.json"
+        for n in prediction_names()
+        if n.startswith("tensorrt_")
+    }
+
+
+def engine_record_args(w, input):
+    return [
+        f"--engine-info={n}={input['engine_' + n]}"
+        for n in prediction_names()
+        if n.startswith("tensorrt_")
+    ]
+
+
 def costs_args(w):
     """pipeline_costs' arguments: the configured models and the steps run per model (read from the rules, so a new
     rule needs no entry here), so benchmark files of models since removed from the config are left out.

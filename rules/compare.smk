@@ -4,6 +4,7 @@
 rule compare:
     input:
         unpack(prediction_files),
+        unpack(engine_records),
         script=script("compare.py"),
         code=lib("metrics.py", "sketch.py", "tolerance.py"),
         labels="results/{model}/data/test_labels.npy",
@@ -26,6 +27,7 @@ rule compare:
         runtime=60,
     params:
         predictions=prediction_args,
+        engines=engine_record_args,
         tolerances=model_tolerances,
         kind=lambda w: model_cfg(w)["output_kind"],
         batch=config["compare"].get("batch_size", 4096),
@@ -33,7 +35,8 @@ rule compare:
         rows=config["compare"].get("per_sample_rows", 10),
     shell:
         "python {input.script:q} --model {wildcards.model:q} --labels {input.labels:q}"
-        " --samples {input.samples:q} {params.predictions:q} --reference savedmodel"
+        " --samples {input.samples:q} {params.predictions:q} {params.engines:q}"
+        " --reference savedmodel"
         " --tolerances {params.tolerances:q} --noise-floor {input.noise_floor:q}"
         " --output-kind {params.kind:q} --batch-size {params.batch:q}"
         " --max-flipped {params.max_flipped:q} --per-sample-rows {params.rows:q}"

@@ -33,7 +33,7 @@ from trtverify import __version__
 from trtverify.errors import UserError, run_main
 from trtverify.io import atomic_path, read_json
 from trtverify.metrics import RELATIVE_FLOOR, Batch, NpyFile, compare
-from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
+from trtverify.tolerance import KINDS, TolerancePolicy, engine_precision, parse_json_option
 
 
 def compact_json(obj: Any, level: int = 0) -> str:
@@ -47,7 +47,11 @@ def compact_json(obj: Any, level: int = 0) -> str:
     return json.dumps(obj, allow_nan=False)
 
 
-def parse_predictions(specs: Sequence[str]) -> list[tuple[str, str]]:
+def parse_named_paths(specs: Sequence[str], flag: str) -> dict[str, str]:
+    return dict(parse_predictions(specs, flag))
+
+
+def parse_predictions(specs: Sequence[str], flag: str = "--prediction") -> list[tuple[str, str]]:
     pairs, bad = [], []
     for spec in specs:
         name, sep, path = spec.partition("=")
@@ -56,7 +60,7 @@ def parse_predictions(specs: Sequence[str]) -> list[tuple[str, str]]:
         else:
             pairs.append((name, path))
     if bad:
-        raise UserError(f"--prediction takes NAME=PATH, got: {', '.join(repr(b) for b in bad)}")
+        raise UserError(f"{flag} takes NAME=PATH, got: {', '.join(repr(b) for b in bad)}")
     return pairs
 
 
@@ -128,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tolerances", default="", help="JSON overrides per precision, e.g. '{\"fp16\": {\"atol\": 0.05}}'")
     p.add_argument("--model-tolerances", default="", help="JSON overrides for this model only (win over --tolerances)")
     p.add_argument("--noise-floor", help="onnx_check.json of convert_onnx.py: the reference's measured noise floor")
+    p.add_argument("--engine-info", action="append", default=[], metavar="NAME=PATH",
+                   help="the build record (engines/PRECISION.json) of backend NAME's engine: a precision it allowed "
+                        "beyond its name (TF32 in an fp32 engine) is the precision its pairs are judged at")
     p.add_argument("--output-kind", default="auto", choices=("auto",) + KINDS,
                    help="what the model outputs (auto: detected from the reference, docs/tolerances.md)")
     p.add_argument("--batch-size", type=int, default=4096, help="samples read and compared at a time")
@@ -139,9 +146,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--per-sample", required=True, help="per_sample.csv to write")
     args = p.parse_args(argv)
 
-    policy = TolerancePolicy(parse_json_option(args.tolerances, "--tolerances"),
-                             parse_json_option(args.model_tolerances, "--model-tolerances"))
     predictions = parse_predictions(args.prediction)
+    engines = parse_named_paths(args.engine_info, "--engine-info")
+    unknown = sorted(set(engines) - {name for name, _ in predictions})
+    if unknown:
+        raise UserError(f"--engine-info for {', '.join(unknown)}, which has no --prediction")
+    attested = {name: engine_precision(name, read_json(path, what=f"engine build record of {name}"))
+                for name, path in engines.items()}
+    policy = TolerancePolicy(parse_json_option(args.tolerances, "--tolerances"),
+                             parse_json_option(args.model_tolerances, "--model-tolerances"), attested)
     if not args.relative_floor > 0:
         raise UserError(f"--relative-floor must be positive, got {args.relative_floor}")
     with contextlib.ExitStack() as stack:
@@ -159,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              output_kind=args.output_kind)
             data = result.to_dict()
             data["inputs"] = {"labels": args.labels, "samples": args.samples, "predictions": dict(predictions),
-                              "noise_floor": args.noise_floor, "output_kind": args.output_kind,
+                              "noise_floor": args.noise_floor, "engine_info": engines, "output_kind": args.output_kind,
                               "tolerances": parse_json_option(args.tolerances, "--tolerances"),
                               "model_tolerances": parse_json_option(args.model_tolerances, "--model-tolerances")}
             data["generator"] = {"program": "scripts/compare.py", "trtverify": __version__, "numpy": np.__version__}

@@ -185,3 +185,29 @@ def test_a_check_without_a_noise_floor_is_refused(inputs: dict[str, Path], tmp_p
     assert proc.returncode == 1 and "has no noise_floor.floor" in proc.stderr and "rerun the convert_onnx step" in \
         proc.stderr
     assert not (tmp_path / "out" / "comparison.json").exists()
+
+
+@pytest.mark.parametrize("tf32_allowed,precision,passes", [(False, "fp32", False), (True, "tf32", True)])
+def test_an_fp32_engine_that_allowed_tf32_is_not_judged_as_strict_fp32(
+        inputs: dict[str, Path], tmp_path: Path, tf32_allowed: bool, precision: str, passes: bool) -> None:
+    """The fp32 policy never calls an engine strict FP32 when its build record says TF32 was allowed: its pairs are
+    judged (and named) at tf32. The same TF32-sized drift is a mismatch for a strict-FP32 engine."""
+    ref = np.load(inputs["savedmodel"])
+    noisy = tmp_path / "in" / "tensorrt_fp32.npy"
+    np.save(noisy, np.clip(ref + np.random.default_rng(1).normal(0, 2e-3, ref.shape), 0, 1).astype(np.float32))
+    record = tmp_path / "fp32.json"
+    record.write_text(json.dumps({"precision": "fp32", "attestation": {"tf32_allowed": tf32_allowed,
+                                                                       "fp16_allowed": False}}))
+    out = tmp_path / "out"
+    run_script("compare.py", *argv({**inputs, "tensorrt_fp32": noisy}, out, "--engine-info",
+                                   f"tensorrt_fp32={record}", backends=("savedmodel", "tensorrt_fp32")))
+    pair = json.loads((out / "comparison.json").read_text())["pairs"]["savedmodel vs tensorrt_fp32"]
+    assert pair["precision"] == precision and (pair["verdict"] in ("consistent", "drift")) == passes
+    assert ("not strict fp32" in pair["tolerance"]["reason"]) == tf32_allowed
+
+
+def test_an_engine_record_for_no_prediction_is_refused(inputs: dict[str, Path], tmp_path: Path) -> None:
+    extra = ("--engine-info", f"tensorrt_tf32={inputs['labels']}")
+    proc = run_script("compare.py", *argv(inputs, tmp_path / "out", *extra), check=False)
+    assert proc.returncode == 1 and "--engine-info for tensorrt_tf32, which has no --prediction" in proc.stderr
+    assert not (tmp_path / "out").exists()

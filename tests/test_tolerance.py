@@ -201,3 +201,14 @@ def test_ties_and_other_outputs_in_the_verdict() -> None:
     assert verdict == "mismatch" and "after softmax" in reason
     assert judge(**{**base, "outside_count": 0, "outside_share": 0.0}, top1_agreement=1.0,
                  softmax=(0, 0.0, tol))[0] == "consistent"
+
+
+def test_engine_precision_is_the_loosest_the_build_allowed() -> None:
+    from trtverify.tolerance import engine_precision
+
+    strict = {"attestation": {"tf32_allowed": False, "fp16_allowed": False}}
+    assert engine_precision("tensorrt_fp32", strict) == "fp32"
+    assert engine_precision("tensorrt_cpp_fp32", {"attestation": {"tf32_allowed": True}}) == "tf32"
+    assert engine_precision("tensorrt_fp32", {"attestation": {"tf32_allowed": True, "fp16_allowed": True}}) == "fp16"
+    assert engine_precision("tensorrt_fp16", {"attestation": {"tf32_allowed": True, "fp16_allowed": True}}) == "fp16"
+    assert engine_precision("tensorrt_fp32", {}) == "fp32"       # a record from before attestation

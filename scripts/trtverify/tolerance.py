@@ -167,11 +167,15 @@ def derived_atol(precision: str, floor_normalised: float) -> tuple[float, str, s
 class TolerancePolicy:
     """Derived bounds per precision, then the config's overrides, then the model's own (most specific wins)."""
 
-    def __init__(self, config: Mapping[str, Any] | None = None, model: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, config: Mapping[str, Any] | None = None, model: Mapping[str, Any] | None = None,
+                 attested: Mapping[str, str] | None = None) -> None:
+        """``attested``: backend -> the precision its engine really allowed (engine_precision), where that is
+        looser than its name says: an "fp32" engine built with TF32 allowed is judged, and named, as tf32."""
         problems = _check_layer(config, "tolerances") + _check_layer(model, "model tolerances")
         if problems:
             raise ToleranceConfigError("invalid tolerance overrides: " + "; ".join(problems))
         self.layers = (("config", dict(config or {})), ("model", dict(model or {})))
+        self.attested = dict(attested or {})
 
     def for_precision(self, precision: str, *, scale: float = 1.0, floor: float = 0.0,
                       overrides: tuple[str, ...] = FIELDS) -> Tolerance:
@@ -196,8 +200,28 @@ class TolerancePolicy:
         return Tolerance(precision=precision, source=source, overridden=tuple(f for f in FIELDS if f in overridden),
                          scale=scale, floor=floor, reason=reason, **values)
 
+    def precision(self, name: str) -> str:
+        return self.attested.get(name, precision_of(name))
+
     def for_pair(self, a: str, b: str, **kwargs: Any) -> Tolerance:
-        return self.for_precision(pair_precision(a, b), **kwargs)
+        tolerance = self.for_precision(max(self.precision(a), self.precision(b), key=PRECISIONS.index), **kwargs)
+        loose = [n for n in (a, b) if self.precision(n) != precision_of(n)]
+        if not loose:
+            return tolerance
+        note = "; ".join(f"{n}'s engine allowed {self.precision(n)}, so it is not strict {precision_of(n)}"
+                         for n in loose)
+        return dataclasses.replace(tolerance, reason=f"{tolerance.reason}; {note}")
+
+
+def engine_precision(name: str, info: Mapping[str, Any]) -> str:
+    """The precision an engine was allowed to compute in, from its build record's attestation (engine.attest):
+    the name's precision unless the builder reported FP16 or TF32 allowed beyond it. A record without attestation
+    (an older build) keeps the name's."""
+    attestation = info.get("attestation") or {}
+    named = precision_of(name)
+    allowed = ["fp16"] if attestation.get("fp16_allowed") else []
+    allowed += ["tf32"] if attestation.get("tf32_allowed") else []
+    return max([named, *allowed], key=PRECISIONS.index)
 
 
 def inconclusive_reason(*, kind: str, spread: float, predicted_classes: int | None, samples: int,
