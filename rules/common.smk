@@ -158,7 +158,7 @@ def engine_records(w):
 
 def engine_record_args(w, input):
     return [
-        f"--engine-info={n}={input['engine_' + n]}"
+        f"--engine-info={n}={input[f'engine_{n}']}"
         for n in prediction_names()
         if n.startswith("tensorrt_")
     ]
@@ -172,6 +172,13 @@ def costs_args(w):
     return [f"--model={m}" for m in MODELS] + [
         f"--per-model-step={s}" for s in per_model
     ]
+
+
+def localizations_run(w):
+    """The localization.json files the user asked for, since localize runs on demand only. The report includes
+    those that exist, and is redone when one is added or changes."""
+    paths = expand("results/{model}/localization.json", model=MODELS)
+    return [p for p in paths if os.path.exists(p)]
 
 
 def engines_wanted():

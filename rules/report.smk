@@ -10,6 +10,7 @@ rule report:
         comparisons=expand("results/{model}/comparison.json", model=MODELS),
         samples=expand("results/{model}/data/test_samples.npy", model=MODELS),
         engines=engine_infos(),
+        localizations=localizations_run,
         speed=["results/benchmarks.tsv"] if config["benchmark"].get("enabled") else [],
         costs_script=script("pipeline_costs.py"),
     output:
@@ -50,6 +51,9 @@ rule report:
         ],
         engines=lambda w, input: [f"--engine-info={e}" for e in input.engines],
         speed=lambda w, input: [f"--speed={s}" for s in input.speed],
+        localizations=lambda w, input: [
+            f"--localization={Path(p).parent.name}={p}" for p in input.localizations
+        ],
         costs=costs_args,
         float_format=config["report"].get("float_format", ".3g"),
     shell:
@@ -58,6 +62,7 @@ rule report:
         "python {input.costs_script:q} --root results/benchmarks {params.costs:q} --output {output.costs:q}"
         " > {log:q} 2>&1 && "
         "python {input.script:q} {params.comparisons:q} {params.samples:q} {params.engines:q} {params.speed:q}"
+        " {params.localizations:q}"
         " --float-format={params.float_format:q} --markdown {output.markdown:q} --html {output.html:q}"
         " --text {output.text:q} --summary {output.summary:q} --plots {output.plots:q}"
         " --pipeline-costs {output.costs:q} >> {log:q} 2>&1"

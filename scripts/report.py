@@ -33,8 +33,11 @@ from trtverify.io import atomic_path, read_json, write_json
 from trtverify.metrics import NpyFile
 from trtverify.sketch import QuantileSketch
 from trtverify.tables import (UNITS, check_float_format, engine_table, extra_tables, headline, inconclusives, kind_of,
-                              mismatches, model_intro, model_report, model_sections, section_text, speed_table,
+                              mismatches, model_intro, model_report, model_sections, render, section_text, speed_table,
                               tsv_table, verdict_counts)
+
+from trtverify.report_localize import (attestation_table, divergent_layers_table, first_divergence_line, hop_table,
+                                      localization_offer, plot_layer_errors)
 
 SCHEMA_VERSION = 2   # 2: fail_on_mismatch left the summary with the failing (scripts/gate.py)
 COMPARISON_SCHEMA = 1
@@ -238,11 +241,63 @@ def write_plots(comparisons: Mapping[str, Mapping[str, Any]], samples: Mapping[s
 
 
 # --- text -------------------------------------------------------------------------------------------------------------
+def engine_records(paths: Sequence[str]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """model -> precision -> build record, from results/MODEL/engines/PRECISION.json paths."""
+    records: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for path in paths:
+        records.setdefault(Path(path).parent.parent.name, {})[Path(path).stem] = read_json(
+            path, what="engine build info")
+    return records
+
+
+def model_notes(model: str, cmp: Mapping[str, Any], engines: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What stands beside a model's verdicts: the builder's warnings that bear on accuracy, an engine named fp32
+    that was not strict FP32, and the command that localizes a pair that is not identical."""
+    notes = []
+    for precision, info in engines.items():
+        att = info.get("attestation") or {}
+        if precision == "fp32" and att and not att.get("strict_fp32"):
+            notes.append(f"Engine fp32 is not strict FP32 (TF32 allowed: {att.get('tf32_allowed')}, FP16 allowed: "
+                         f"{att.get('fp16_allowed')}): its pairs are judged at the precision it allowed.")
+        for warning in att.get("accuracy_warnings", []):
+            notes.append(f"Engine {precision}: the builder warned: {warning}")
+    offer = localization_offer(model, {name: pair["verdict"] for name, pair in cmp["pairs"].items()})
+    return notes + ([offer] if offer else [])
+
+
+def localization_sections(loc: Mapping[str, Any] | None, kind: str) -> list[tuple[str, str]]:
+    """A model's localization.json (scripts/localize.py), when it was run: the first divergent layer in the user's
+    layer names, each hop, and the first layers past the threshold."""
+    if not loc:
+        return []
+    return [("Localization", first_divergence_line(loc)),
+            ("Localization per hop", render(hop_table(loc), kind, numparse=False)),
+            ("First divergent layers", render(divergent_layers_table(loc), kind, numparse=False))]
+
+
+def attestation_rows(engines: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Any:
+    """The attestation table of every model's engines, with the model as first column."""
+    headers, rows = ["model"], []
+    for model, records in engines.items():
+        headers_one, rows_one = attestation_table(records)
+        headers = ["model", *headers_one]
+        rows += [[model, *row] for row in rows_one]
+    return headers, rows
+
+
 def build_text(comparisons: Mapping[str, Mapping[str, Any]], extras: Sequence[tuple[str, Any]], kind: str,
-               float_format: str, plots: Sequence[str], plots_link: str) -> str:
+               float_format: str, plots: Sequence[str], plots_link: str,
+               notes: Mapping[str, Sequence[str]] | None = None,
+               localizations: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     title = "trtverify report"
     parts = [f"# {title}\n" if kind == "markdown" else f"{title}\n{'=' * len(title)}\n", headline(comparisons) + "\n"]
-    parts += [model_report(model, cmp, kind, float_format) for model, cmp in comparisons.items()]
+    for model, cmp in comparisons.items():
+        parts.append(model_report(model, cmp, kind, float_format))
+        if (notes or {}).get(model):
+            bullet = "- " if kind == "markdown" else "* "
+            parts.append(section_text("Notes", "\n".join(bullet + n for n in notes[model]), kind, 3))
+        for title, body in localization_sections((localizations or {}).get(model), kind):
+            parts.append(section_text(title, body, kind, 3))
     parts += extra_tables(extras, kind)
     if plots:
         if kind == "markdown":
@@ -260,7 +315,7 @@ th { background: #f0f0f0; }"""
 
 
 def build_html(comparisons: Mapping[str, Mapping[str, Any]], extras: Sequence[tuple[str, Any]],
-               float_format: str) -> str:
+               float_format: str, notes: Mapping[str, Sequence[str]] | None = None) -> str:
     """The tables of the Markdown report as one HTML page with no external resources (for `snakemake --report`)."""
     from tabulate import tabulate
 
@@ -278,6 +333,8 @@ def build_html(comparisons: Mapping[str, Mapping[str, Any]], extras: Sequence[tu
         parts.append(f"<h2>Model {esc(model)}</h2>\n<p>{esc(model_intro(cmp))}</p>")
         parts += [f"<h3>{esc(title)}</h3>\n{table(tab, fmt)}"
                   for title, tab, fmt in model_sections(cmp, float_format)]
+        if (notes or {}).get(model):
+            parts.append("<h3>Notes</h3>\n<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes[model]) + "</ul>")
     parts += [f"<h2>{esc(title)}</h2>\n{table(tab, numparse=False)}" for title, tab in extras]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>trtverify report</title>\n"
             f"<style>\n{HTML_STYLE}\n</style>\n</head>\n<body>\n" + "\n".join(parts) + "\n</body>\n</html>\n")
@@ -292,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--speed", help="TSV benchmark table (scripts/bench_table.py); the report shows its main columns")
     p.add_argument("--engine-info", action="append", default=[], metavar="PATH",
                    help="an engine's build JSON (results/MODEL/engines/PRECISION.json), for the engines table")
+    p.add_argument("--localization", action="append", default=[], metavar="NAME=PATH",
+                   help="a model's localization.json (scripts/localize.py), when it was run: its own sections and plot")
     p.add_argument("--float-format", default=".3g", help="Python format spec for numbers in the tables")
     p.add_argument("--markdown", required=True, help="report.md to write")
     p.add_argument("--text", required=True, help="report.txt to write (also printed to stdout)")
@@ -303,26 +362,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     float_format = check_float_format(args.float_format)
     comparisons = load_comparisons(parse_named(args.comparison, "--comparison"))
     samples = parse_named(args.samples, "--samples")
-    unknown = sorted(set(samples) - set(comparisons))
-    if unknown:
-        raise UserError(f"--samples for {', '.join(unknown)}, which has no --comparison "
-                        f"(models: {', '.join(comparisons)})")
+    localizations = {model: read_json(path, what="localization")
+                     for model, path in parse_named(args.localization, "--localization").items()}
+    for flag, given in (("--samples", samples), ("--localization", localizations)):
+        unknown = sorted(set(given) - set(comparisons))
+        if unknown:
+            raise UserError(f"{flag} for {', '.join(unknown)}, which has no --comparison "
+                            f"(models: {', '.join(comparisons)})")
     extras = [("Pipeline costs", tsv_table(args.pipeline_costs, what="Pipeline costs"))] if args.pipeline_costs else []
     if args.speed:
         extras.append(("Speed", speed_table(args.speed)))
+    engines = engine_records(args.engine_info)
+    notes = {model: model_notes(model, cmp, engines.get(model, {})) for model, cmp in comparisons.items()}
     if args.engine_info:
-        extras.insert(0, ("TensorRT engines", engine_table(args.engine_info)))
+        extras[:0] = [("TensorRT engines", engine_table(args.engine_info)),
+                      ("Precision attestation", attestation_rows(engines))]
 
     with atomic_path(args.plots, directory=True) as tmp_plots:
         names = write_plots(comparisons, samples, tmp_plots)
+        for model, loc in localizations.items():
+            if plot_layer_errors(pyplot(), model, loc, tmp_plots / f"{model}-layer-errors.png"):
+                names.append(f"{model}-layer-errors.png")
         link = os.path.relpath(Path(args.plots).resolve(), Path(args.markdown).resolve().parent)
-        markdown = build_text(comparisons, extras, "markdown", float_format, names, link)
-        text = build_text(comparisons, extras, "text", float_format, names, str(args.plots))
+        markdown = build_text(comparisons, extras, "markdown", float_format, names, link, notes, localizations)
+        text = build_text(comparisons, extras, "text", float_format, names, str(args.plots), notes, localizations)
         write_json(args.summary, summary(comparisons, names))
         pages = [(args.markdown, markdown), (args.text, text)]
         if args.html:   # without the run times: Snakemake's report has its own, and the page stays reproducible
             pages.append((args.html, build_html(comparisons, [e for e in extras if e[0] != "Pipeline costs"],
-                                                float_format)))
+                                                float_format, notes)))
         for path, content in pages:
             with atomic_path(path) as tmp:
                 tmp.write_text(content)

@@ -268,3 +268,31 @@ def test_regression_outputs_are_worded_as_such(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["models"]["reg"]["output_kind"] == "other" and summary["verdict"] == "pass"
     assert summary["plots"] == ["reg-abs-diff-savedmodel-vs-onnxruntime.png"]        # no per-class plot
+
+
+def test_engine_notes_attestation_and_localization_reach_the_report(files: dict[str, Path], tmp_path: Path) -> None:
+    """Beside a model's verdicts: the builder's accuracy warnings, an fp32 engine that was not strict FP32, the
+    command that localizes a pair that is not identical; the attestation table; and, once localize has run, its
+    sections and per-layer plot."""
+    from test_localize import synthetic_localization
+
+    engines = tmp_path / "results" / "bad" / "engines"
+    engines.mkdir(parents=True)
+    attestation = {"tf32_allowed": True, "fp16_allowed": False, "strict_fp32": False, "inspector": "ok",
+                   "output_precisions": {"FLOAT": 3}, "accuracy_warnings": ["Weights [name=conv] had subnormal FP16"]}
+    (engines / "fp32.json").write_text(json.dumps({"precision": "fp32", "attestation": attestation}))
+    loc = tmp_path / "localization.json"
+    loc.write_text(json.dumps(synthetic_localization()))
+    out = tmp_path / "out"
+    report.main(["--comparison", f"bad={files['bad']}", "--engine-info", str(engines / "fp32.json"),
+                 "--localization", f"bad={loc}", *outputs(out)])
+    text = (out / "report.md").read_text()
+    assert "Engine fp32 is not strict FP32 (TF32 allowed: True" in text
+    assert "Engine fp32: the builder warned: Weights [name=conv] had subnormal FP16" in text
+    assert "`snakemake results/bad/localization.json`" in text
+    assert "## Precision attestation" in text and "First divergent layer: dense, in hop onnxruntime->tensorrt_fp16" \
+        in text
+    assert (out / "plots" / "bad-layer-errors.png").stat().st_size > 0
+    proc = run_script("report.py", "--comparison", f"bad={files['bad']}", "--localization", f"other={loc}",
+                      *outputs(tmp_path / "out2"), check=False)
+    assert proc.returncode == 1 and "--localization for other, which has no --comparison" in proc.stderr
