@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+CLASSES = 10
 FP16_LAYER = "block_5_expand_BN"
 FP16_SCALE = 1e6  # gamma and beta times this: activations near 1e5-1e6, beyond FP16's 65504
 
@@ -29,7 +30,7 @@ def random_mobilenet(samples: np.ndarray, overflow_layer: str | None = None) -> 
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNetV2(input_shape=samples.shape[1:], alpha=0.35, weights=None, classes=10)
+    model = keras.applications.MobileNetV2(input_shape=samples.shape[1:], alpha=0.35, weights=None, classes=CLASSES)
     rng = np.random.default_rng(0)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -50,8 +51,10 @@ def write(out: Path, name: str, samples: np.ndarray, overflow_layer: str | None 
     d.mkdir(parents=True, exist_ok=True)
     random_mobilenet(samples, overflow_layer).export(str(d / "saved_model"), verbose=False)
     np.save(d / "samples.npy", samples[:16])
+    np.save(d / "labels.npy", np.random.default_rng(1).integers(0, CLASSES, 16).astype(np.int64))
     subprocess.run([sys.executable, str(REPO / "scripts" / "convert_onnx.py"), "--saved-model", str(d / "saved_model"),
-                    "--samples", str(d / "samples.npy"), "--output", str(d / "model.onnx"),
+                    "--samples", str(d / "samples.npy"), "--labels", str(d / "labels.npy"),
+                    "--output", str(d / "model.onnx"),
                     "--check", str(d / "onnx_check.json")], check=True)
     return d
 
