@@ -29,6 +29,7 @@ system-deps:
 
 lint: venv
 	python tools/trt_stubs.py build/mypy-stubs
+	python tools/envs.py --check
 	snakemake --lint
 	snakefmt --check Snakefile rules/
 	mypy
