@@ -16,6 +16,8 @@ report: "docs/report.rst"
 
 
 include: "rules/common.smk"
+include: "rules/common_containers.smk"
+include: "rules/containers.smk"
 include: "rules/train.smk"
 include: "rules/convert.smk"
 include: "rules/engine.smk"

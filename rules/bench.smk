@@ -22,6 +22,7 @@ BENCH_ROWS = expand(
 
 rule benchmark_savedmodel:
     input:
+        image=container_input("tensorflow"),
         script=script("benchmark.py"),
         code=lib("benchstats.py", "backends/__init__.py", "backends/savedmodel.py"),
         artifact="results/{model}/saved_model",
@@ -53,6 +54,7 @@ rule benchmark_savedmodel:
 
 rule benchmark_onnxruntime:
     input:
+        image=container_input("tensorrt"),
         script=script("benchmark.py"),
         code=lib("benchstats.py", "backends/__init__.py", "backends/onnxruntime.py"),
         artifact="results/{model}/model.onnx",
@@ -87,6 +89,7 @@ rule benchmark_onnxruntime:
 
 rule benchmark_tensorrt:
     input:
+        image=container_input("tensorrt"),
         script=script("benchmark.py"),
         code=lib(
             "benchstats.py",
@@ -126,6 +129,7 @@ rule benchmark_tensorrt:
 
 rule benchmark_tensorrt_cpp:
     input:
+        image=container_input("tensorrt"),
         script=script("benchmark.py"),
         code=lib("benchstats.py"),
         binary="results/bin/trt_infer",
@@ -165,6 +169,7 @@ rule benchmark_tensorrt_cpp:
 
 rule benchmark_table:
     input:
+        image=container_input("tensorflow"),
         script=script("bench_table.py"),
         code=lib("benchstats.py"),
         rows=BENCH_ROWS,

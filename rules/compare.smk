@@ -4,6 +4,7 @@
 rule compare:
     input:
         unpack(prediction_files),
+        image=container_input("tensorflow"),
         script=script("compare.py"),
         code=lib("metrics.py", "sketch.py", "tolerance.py"),
         labels="results/{model}/data/test_labels.npy",

@@ -3,6 +3,7 @@
 
 rule convert_onnx:
     input:
+        image=container_input("tensorflow"),
         script=script("convert_onnx.py"),
         saved_model="results/{model}/saved_model",
         samples="results/{model}/data/test_samples.npy",

@@ -4,6 +4,7 @@
 
 rule report:
     input:
+        image=container_input("tensorflow"),
         script=script("report.py"),
         code=lib("tables.py", "metrics.py", "sketch.py", "tolerance.py"),
         comparisons=expand("results/{model}/comparison.json", model=MODELS),

@@ -58,9 +58,12 @@ def requirements(lock: dict[str, Any], stack: str) -> str:
 def conda(lock: dict[str, Any], stack: str) -> str:
     spec = lock["stacks"][stack]
     lines = [HEADER, f"# Conda environment for {spec['what']}; used with `snakemake --sdm conda`.",
-             "channels: [conda-forge, nodefaults]", "dependencies:", f"  - python={lock['python']}", "  - pip"]
+             "channels: [conda-forge, nodefaults]", "dependencies:"]
+    if spec["pip"]:
+        lines += [f"  - python={lock['python']}", "  - pip"]
     lines += [f"  - {p}" for p in spec.get("conda_packages", [])]
-    lines += ["  - pip:", *(f"      - {p}" for p in pins(lock, spec["pip"]))]
+    if spec["pip"]:
+        lines += ["  - pip:", *(f"      - {p}" for p in pins(lock, spec["pip"]))]
     return "\n".join(lines) + "\n"
 
 
