@@ -21,7 +21,7 @@ $(VENV)/.installed: $(REQS)
 venv: $(VENV)/.installed
 
 demo: venv
-	snakemake --cores $(CORES) --printshellcmds --show-failed-logs
+	snakemake --cores $(CORES)   # profiles/default adds printshellcmds, show-failed-logs
 	@cat results/report.txt
 
 system-deps:

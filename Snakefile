@@ -28,6 +28,12 @@ include: "rules/report.smk"
 include: "rules/bench.smk"
 
 
+# Steps of seconds that only gather results: on a cluster they run on the submitting machine instead of queueing.
+localrules:
+    report,
+    benchmark_table,
+
+
 rule all:
     default_target: True
     input:
