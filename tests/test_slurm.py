@@ -283,7 +283,8 @@ def slurm_cluster() -> Iterator[dict[str, str]]:
 def slurm_jobs(log: str, env: dict[str, str]) -> list[dict[str, str]]:
     """The jobs the executor says it submitted, with SLURM's own record of each (squeue keeps finished jobs for
     MinJobAge; scontrol gives the exit code)."""
-    submitted = sorted(re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", log),
+    # (A group job's Snakemake id is a UUID, a single job's a number.)
+    submitted = sorted(re.findall(r"Job [\w-]+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", log),
                        key=lambda job: int(job[0]))
     rows = []
     for slurm_id, slurm_log in submitted:
@@ -383,12 +384,17 @@ def test_tiny_pipeline_on_slurm_gives_the_local_results(slurm_cluster: dict[str,
         for rel, verdict in verdicts.items():
             print(f"  {rel}: {verdict}")
 
-    # Every rule that ran locally (each writes results/logs/<rule>/) ran as a SLURM job, and every job succeeded.
-    local_rules = {p.name for p in (local / "results" / "logs").iterdir()}
-    assert {re.sub(r"^rule_|_wildcards_.*$", "", j["job"]) for j in jobs} == local_rules
+    # The model's short CPU steps ran as one group job, ONNX Runtime's prediction and the comparison as jobs of
+    # their own, the report on the submitting machine: 3 SLURM jobs (one per rule, 6, before groups). Every rule
+    # that ran locally (each writes results/logs/<rule>/) ran here too, and every job succeeded.
+    kinds = sorted(re.search(r"slurm_logs/((?:group|rule)_\w+?)/", j["log"]).group(1) for j in jobs)
+    assert kinds == ["group_model_cpu", "rule_compare", "rule_predict_onnxruntime"], kinds
+    assert {p.name for p in (cluster / "results" / "logs").iterdir()} == {
+        p.name for p in (local / "results" / "logs").iterdir()}
+    assert re.search(r"^localrule report:", log, re.M)
     for job in jobs:
         assert (job["state"], job["exit"]) == ("COMPLETED", "0:0"), job
-        assert "1 of 1 steps (100%) done" in Path(job["log"]).read_text(), job["log"]
+        assert re.search(r"(\d+) of \1 steps \(100%\) done", Path(job["log"]).read_text()), job["log"]
     # The numbers that matter are bit for bit the local run's.
     for rel in ("results/tiny/predictions/savedmodel.npy", "results/tiny/predictions/onnxruntime.npy",
                 "results/tiny/comparison.json", "results/tiny/per_sample.csv", "results/summary.json"):
@@ -422,3 +428,28 @@ def test_a_failing_job_is_reported_as_failed(slurm_cluster: dict[str, str], tmp_
     assert "SLURM status is: 'FAILED'" in log, log[-4000:]
     assert (tmp_path / "ok.txt").read_text() == "ok\n"  # keep-going: the independent job still finished
     assert not (tmp_path / "bad.txt").exists()
+
+
+HUNGRY_SNAKEFILE = """
+rule hungry:
+    output: "fed.txt"
+    resources: runtime=5
+    # No cgroups on the test node, so SLURM cannot kill a job for memory: the job enforces its allocation itself,
+    # as a cgroup would, and fails like a job killed for memory (exit 137) below 500 MB.
+    shell: "if [ {resources.mem_mb} -lt 500 ]; then echo 'out of memory: {resources.mem_mb} MB' >&2; exit 137; fi;"
+           " echo {resources.mem_mb} > {output}"
+"""
+
+
+@pytest.mark.cluster
+def test_a_job_out_of_memory_is_retried_with_more(slurm_cluster: dict[str, str], tmp_path: Path) -> None:
+    """profiles/slurm-cpu's retries, with memory given as the profiles give it (an expression of `attempt`)."""
+    (tmp_path / "Snakefile").write_text(HUNGRY_SNAKEFILE)
+    env = job_env(**slurm_cluster)
+    proc = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm-cpu"), "--set-resources",
+                     "hungry:mem_mb=300 * attempt", env=env, snakefile=tmp_path / "Snakefile", timeout=240)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    jobs = slurm_jobs(log, env)
+    assert [(j["state"], j["mem"]) for j in jobs] == [("FAILED", "300M"), ("COMPLETED", "600M")], jobs
+    assert (tmp_path / "fed.txt").read_text() == "600\n"
