@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, copy_workflow
+from test_workflow import planned_jobs
 
 TINY = REPO / "tests" / "data" / "config-tiny.yaml"
 STAND_IN = REPO / "tests" / "containers"
@@ -46,17 +47,8 @@ def calls(workdir: Path) -> list[list[str]]:
 
 
 def job_stats(proc: subprocess.CompletedProcess[str]) -> dict[str, int]:
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 0, text[-4000:]
-    if "Nothing to be done" in text:
-        return {}
-    jobs = {}
-    for line in text.split("Job stats:", 1)[1].splitlines()[3:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return planned_jobs(proc)
 
 
 @pytest.fixture(scope="module")
