@@ -1,5 +1,5 @@
 """The README's container commands from a fresh clone: `snakemake --use-singularity --cores 1` (the legacy spelling)
-and `snakemake --sdm apptainer`, with the default config `containers`.
+and `snakemake --sdm apptainer`, with the default config `containers`; and its conda command, `--sdm conda`.
 
 Apptainer cannot be installed here, so these tests put a STAND-IN `apptainer` first on PATH
 (tests/containers/apptainer): it records every call, writes a small placeholder file for `apptainer build`, and runs
@@ -7,13 +7,15 @@ the command of `apptainer exec IMAGE ...` on the host (after checking IMAGE is a
 the plan, the order and the commands (both images built from envs/containers/*.def before any job, each job run in
 its stack's image, a definition edit rebuilding its image and rerunning what ran in it, a bare NVIDIA image
 refused before any job), not that the real images work: their definitions' %test sections check that when the real
-apptainer builds them.
+apptainer builds them. The conda command is planned (a dry run) with a STAND-IN `conda` (tests/containers/conda) that
+only answers Snakemake's checks: conda-forge cannot be reached here, so no environment is created or used.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +37,8 @@ STACK_OF_STEP = {"train.py": "tensorflow", "convert_onnx.py": "tensorflow", "--b
 def run(workdir: Path, *args: str, configfiles: tuple[Path, ...] = (TINY,)) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": os.pathsep.join([str(STAND_IN), str(Path(sys.executable).parent),
                                                   os.environ["PATH"]]),
-           "APPTAINER_STANDIN_LOG": str(workdir / "apptainer-calls.jsonl"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+           "APPTAINER_STANDIN_LOG": str(workdir / "apptainer-calls.jsonl"),
+           "CONDA_STANDIN_LOG": str(workdir / "conda-calls.jsonl"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "snakemake", *args, "--configfile", *map(str, configfiles),
            "--replace-workflow-config"]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=600)
@@ -66,6 +69,17 @@ def test_both_spellings_plan_the_image_builds_and_every_step(tmp_path: Path) -> 
     plain = job_stats(run(ws, "--dry-run"))  # without containers (make demo): no image is built
     assert "build_container" not in plain and {**plain, "build_container": 2} == plans[0]
     assert not any(c[0] in ("build", "exec") for c in calls(ws))  # a dry run builds and runs nothing
+
+
+def test_the_conda_command_plans_each_stack_environment_and_no_image(tmp_path: Path) -> None:
+    ws = copy_workflow(tmp_path)
+    for flags in (["--sdm", "conda"], ["--use-conda"]):
+        proc = run(ws, *flags, "--dry-run")
+        plan = job_stats(proc)
+        assert "build_container" not in plan and plan["train"] == 1
+        created = re.findall(r"^Conda environment (\S+) will be created", proc.stdout + proc.stderr, re.M)
+        assert sorted(created) == ["envs/tensorflow.yaml", "envs/tensorrt.yaml"]
+    assert calls(ws) == []  # no apptainer
 
 
 @pytest.mark.slow
