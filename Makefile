@@ -24,7 +24,7 @@ venv: $(VENV)/.installed
 # Only a current report is printed: the run succeeded, or the gate ran in this run (it runs after the report).
 demo: venv
 	@start=$$(mktemp); status=0; \
-	snakemake --cores $(CORES) --printshellcmds --show-failed-logs || status=$$?; \
+	snakemake --cores $(CORES) || status=$$?; \
 	gated=0; [ results/logs/gate/gate.log -nt $$start ] && gated=1; rm -f $$start; \
 	if [ $$status -eq 0 ] || [ $$gated -eq 1 ]; then cat results/report.txt; fi; \
 	if [ $$status -ne 0 ] && [ $$gated -eq 1 ]; then cat results/logs/gate/gate.log >&2; fi; \
@@ -36,6 +36,7 @@ system-deps:
 
 lint: venv
 	python tools/trt_stubs.py build/mypy-stubs
+	python tools/envs.py --check
 	snakemake --lint
 	snakefmt --check Snakefile rules/
 	mypy

@@ -16,6 +16,8 @@ report: "docs/report.rst"
 
 
 include: "rules/common.smk"
+include: "rules/common_containers.smk"
+include: "rules/containers.smk"
 include: "rules/train.smk"
 include: "rules/convert.smk"
 include: "rules/engine.smk"
@@ -25,6 +27,13 @@ include: "rules/compare.smk"
 include: "rules/report.smk"
 include: "rules/bench.smk"
 include: "rules/localize.smk"
+
+
+# Steps of seconds that only gather results: on a cluster they run on the submitting machine instead of queueing.
+localrules:
+    report,
+    gate,
+    benchmark_table,
 
 
 rule all:

@@ -22,6 +22,7 @@ BENCH_ROWS = expand(
 
 rule benchmark_savedmodel:
     input:
+        image=container_input("tensorflow"),
         script=script("benchmark.py"),
         code=lib("benchstats.py", "backends/__init__.py", "backends/savedmodel.py"),
         artifact="results/{model}/saved_model",
@@ -53,6 +54,7 @@ rule benchmark_savedmodel:
 
 rule benchmark_onnxruntime:
     input:
+        image=container_input("tensorrt"),
         script=script("benchmark.py"),
         code=lib("benchstats.py", "backends/__init__.py", "backends/onnxruntime.py"),
         artifact="results/{model}/model.onnx",
@@ -85,6 +87,7 @@ rule benchmark_onnxruntime:
 
 rule benchmark_tensorrt:
     input:
+        image=container_input("tensorrt"),
         script=script("benchmark.py"),
         code=lib(
             "benchstats.py",
@@ -124,6 +127,7 @@ rule benchmark_tensorrt:
 
 rule benchmark_tensorrt_cpp:
     input:
+        image=container_input("tensorrt"),
         script=script("benchmark.py"),
         code=lib("benchstats.py"),
         binary="results/bin/trt_infer",
@@ -163,6 +167,7 @@ rule benchmark_tensorrt_cpp:
 
 rule benchmark_table:
     input:
+        image=container_input("tensorflow"),
         script=script("bench_table.py"),
         code=lib("benchstats.py"),
         rows=BENCH_ROWS,

@@ -5,6 +5,7 @@ rule compare:
     input:
         unpack(prediction_files),
         unpack(engine_records),
+        image=container_input("tensorflow"),
         script=script("compare.py"),
         code=lib("metrics.py", "sketch.py", "tolerance.py"),
         labels="results/{model}/data/test_labels.npy",

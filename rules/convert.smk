@@ -4,6 +4,7 @@
 
 rule convert_onnx:
     input:
+        image=container_input("tensorflow"),
         script=script("convert_onnx.py"),
         code=lib("metrics.py", "sketch.py", "tolerance.py"),
         saved_model="results/{model}/saved_model",

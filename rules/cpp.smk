@@ -14,6 +14,7 @@ CPP_SOURCES = sorted(
 
 rule compile_cpp:
     input:
+        image=container_input("tensorrt"),
         script=script("compile_cpp.py"),
         cmakelists=repo_path("cpp", "CMakeLists.txt"),
         sources=CPP_SOURCES,

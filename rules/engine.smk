@@ -3,6 +3,7 @@
 
 rule build_engine:
     input:
+        image=container_input("tensorrt"),
         script=script("build_engine.py"),
         code=lib("engine.py", "tensorrt_compat.py"),
         onnx="results/{model}/model.onnx",

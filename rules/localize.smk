@@ -7,6 +7,7 @@ rule localize:
     the first test samples, and the first divergent layer under its Keras name; hops that cannot run here are
     recorded as skipped with the reason."""
     input:
+        image=container_input("tensorflow"),
         script=script("localize.py"),
         code=lib("localize.py", "localize_trt.py", "engine.py", "tensorrt_compat.py"),
         saved_model="results/{model}/saved_model",

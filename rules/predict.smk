@@ -3,6 +3,7 @@
 
 rule predict_savedmodel:
     input:
+        image=container_input("tensorflow"),
         script=script("predict.py"),
         code=lib("backends/__init__.py", "backends/savedmodel.py"),
         artifact="results/{model}/saved_model",
@@ -31,6 +32,7 @@ rule predict_savedmodel:
 
 rule predict_onnxruntime:
     input:
+        image=container_input("tensorrt"),
         script=script("predict.py"),
         code=lib("backends/__init__.py", "backends/onnxruntime.py"),
         artifact="results/{model}/model.onnx",
@@ -61,6 +63,7 @@ rule predict_onnxruntime:
 
 rule predict_tensorrt:
     input:
+        image=container_input("tensorrt"),
         script=script("predict.py"),
         code=lib("backends/__init__.py", "backends/tensorrt.py", "tensorrt_compat.py"),
         artifact="results/{model}/engines/{precision}.trt",
@@ -91,6 +94,7 @@ rule predict_tensorrt:
 
 rule predict_tensorrt_cpp:
     input:
+        image=container_input("tensorrt"),
         script=script("predict_cpp.py"),
         binary="results/bin/trt_infer",
         engine="results/{model}/engines/{precision}.trt",

@@ -5,6 +5,7 @@
 
 rule report:
     input:
+        image=container_input("tensorflow"),
         script=script("report.py"),
         code=lib("tables.py", "metrics.py", "sketch.py", "tolerance.py"),
         comparisons=expand("results/{model}/comparison.json", model=MODELS),
@@ -73,6 +74,7 @@ rule gate:
     report exists. A rule of its own: Snakemake deletes a failed job's outputs, and this one's is only the marker.
     """
     input:
+        image=container_input("tensorflow"),
         script=script("gate.py"),
         summary="results/summary.json",
         report="results/report.md",

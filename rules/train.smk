@@ -3,6 +3,7 @@
 
 rule train:
     input:
+        image=container_input("tensorflow"),
         script=script("train.py"),
         code=lib("datasets.py", "model.py"),
         archive=lambda w: dataset_cfg(w).get("archive") or [],
@@ -39,6 +40,7 @@ rule train:
 
 rule import_model:
     input:
+        image=container_input("tensorflow"),
         script=script("import_model.py"),
         saved_model=lambda w: model_cfg(w)["import"]["saved_model"],
         samples=lambda w: model_cfg(w)["import"]["samples"],
@@ -73,6 +75,7 @@ rule import_model:
 
 rule export_csv:
     input:
+        image=container_input("tensorflow"),
         script=script("export_csv.py"),
         samples="results/{model}/data/test_samples.npy",
         labels="results/{model}/data/test_labels.npy",

@@ -33,8 +33,11 @@ CPU_PROFILE_DIFFERENCES = {"software-deployment-method", "apptainer-args", "slur
                            "set-resources"}
 
 
+PROFILE_FILE = "config.v8+.yaml"  # Snakemake 8+ reads this name first; older Snakemakes ignore it
+
+
 def load_profile(name: str) -> dict[str, Any]:
-    return yaml.safe_load((REPO / "profiles" / name / "config.yaml").read_text())
+    return yaml.safe_load((REPO / "profiles" / name / PROFILE_FILE).read_text())
 
 
 def rule_names() -> set[str]:
@@ -78,17 +81,22 @@ def fake_apptainer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bin_dir
 
 
-def planned_jobs(profile: str, configfiles: tuple[Path, ...], workdir: Path, fake_apptainer: Path) -> dict[str, dict]:
-    """Dry run with a profile: rule -> {'threads': int, 'resources': {name: value}} as Snakemake would submit it."""
+def dry_run(profile: str, configfiles: tuple[Path, ...], workdir: Path, fake_apptainer: Path) -> str:
     env = job_env()
     env["PATH"] = f"{fake_apptainer}{os.pathsep}{env['PATH']}"
     proc = snakemake(workdir, "--dry-run", "--profile", str(REPO / "profiles" / profile), "--configfile",
                      *map(str, configfiles), "--replace-workflow-config", env=env, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def planned_jobs(out: str) -> dict[str, dict]:
+    """A dry run's jobs: rule -> {'threads': int, 'resources': {name: value}} as Snakemake would submit it (the
+    members of a group job are indented under it)."""
     jobs: dict[str, dict] = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        head = re.match(r"(?:local)?rule (\w+):", block)
+    for block in re.split(r"\n(?=\s*(?:local)?rule \w+:)", out):
+        head = re.match(r"\s*(?:local)?rule (\w+):", block)
         if not head or head.group(1) == "all":
             continue
         threads = re.search(r"^\s+threads: (\d+)", block, re.M)
@@ -98,19 +106,37 @@ def planned_jobs(profile: str, configfiles: tuple[Path, ...], workdir: Path, fak
     return jobs
 
 
+def local_rules() -> set[str]:
+    """The Snakefile's localrules (a dry run does not mark them)."""
+    block = re.search(r"^localrules:\n((?:    \w+,?\n)+)", (REPO / "Snakefile").read_text(), re.M)
+    return set(re.findall(r"\w+", block.group(1))) | {"all"} if block else {"all"}
+
+
+def submitted_jobs(out: str) -> list[str]:
+    """What a dry run with a cluster profile would submit, one entry per sbatch job: 'group NAME' for a group job
+    (its members follow, indented), else the rule; local rules (run on the submitting machine) are left out."""
+    jobs = []
+    for group, rule in re.findall(r"^\[[^\]]+\](?: Group job (\w+).*)?\n(?:rule (\w+):)?", out, re.M):
+        if group:
+            jobs.append(f"group {group}")
+        elif rule and rule not in local_rules():
+            jobs.append(rule)
+    return jobs
+
+
 @pytest.fixture(scope="module")
 def gpu_plans(tmp_path_factory: pytest.TempPathFactory, fake_apptainer: Path) -> dict[str, dict[str, dict]]:
     """Every rule of the GPU configuration (config/gpu.yaml), planned with each profile."""
     require_slurm_plugin()
     workdir = tmp_path_factory.mktemp("dry-run")
-    return {p: planned_jobs(p, GPU_CONFIG, workdir, fake_apptainer) for p in ("local", "slurm", "slurm-cpu")}
+    return {p: planned_jobs(dry_run(p, GPU_CONFIG, workdir, fake_apptainer)) for p in ("local", "slurm", "slurm-cpu")}
 
 
 def test_profiles_name_only_rules_that_exist() -> None:
     rules = rule_names()
     for name in ("local", "slurm", "slurm-cpu"):
         profile = load_profile(name)
-        for key in ("set-resources", "set-threads"):
+        for key in ("set-resources", "set-threads", "groups"):
             unknown = set(profile.get(key) or {}) - rules
             assert not unknown, f"profiles/{name} {key} names rules that do not exist: {sorted(unknown)}"
 
@@ -120,8 +146,7 @@ def test_local_profile_serialises_gpu_jobs_in_containers_with_the_gpu(gpu_plans:
     assert profile["resources"] == {"gpu": 1}
     assert profile["software-deployment-method"] == "apptainer"
     assert "--nv" in profile["apptainer-args"].split()
-    assert profile["keep-going"] is False and profile["printshellcmds"] is True
-    assert set(profile["rerun-triggers"]) == {"mtime", "params", "input", "code", "software-env"}
+    assert profile["keep-going"] is False
     gpu_rules = {r for r, job in gpu_plans["local"].items() if job["resources"].get("gpu") == "1"}
     assert {"build_engine", "predict_tensorrt", "predict_tensorrt_cpp", "benchmark_tensorrt"} <= gpu_rules
 
@@ -151,6 +176,71 @@ def test_cpu_profile_is_the_slurm_profile_without_gpus_or_containers(gpu_plans: 
     for rule, job in gpu_plans["slurm-cpu"].items():
         assert "gres" not in job["resources"] and job["resources"].get("gpu", "0") == "0", (rule, job)
     assert "set-threads" not in cpu  # the rules' own 1-2 threads: they fit the 2-core test node, as a local run
+
+
+def test_profiles_use_the_snakemake_8_file_name() -> None:
+    for profile in sorted(p for p in (REPO / "profiles").iterdir() if p.is_dir()):
+        assert sorted(f.name for f in profile.iterdir()) == [PROFILE_FILE], profile.name
+    assert {p.name for p in (REPO / "profiles").iterdir()} == {"default", "local", "slurm", "slurm-cpu"}
+
+
+def test_a_bare_run_from_anywhere_reads_the_default_profile(tmp_path: Path) -> None:
+    """profiles/default is found next to the Snakefile, also with --directory elsewhere, and gives the cores."""
+    default = load_profile("default")
+    assert default["cores"] == "all" and default["printshellcmds"] is True
+    assert set(default["rerun-triggers"]) == {"mtime", "params", "input", "code", "software-env"}
+    proc = snakemake(tmp_path, "--configfile", str(TINY), "--replace-workflow-config", "--dry-run",
+                     env=job_env(), timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert f"workflow specific profile {REPO / 'profiles' / 'default'} for setting default" in out
+    # printshellcmds from the profile: the dry run shows the commands
+    assert re.search(r"^Shell command: python \S*scripts/train\.py ", out, re.M)
+
+
+def test_cluster_jobs_first_ask_what_the_rules_say_then_more_per_attempt(gpu_plans: dict) -> None:
+    for name in ("slurm", "slurm-cpu"):
+        profile = load_profile(name)
+        assert profile["retries"] >= 1
+        for rule, job in gpu_plans[name].items():
+            own = gpu_plans["local"][rule]["resources"]
+            assert (job["resources"]["mem_mb"], job["resources"]["runtime"]) == (own["mem_mb"], own["runtime"]), rule
+            if rule in profile["set-resources"]:
+                assert profile["set-resources"][rule]["mem_mb"] == f"{own['mem_mb']} * attempt", rule
+                assert profile["set-resources"][rule]["runtime"] == f"{own['runtime']} * attempt", rule
+        unscaled = set(gpu_plans[name]) - set(profile["set-resources"]) - {"report", "benchmark_table"}
+        assert not unscaled, f"profiles/{name}: no attempt-scaled resources for {sorted(unscaled)}"
+
+
+# Measured by the test below with profiles/slurm and config.yaml + config/gpu.yaml (docs/cluster.md quotes it).
+JOBS_PER_MODEL = 38
+JOBS_PER_MODEL_WITHOUT_BENCHMARKS = 6
+
+
+def test_one_model_is_a_few_cluster_jobs(tmp_path: Path, fake_apptainer: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Jobs per model = jobs for two models - jobs for one (the images and the C++ program are built once)."""
+    require_slurm_plugin()
+    second = tmp_path / "two-models.yaml"
+    gpu = yaml.safe_load(GPU_CONFIG[0].read_text())
+    second.write_text(yaml.safe_dump({"models": {**gpu["models"], "second": gpu["models"]["digits_vgg"]}}))
+    no_bench = tmp_path / "no-bench.yaml"
+    no_bench.write_text("benchmark: {enabled: false}\n")
+    counts = {}
+    for label, extra in (("one", ()), ("two", (second,)), ("one, no benchmarks", (no_bench,)),
+                         ("two, no benchmarks", (second, no_bench))):
+        counts[label] = submitted_jobs(dry_run("slurm", (*GPU_CONFIG, *extra), tmp_path, fake_apptainer))
+    per_model = len(counts["two"]) - len(counts["one"])
+    with capsys.disabled():
+        print(f"\nSLURM jobs per model (config/gpu.yaml, profiles/slurm): {per_model}; without benchmarks: "
+              f"{len(counts['two, no benchmarks']) - len(counts['one, no benchmarks'])}")
+        print("  one model:", ", ".join(f"{j} x{counts['one'].count(j)}" for j in sorted(set(counts["one"]))))
+    assert per_model == JOBS_PER_MODEL
+    assert len(counts["two, no benchmarks"]) - len(counts["one, no benchmarks"]) == JOBS_PER_MODEL_WITHOUT_BENCHMARKS
+    one = counts["one"]
+    assert one.count("group model_cpu") == 1 and one.count("group engine") == 3  # one per model, one per precision
+    assert not {"train", "convert_onnx", "export_csv", "predict_savedmodel", "build_engine"} & set(one)
+    assert {"report", "benchmark_table"} <= local_rules()  # seconds of gathering: no queue wait for them
 
 
 # --- A real cluster -------------------------------------------------------------------------------------------------
@@ -193,7 +283,8 @@ def slurm_cluster() -> Iterator[dict[str, str]]:
 def slurm_jobs(log: str, env: dict[str, str]) -> list[dict[str, str]]:
     """The jobs the executor says it submitted, with SLURM's own record of each (squeue keeps finished jobs for
     MinJobAge; scontrol gives the exit code)."""
-    submitted = sorted(re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", log),
+    # (A group job's Snakemake id is a UUID, a single job's a number.)
+    submitted = sorted(re.findall(r"Job [\w-]+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", log),
                        key=lambda job: int(job[0]))
     rows = []
     for slurm_id, slurm_log in submitted:
@@ -293,12 +384,18 @@ def test_tiny_pipeline_on_slurm_gives_the_local_results(slurm_cluster: dict[str,
         for rel, verdict in verdicts.items():
             print(f"  {rel}: {verdict}")
 
-    # Every rule that ran locally (each writes results/logs/<rule>/) ran as a SLURM job, and every job succeeded.
-    local_rules = {p.name for p in (local / "results" / "logs").iterdir()}
-    assert {re.sub(r"^rule_|_wildcards_.*$", "", j["job"]) for j in jobs} == local_rules
+    # The model's short CPU steps ran as one group job, ONNX Runtime's prediction and the comparison as jobs of
+    # their own, the report on the submitting machine: 3 SLURM jobs (one per rule, 6, before groups). Every rule
+    # that ran locally (each writes results/logs/<rule>/) ran here too, and every job succeeded.
+    kinds = sorted(re.search(r"slurm_logs/((?:group|rule)_\w+?)/", j["log"]).group(1) for j in jobs)
+    group = "group_model_cpu_convert_onnx_predict_savedmodel_train"  # the plugin names a group job after its rules
+    assert kinds == [group, "rule_compare", "rule_predict_onnxruntime"], kinds
+    assert {p.name for p in (cluster / "results" / "logs").iterdir()} == {
+        p.name for p in (local / "results" / "logs").iterdir()}
+    assert re.search(r"^localrule report:", log, re.M)
     for job in jobs:
         assert (job["state"], job["exit"]) == ("COMPLETED", "0:0"), job
-        assert "1 of 1 steps (100%) done" in Path(job["log"]).read_text(), job["log"]
+        assert re.search(r"(\d+) of \1 steps \(100%\) done", Path(job["log"]).read_text()), job["log"]
     # The numbers that matter are bit for bit the local run's.
     for rel in ("results/tiny/predictions/savedmodel.npy", "results/tiny/predictions/onnxruntime.npy",
                 "results/tiny/comparison.json", "results/tiny/per_sample.csv", "results/summary.json"):
@@ -332,3 +429,28 @@ def test_a_failing_job_is_reported_as_failed(slurm_cluster: dict[str, str], tmp_
     assert "SLURM status is: 'FAILED'" in log, log[-4000:]
     assert (tmp_path / "ok.txt").read_text() == "ok\n"  # keep-going: the independent job still finished
     assert not (tmp_path / "bad.txt").exists()
+
+
+HUNGRY_SNAKEFILE = """
+rule hungry:
+    output: "fed.txt"
+    resources: runtime=5
+    # No cgroups on the test node, so SLURM cannot kill a job for memory: the job enforces its allocation itself,
+    # as a cgroup would, and fails like a job killed for memory (exit 137) below 500 MB.
+    shell: "if [ {resources.mem_mb} -lt 500 ]; then echo 'out of memory: {resources.mem_mb} MB' >&2; exit 137; fi;"
+           " echo {resources.mem_mb} > {output}"
+"""
+
+
+@pytest.mark.cluster
+def test_a_job_out_of_memory_is_retried_with_more(slurm_cluster: dict[str, str], tmp_path: Path) -> None:
+    """profiles/slurm-cpu's retries, with memory given as the profiles give it (an expression of `attempt`)."""
+    (tmp_path / "Snakefile").write_text(HUNGRY_SNAKEFILE)
+    env = job_env(**slurm_cluster)
+    proc = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm-cpu"), "--set-resources",
+                     "hungry:mem_mb=300 * attempt", env=env, snakefile=tmp_path / "Snakefile", timeout=240)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    jobs = slurm_jobs(log, env)
+    assert [(j["state"], j["mem"]) for j in jobs] == [("FAILED", "300M"), ("COMPLETED", "600M")], jobs
+    assert (tmp_path / "fed.txt").read_text() == "600\n"
