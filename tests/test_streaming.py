@@ -125,6 +125,7 @@ def test_edit_of_imported_samples_reruns_import_and_downstream(model: dict[str, 
     mine.mkdir()
     x, y = samples(mine / "x.npy", FEW), mine / "y.npy"
     np.save(y, np.arange(FEW) % 10)
+    (tmp_path / "ws").mkdir()
     ws = copy_workflow(tmp_path / "ws")
     config = TINY.read_text().split("datasets:", 1)[1]
     own = write_overlay(tmp_path / "own.yaml", f"""models:
