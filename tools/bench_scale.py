@@ -35,10 +35,11 @@ SIZE, CLASSES, CALIBRATION, LOGIT_STD = 224, 1000, 32, 2.0
 # net; the classifier is rescaled to a logit spread of LOGIT_STD so top-1 differs between samples.
 MAKE_MODEL = """
 import sys, numpy as np, keras, tensorflow as tf
-out, seed = sys.argv[1], int(sys.argv[2])
+out, seed, net = sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "ResNet50"
 keras.utils.set_random_seed(seed)
 rng = np.random.default_rng(seed)
-model = keras.applications.ResNet50(weights=None, input_shape=({s}, {s}, 3), classes={c}, classifier_activation=None)
+make = getattr(keras.applications, net)
+model = make(weights=None, input_shape=({s}, {s}, 3), classes={c}, classifier_activation=None)
 for layer in model.layers:
     if isinstance(layer, keras.layers.BatchNormalization):
         gamma, beta, mean, var = layer.get_weights()
@@ -114,13 +115,18 @@ def measure(cmd: Sequence[str]) -> dict[str, float]:
     return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
+def make_model(dest: Path, seed: int, net: str = "ResNet50") -> None:
+    """A keras.applications net (ResNet50, MobileNetV2) at 224x224 with spread BN, exported as a SavedModel."""
+    measure([sys.executable, "-c", MAKE_MODEL, str(dest), str(seed), net])
+
+
 def prepare(work: Path, n: int, seed: int) -> None:
     """The SavedModel and N samples (written a batch at a time: 10,000 are 6 GB)."""
     import numpy as np
     from trtverify.io import NpyWriter
 
     if not (work / "src" / "saved_model" / "saved_model.pb").is_file():
-        measure([sys.executable, "-c", MAKE_MODEL, str(work / "src" / "saved_model"), str(seed)])
+        make_model(work / "src" / "saved_model", seed)
     samples = work / "src" / f"x{n}.npy"
     if not samples.is_file():
         rng = np.random.default_rng(seed)
