@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, NpyWriter, read_json, write_json
 
 
-def predict(runner, samples: NpyReader, batch_size: int, out: NpyWriter, backend: str) -> None:  # type: ignore[no-untyped-def]
+def predict(runner: Any, samples: NpyReader, batch_size: int, out: NpyWriter, backend: str) -> None:
     """Batch by batch, straight into the output file: memory holds the model and a batch or two, whatever the
     number of samples."""
     for start, batch in samples.batches(batch_size):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SCRIPTS, copy_workflow
+from trtverify.benchstats import measure_process
 from test_workflow import TINY, planned_jobs, snakemake, write_overlay
 
 SHAPE = (32, 32, 3)     # 12 KiB a sample: 10,000 samples are 123 MB, which a step that loads them all would show
@@ -35,14 +36,10 @@ keras.Model(inp, out).export(sys.argv[1], verbose=False)
 
 def peak_mib(script: str, *args: object) -> float:
     """Run scripts/<script> and return its peak resident memory in MiB; fails the test if the step fails."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / script), *map(str, args)], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0, f"{script} failed:\n{output.decode()[-3000:]}"
-    return usage.ru_maxrss / 1024  # Linux reports KiB
+    cost = measure_process([sys.executable, str(SCRIPTS / script), *map(str, args)], cwd=REPO,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert cost.returncode == 0, f"{script} failed:\n{cost.output[-3000:]}"
+    return cost.peak_rss_bytes / 2**20
 
 
 def samples(path: Path, n: int, dtype: str = "float32") -> Path:
@@ -63,6 +60,14 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         samples(d / f"x{n}.npy", n)
         np.save(d / f"y{n}.npy", np.arange(n) % 10)
     return {"dir": d, "saved_model": d / "saved_model", "onnx": d / "model.onnx"}
+
+
+def test_the_measure_sees_a_step_that_loads_everything(model: dict[str, Path]) -> None:
+    """Guards the tests below against a blind measure (a child's ru_maxrss that shows its parent's memory)."""
+    load = "import sys, numpy; numpy.load(sys.argv[1]) + 1"
+    few, many = (measure_process([sys.executable, "-c", load, str(model["dir"] / f"x{n}.npy")]).peak_rss_bytes
+                 for n in (FEW, MANY))
+    assert many - few > 2 * 100 * 2**20   # the samples and their sum: 2 x 117 MiB
 
 
 def predict_peak(model: dict[str, Path], n: int) -> float:

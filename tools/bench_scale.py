@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -68,11 +66,19 @@ with open(w + "/x.npy", "rb") as f:
     while chunk := f.read(1 << 24):
         h.update(chunk)
 """,
+    # convert_onnx.py converts, then checks the ONNX model against the SavedModel on every sample: both loops.
     "convert": """
-import sys, subprocess
-w = sys.argv[1]
+import sys, subprocess, numpy as np, onnxruntime as ort, tensorflow as tf
+w, b = sys.argv[1], int(sys.argv[2])
 subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", w + "/saved_model", "--output",
                 w + "/bare.onnx", "--opset", "17"], check=True, capture_output=True)
+fn = tf.saved_model.load(w + "/saved_model").signatures["serving_default"]
+s = ort.InferenceSession(w + "/bare.onnx", providers=["CPUExecutionProvider"])
+name = s.get_inputs()[0].name
+x = np.load(w + "/x.npy", mmap_mode="r")
+for i in range(0, len(x), b):
+    batch = np.ascontiguousarray(x[i:i + b])
+    next(iter(fn(tf.constant(batch)).values())).numpy(), s.run(None, {name: batch})
 """,
     "predict_savedmodel": """
 import sys, numpy as np, tensorflow as tf
@@ -104,15 +110,13 @@ for i in range(0, len(a), 4096):
 
 def measure(cmd: Sequence[str]) -> dict[str, float]:
     """Wall seconds and peak RSS (MB) of one process; a failure ends the benchmark with its output."""
+    from trtverify.benchstats import measure_process
+
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(SCRIPTS)}
-    start = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench_scale: {' '.join(cmd)[:200]} failed:\n{output.decode(errors='replace')[-3000:]}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    cost = measure_process(list(cmd), env=env, cwd=REPO)
+    if cost.returncode != 0:
+        sys.exit(f"bench_scale: {' '.join(cmd)[:200]} failed:\n{cost.output[-3000:]}")
+    return {"seconds": round(cost.seconds, 2), "peak_rss_mb": round(cost.peak_rss_bytes / 1e6, 1)}
 
 
 def make_model(dest: Path, seed: int, net: str = "ResNet50") -> None:
@@ -167,12 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=REPO / "build" / "bench-scale")
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--steps", default="", help="comma-separated steps to run (default: all; each needs the "
+                   "outputs of those before it from an earlier run)")
     args = p.parse_args(argv)
     prepare(args.work, args.samples, args.seed)
     rows: list[dict[str, Any]] = []
     print(f"ResNet50 {SIZE}x{SIZE}, {args.samples} samples, batch {args.batch_size}")
     print(f"{'step':<20} {'seconds':>8} {'peak RSS MB':>12} {'bare s':>8} {'bare MB':>8} {'ratio':>6}  note")
     for name, cmd in steps(args.work, args.samples, args.batch_size).items():
+        if args.steps and name not in args.steps.split(","):
+            continue
         step = measure(cmd)
         bare = measure([sys.executable, "-c", BARE[name], str(args.work / "run"), str(args.batch_size)])
         row = {"step": name, **step, "bare_seconds": bare["seconds"], "bare_peak_rss_mb": bare["peak_rss_mb"],

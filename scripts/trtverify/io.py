@@ -193,7 +193,7 @@ class NpyReader:
         if not self.shape:
             raise UserError(f"{what} file {self.path} holds a scalar; expected an array of samples (N, ...)")
         mapped = isinstance(self.array, np.memmap)
-        self.offset = int(self.array.offset) if mapped else 0
+        self.offset = int(getattr(self.array, "offset", 0))
         self.c_order = mapped and self.array.flags.c_contiguous
         self.row_bytes = math.prod(self.shape[1:]) * self.dtype.itemsize
 
@@ -236,7 +236,8 @@ class NpyWriter:
         self._atomic = atomic_path(self.path)
         self.tmp = self._atomic.__enter__()
         self.fh = open(self.tmp, "r+b")
-        self.written, self.row_shape, self.offset = 0, None, 0
+        self.written, self.offset = 0, 0
+        self.row_shape: tuple[int, ...] | None = None
 
     def _header(self, row_shape: tuple[int, ...]) -> None:
         self.row_shape = row_shape
@@ -251,8 +252,9 @@ class NpyWriter:
         if self.row_shape is None:
             self._header(tuple(batch.shape[1:]))
         if tuple(batch.shape[1:]) != self.row_shape or self.written + len(batch) > self.rows:
-            raise ValueError(f"batch {batch.shape} does not fit rows {self.written}.. of {(self.rows, *self.row_shape)}")
-        os.pwrite(self.fh.fileno(), memoryview(batch).cast("B"), self.offset + self.written * batch[:1].nbytes)
+            raise ValueError(f"batch {batch.shape} does not fit rows {self.written}.. of {self.rows} rows "
+                             f"{self.row_shape}")
+        os.pwrite(self.fh.fileno(), batch.data.cast("B"), self.offset + self.written * batch[:1].nbytes)
         self.written += len(batch)
 
     def close(self) -> None:
