@@ -12,7 +12,7 @@ from typing import Sequence
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, load_npy, write_csv_array, write_csv_batches
 
-BATCH = 256  # samples formatted at a time: memory holds one batch of text, whatever the test set's size
+CHUNK = 4 << 20  # bytes of samples formatted at a time: memory holds one chunk as text, whatever the test set
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     y = load_npy(args.labels, what="test labels", ndim=1)
     if len(x) != len(y):
         raise UserError(f"{args.samples} has {len(x)} samples but {args.labels} has {len(y)} labels")
-    write_csv_batches(args.samples_csv, x.shape, x.dtype, (batch for _, batch in x.batches(BATCH)))
+    write_csv_batches(args.samples_csv, x.shape, x.dtype, (batch for _, batch in x.batches(x.rows_per(CHUNK))))
     write_csv_array(args.labels_csv, y)
     return 0
 

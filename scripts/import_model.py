@@ -29,7 +29,7 @@ from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, NpyWriter, atomic_path, load_npy, save_npy, write_json
 
 
-BATCH = 256  # samples read at a time: memory holds the model and one batch, whatever the test set's size
+CHUNK = 16 << 20  # bytes of samples read at a time: memory holds the model and one chunk, whatever the test set
 PROBE = 8  # samples run through the model at import: enough to show it loads, fits the data and gives numbers
 
 
@@ -109,13 +109,13 @@ def write_samples(x: NpyReader, n: int, out: str) -> dict[str, Any]:
     reason, digest = copy_reason(x, n), hashlib.blake2b(digest_size=16)
     if reason is None:
         with atomic_path(out) as tmp:
-            for _, batch in x.batches(BATCH):
+            for _, batch in x.batches(x.rows_per(CHUNK)):
                 digest.update(memoryview(batch).cast("B"))
             tmp.unlink()
             os.symlink(x.path.resolve(), tmp)
     else:
         with NpyWriter(out, n) as writer:
-            for _, batch in x.batches(BATCH, stop=n):
+            for _, batch in x.batches(x.rows_per(CHUNK), stop=n):
                 batch = batch.astype("<f4")
                 digest.update(memoryview(batch).cast("B"))
                 writer.write(batch)

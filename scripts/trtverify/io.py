@@ -209,15 +209,25 @@ class NpyReader:
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``start:stop`` as a C-order array of the file's dtype."""
         stop = min(stop, len(self))
-        if self.c_order:
+        if self.c_order:  # read straight into the batch's own memory: no intermediate bytes object
+            batch = np.empty((stop - start, *self.shape[1:]), self.dtype)
+            view, at = batch.data.cast("B"), self.offset + start * self.row_bytes
             with open(self.path, "rb") as fh:
-                raw = os.pread(fh.fileno(), (stop - start) * self.row_bytes, self.offset + start * self.row_bytes)
-            batch = np.frombuffer(bytearray(raw), self.dtype).reshape(stop - start, *self.shape[1:])
+                while view.nbytes:
+                    got = os.preadv(fh.fileno(), [view], at)
+                    if got == 0:
+                        raise UserError(f"{self.what} file {self.path} ended early (it shrank while being read); "
+                                        "regenerate it")
+                    view, at = view[got:], at + got
         else:
             batch = np.array(self.array[start:stop], order="C")
         if self.finite:
             check_finite(batch, self.what, self.path, start)
         return batch
+
+    def rows_per(self, nbytes: int) -> int:
+        """How many samples make about ``nbytes`` (at least one): a batch size for a pass that is not inference."""
+        return max(1, nbytes // max(1, self.row_bytes))
 
     def batches(self, size: int, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(first index, batch) over the first ``stop`` samples (all by default)."""
