@@ -25,7 +25,10 @@ from trtverify.io import NpyReader, NpyWriter, read_json, write_json
 def predict(runner: Any, samples: NpyReader, batch_size: int, out: NpyWriter, backend: str) -> None:
     """Batch by batch, straight into the output file: memory holds the model and a batch or two, whatever the
     number of samples."""
-    for start, batch in samples.batches(batch_size):
+    pinned = getattr(runner, "input_view", None)  # TensorRT: read each batch straight into its pinned input
+    for start in range(0, len(samples), batch_size):
+        n = min(batch_size, len(samples) - start)
+        batch = samples.read(start, start + n, out=pinned(n) if pinned else None)
         probs = runner.infer(batch)
         check_predictions(probs, len(batch), backend, start)
         out.write(probs)

@@ -573,3 +573,12 @@ def test_csv_batches_equal_the_whole_array(tmp_path: Path) -> None:
     write_csv_batches(tmp_path / "batched.csv", x.shape, x.dtype, [x[:4], x[4:8], x[8:]])
     assert (tmp_path / "whole.csv").read_bytes() == (tmp_path / "batched.csv").read_bytes()
     np.testing.assert_array_equal(read_csv_array(tmp_path / "batched.csv"), x)
+
+
+def test_npy_reader_reads_into_a_given_buffer(tmp_path: Path) -> None:
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    np.save(tmp_path / "x.npy", x)
+    reader, buffer = NpyReader(tmp_path / "x.npy"), np.zeros((8, 4), np.float32)
+    batch = reader.read(2, 5, out=buffer[:3])
+    assert np.shares_memory(batch, buffer) and buffer[:3].tolist() == x[2:5].tolist()
+    assert not np.shares_memory(reader.read(0, 2, out=buffer[:3]), buffer)  # a buffer of another shape: not used
