@@ -14,7 +14,13 @@ mkdir -p "$out"
 model=$(basename "$MODEL_DIR")
 samples=$MODEL_DIR/test_samples.npy
 iters=${ITERATIONS:-200} warm=${WARMUP:-20} failures=0
-run() { echo "+ $*"; "$@" || { echo "FAILED (exit $?): $*"; failures=$((failures + 1)); }; }
+# run CMD...: echo it, run it, count a failure; returns its status (so `run A && run B` skips B after A failed).
+run() {
+  local rc
+  echo "+ $*"; "$@"; rc=$?
+  [ "$rc" -eq 0 ] || { echo "FAILED (exit $rc): $*"; failures=$((failures + 1)); }
+  return "$rc"
+}
 for p in ${BENCH_PRECISIONS:-fp32 fp16}; do
   engine=$MODEL_WORK/engines/$p.trt
   [ -f "$engine" ] || { echo "no engine $engine: skipped"; failures=$((failures + 1)); continue; }
