@@ -213,7 +213,7 @@ class NpyReader:
         if self.c_order:  # read straight into the batch's own memory: no intermediate bytes object
             shape = (stop - start, *self.shape[1:])
             usable = out is not None and out.shape == shape and out.dtype == self.dtype and out.flags.c_contiguous
-            batch = out if usable else np.empty(shape, self.dtype)
+            batch: np.ndarray = out if out is not None and usable else np.empty(shape, self.dtype)
             view, at = batch.data.cast("B"), self.offset + start * self.row_bytes
             with open(self.path, "rb") as fh:
                 while view.nbytes:
