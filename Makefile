@@ -7,8 +7,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 REQS := envs/requirements-local.txt envs/requirements-dev.txt envs/requirements-nodeps.txt
 CORES ?= 2
+BENCH_SAMPLES ?= 10000
 
-.PHONY: demo test test-fast lint venv system-deps clean
+.PHONY: demo test test-fast lint venv system-deps clean bench-scale
 
 $(VENV)/.installed: $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,10 @@ test: venv system-deps
 
 test-fast: venv
 	python -m pytest -m "not gpu and not slow and not cluster and not browser" $(PYTEST_ARGS)
+
+# ResNet50 224x224 through the CPU steps, each against its bare library loop (docs/benchmarks.md, "At scale").
+bench-scale: venv
+	python tools/bench_scale.py --samples $(BENCH_SAMPLES)
 
 clean:
 	rm -rf results .snakemake

@@ -175,24 +175,38 @@ def cuda_graph_launcher(runner: Any) -> Callable[[], None]:
 
 def measure_tensorrt(runner: Any, batch: np.ndarray, warmup: int, iterations: int,
                      cuda_graph: bool) -> dict[str, Any]:
-    """End to end with the host clock; execute() alone with CUDA events recorded on the same stream."""
-    runner.stage(batch)
+    """The per-iteration work of ``trt_infer --timing`` (cpp/trt_infer/runner.cpp, Runner::time), so the Python and
+    C++ rows time the same thing: the batch is written into the runner's pinned input buffer once, before timing
+    (``input_view``: no staging copy); each iteration is host-to-device copy, execute (or the CUDA graph's launch),
+    device-to-host copy into the pinned output, on one stream, then a wait for it. End to end: CUDA events around
+    the three; GPU compute: CUDA events around execute. The host clock around the same work is kept too
+    (host_latency): it adds the Python calls' overhead, which the events see only where the GPU waited for it."""
+    staged = runner.input_view(len(batch))
+    staged[...] = batch
+    runner.stage(staged)
     runner.execute()  # the first enqueue after a shape change does setup that must not be captured or timed
     check_output(runner.fetch(), len(batch), "tensorrt")
     launch = cuda_graph_launcher(runner) if cuda_graph else runner.execute
-    start, end, gpu_ms = runner.cuda.Event(), runner.cuda.Event(), []
+    start, compute_start, compute_end, end = (runner.cuda.Event() for _ in range(4))
+    gpu_ms, end_to_end_ms = [], []
 
     def one() -> None:
-        runner.stage(batch)
         start.record(runner.stream)
+        runner.stage(staged)
+        compute_start.record(runner.stream)
         launch()
+        compute_end.record(runner.stream)
+        runner.download()
         end.record(runner.stream)
-        runner.fetch()  # synchronizes the stream, so both events have completed
-        gpu_ms.append(end.time_since(start))
+        end.synchronize()
+        gpu_ms.append(compute_end.time_since(compute_start))
+        end_to_end_ms.append(end.time_since(start))
 
-    times = timed(one, warmup, iterations)
-    return {"latency": summarize(times), "gpu": summarize(gpu_ms[warmup:]),
-            "timer": "time.perf_counter around stage+execute+fetch; CUDA events around execute"
+    host = timed(one, warmup, iterations)
+    return {"latency": summarize(end_to_end_ms[warmup:]), "gpu": summarize(gpu_ms[warmup:]),
+            "host_latency": summarize(host),
+            "timer": "CUDA events around H2D + execute + D2H (end to end) and around execute (gpu compute), the "
+                     "batch in pinned memory before timing, as trt_infer --timing"
                      + (" (CUDA graph launch)" if cuda_graph else "")}
 
 
@@ -223,6 +237,16 @@ class GpuMemory:
 
 
 # ---------------------------------------------------------------- rows
+def compute_limit(m: dict[str, Any], batch: int) -> dict[str, Any]:
+    """Throughput if only GPU compute took time: the limit the end-to-end throughput is judged against."""
+    if m["gpu"] is None:
+        return {}
+    limit = throughput(batch, m["gpu"].mean)
+    return {"compute_limit_samples_per_s": round(limit, 3),
+            "of_compute_limit": round(throughput(batch, m["latency"].mean) / limit, 4),
+            "host_latency_ms": m["host_latency"].as_dict()}
+
+
 def versions(backend: str, meta: dict[str, Any]) -> dict[str, Any]:
     return {"framework": FRAMEWORK_NAMES[backend], "framework_version": meta.get(FRAMEWORK_KEYS[backend]),
             "python": platform.python_version(), "numpy": np.__version__}
@@ -249,7 +273,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend == "tensorrt":
         meta["pycuda_version"] = pycuda_version()
     details = {**meta, "samples_file": str(args.samples), "distinct_samples_in_batch": min(len(x), args.batch_size),
-               "cpus_available": cpus_available(), "gpu_memory": memory,
+               "cpus_available": cpus_available(), "gpu_memory": memory, **compute_limit(m, args.batch_size),
                # other processes competing for the cores show up in the tail: judge p99 against this
                "load_average_1min": {"before": load_before, "after": load_average()}}
     return make_row(
@@ -292,6 +316,11 @@ def row_from_cpp_timing(timing: dict[str, Any], model: str, path: str = "timing 
     details = {k: v for k, v in timing.items()
                if k not in CPP_FIELDS + ("copies_included", "timer", "percentile_method")}
     details.update(timing_file=str(path), reported_throughput_samples_per_s=timing["throughput_samples_per_s"])
+    gpu = stats_from_cpp(timing, "gpu_compute_ms", path)
+    if gpu["mean"] > 0 and latency["mean"] > 0:
+        limit = throughput(batch, gpu["mean"])
+        details.update(compute_limit_samples_per_s=round(limit, 3),
+                       of_compute_limit=round(throughput(batch, latency["mean"]) / limit, 4))
     return make_row(
         model=model, backend="tensorrt_cpp",
         precision=timing["precision"] if timing["precision"] != "unknown" else (precision or "unknown"), batch=batch,

@@ -4,6 +4,10 @@
 The SavedModel is loaded as the predict step loads it (serving_default) and run on the first few samples, so a
 corrupt model, a missing signature, samples of the wrong shape or labels beyond its classes fail here.
 
+The samples are used where they are (results/M/data/test_samples.npy becomes a link to them) when they are a C-order
+float32 .npy, all of it kept; otherwise a converted copy is written a batch at a time. The metrics' "samples" entry
+is the manifest: source path, size, mtime, which of the two was done and why, and a digest of the samples.
+
   python scripts/import_model.py --saved-model-in DIR --samples-in X.npy --labels-in Y.npy \
       --saved-model results/M/saved_model --samples ... --labels ... --metrics ...
 """
@@ -11,6 +15,8 @@ corrupt model, a missing signature, samples of the wrong shape or labels beyond 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,9 +26,10 @@ import numpy as np
 from predict import check_predictions
 from trtverify.backends import open_runner
 from trtverify.errors import UserError, run_main
-from trtverify.io import atomic_path, load_npy, save_npy, write_json
+from trtverify.io import NpyReader, NpyWriter, atomic_path, load_npy, save_npy, write_json
 
 
+CHUNK = 16 << 20  # bytes of samples read at a time: memory holds the model and one chunk, whatever the test set
 PROBE = 8  # samples run through the model at import: enough to show it loads, fits the data and gives numbers
 
 
@@ -51,40 +58,71 @@ def check_model(saved_model: Path, probe: np.ndarray) -> int:
     return int(out.shape[1])
 
 
-def select(x: np.ndarray, y: np.ndarray, wanted: str, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``wanted`` samples ('all' or a number), as train.py keeps them; more than there are is refused,
-    never silently clamped (the metrics would record a count the data does not have)."""
-    if len(x) == 0:
+def count(samples: NpyReader, wanted: str, args: argparse.Namespace) -> int:
+    """How many samples to keep, the first ones as train.py keeps them ('all' or a number); more than there are is
+    refused, never silently clamped (the metrics would record a count the data does not have)."""
+    if len(samples) == 0:
         raise UserError(f"test samples {args.samples_in} hold 0 samples; trtverify needs at least one to compare "
                         "the formats: save the test set with numpy.save")
     if wanted == "all":
-        return x, y
+        return len(samples)
     if not (wanted.isdigit() and int(wanted) >= 1):
         raise UserError(f"num_test_samples must be 'all' or a positive number, got {wanted!r}")
-    if int(wanted) > len(x):
-        raise UserError(f"num_test_samples is {wanted}, but {args.samples_in} holds {len(x)} samples; set "
-                        f"num_test_samples to 'all' or at most {len(x)} in config.yaml")
-    return x[:int(wanted)], y[:int(wanted)]
+    if int(wanted) > len(samples):
+        raise UserError(f"num_test_samples is {wanted}, but {args.samples_in} holds {len(samples)} samples; set "
+                        f"num_test_samples to 'all' or at most {len(samples)} in config.yaml")
+    return int(wanted)
 
 
-def layout(x: np.ndarray) -> str:
-    """How the user's samples were laid out; save_npy writes C order, which the C++ program needs."""
-    if x.flags.c_contiguous:
-        return "C order"
-    return "Fortran order, converted to C order" if x.flags.f_contiguous else "strided, converted to C order"
+def copy_reason(samples: NpyReader, n: int) -> str | None:
+    """Why the samples cannot be used where they are (None: they can). Downstream steps and trt_infer read
+    C-order little-endian float32, all of the file."""
+    if samples.layout != "C order":
+        return f"{samples.layout}, converted to C order"
+    if samples.dtype != np.dtype("<f4"):
+        return f"dtype {samples.dtype.str}, converted to float32"
+    if n < len(samples):
+        return f"the first {n} of {len(samples)} samples (num_test_samples)"
+    return None
 
 
-def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
-    x = load_npy(args.samples_in, what="test samples", finite=True)
+def open_data(args: argparse.Namespace) -> tuple[NpyReader, np.ndarray, int]:
+    """The samples (opened, not read: a test set can be GBs), the labels and how many samples to keep."""
+    x = NpyReader(args.samples_in, what="test samples", finite=True)
     y = load_npy(args.labels_in, what="test labels", ndim=1)
-    if x.dtype.kind != "f" or x.ndim < 2:
+    if x.dtype.kind != "f" or len(x.shape) < 2:
         raise UserError(f"test samples {args.samples_in} must be a float array of shape (N, ...), got "
                         f"{x.dtype} {x.shape}")
     if y.dtype.kind not in "iu":
         raise UserError(f"test labels {args.labels_in} must be integers, got {y.dtype}")
     if len(x) != len(y):
         raise UserError(f"{len(x)} test samples but {len(y)} labels")
-    return (*select(x, y, args.num_test_samples, args), layout(x))
+    n = count(x, args.num_test_samples, args)
+    return x, y[:n], n
+
+
+def write_samples(x: NpyReader, n: int, out: str) -> dict[str, Any]:
+    """``out`` becomes a link to the user's file when it can be used as it is, else a converted copy, written a
+    batch at a time. Either way every sample is checked (finite) and digested in one pass; the manifest says which
+    was done and why. Snakemake sees an edit of the user's file through the import rule's input (the file itself)
+    and, downstream, through the link (it compares the target's time)."""
+    reason, digest = copy_reason(x, n), hashlib.blake2b(digest_size=16)
+    if reason is None:
+        with atomic_path(out) as tmp:
+            for _, batch in x.batches(x.rows_per(CHUNK)):
+                digest.update(memoryview(batch).cast("B"))
+            tmp.unlink()
+            os.symlink(x.path.resolve(), tmp)
+    else:
+        with NpyWriter(out, n) as writer:
+            for _, batch in x.batches(x.rows_per(CHUNK), stop=n):
+                batch = batch.astype("<f4")
+                digest.update(memoryview(batch).cast("B"))
+                writer.write(batch)
+    stat = x.path.stat()
+    return {"source": str(x.path.resolve()), "source_bytes": stat.st_size, "source_mtime": stat.st_mtime,
+            "mode": "in place" if reason is None else "converted copy", "reason": reason or "C-order float32",
+            "blake2b_float32": digest.hexdigest(), "shape": [n, *x.shape[1:]]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,23 +136,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (src / "saved_model.pb").is_file():
         raise UserError(f"{src} is not a SavedModel directory (no saved_model.pb); export one with "
                         "model.export(dir) (Keras 3) or tf.saved_model.save")
-    x, y, samples_layout = load_data(args)
+    x, y, n = open_data(args)
     with atomic_path(args.saved_model, directory=True) as tmp:
         # The copy is checked, not the original: TensorFlow reads a SavedModel's variables through a glob, so a
         # user folder whose name holds glob characters ('\\', '[', '*', '?') would not load, while the copy's does.
         shutil.copytree(src, tmp, dirs_exist_ok=True)
         try:
-            classes = check_model(tmp, x[:PROBE].astype(np.float32))
+            classes = check_model(tmp, x.read(0, min(PROBE, n)).astype(np.float32))
         except UserError as exc:  # name the user's folder, not the copy
             raise UserError(str(exc).replace(str(tmp), str(src))) from None
         if y.min() < 0 or y.max() >= classes:
             raise UserError(f"test labels {args.labels_in} range over {int(y.min())}..{int(y.max())}, but the "
                             f"model outputs {classes} classes (labels must be 0..{classes - 1})")
-    save_npy(args.samples, x.astype(np.float32))
-    save_npy(args.labels, y.astype(np.int64))
-    write_json(args.metrics, {"imported_from": str(src), "test_samples": int(len(x)),
-                              "input_shape": list(x.shape[1:]), "classes": classes,
-                              "samples_layout": samples_layout})
+        # Inside the model's atomic block: a NaN found while streaming the samples leaves no model behind either.
+        manifest = write_samples(x, n, args.samples)
+        save_npy(args.labels, y.astype(np.int64))
+    write_json(args.metrics, {"imported_from": str(src), "test_samples": n, "input_shape": list(x.shape[1:]),
+                              "classes": classes, "samples": manifest,
+                              "samples_layout": x.layout + ("" if x.c_order else ", converted to C order")})
     return 0
 
 

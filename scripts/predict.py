@@ -13,21 +13,29 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from trtverify.backends import BACKENDS, open_runner
 from trtverify.errors import UserError, run_main
-from trtverify.io import load_npy, read_json, save_npy, write_json
+from trtverify.io import NpyReader, NpyWriter, read_json, write_json
 
 
-def predict(runner, x: np.ndarray, batch_size: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    chunks = [runner.infer(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+def predict(runner: Any, samples: NpyReader, batch_size: int, out: NpyWriter, backend: str) -> None:
+    """Batch by batch, straight into the output file: memory holds the model and a batch or two, whatever the
+    number of samples."""
+    pinned = getattr(runner, "input_view", None)  # TensorRT: read each batch straight into its pinned input
+    for start in range(0, len(samples), batch_size):
+        n = min(batch_size, len(samples) - start)
+        batch = samples.read(start, start + n, out=pinned(n) if pinned else None)
+        probs = runner.infer(batch)
+        check_predictions(probs, len(batch), backend, start)
+        out.write(probs)
 
 
-def check_predictions(probs: np.ndarray, n: int, backend: str) -> None:
+def check_predictions(probs: np.ndarray, n: int, backend: str, start: int = 0) -> None:
+    """``probs``: the predictions of ``n`` samples, the first of which is sample ``start``."""
     if probs.ndim != 2 or probs.shape[0] != n:
         raise UserError(f"{backend} returned predictions of shape {probs.shape} for {n} samples; "
                         "expected (samples, classes): is the model a classifier with one output?")
@@ -35,7 +43,7 @@ def check_predictions(probs: np.ndarray, n: int, backend: str) -> None:
     if bad.any():
         rows = np.unique(np.argwhere(bad)[:, 0])
         raise UserError(f"{backend} produced {int(np.isnan(probs).sum())} NaN and {int(np.isinf(probs).sum())} Inf "
-                        f"values in {len(rows)} samples (first: sample {int(rows[0])}); nothing was written. "
+                        f"values in {len(rows)} samples (first: sample {int(rows[0]) + start}); nothing was written. "
                         "Check the model/engine (an FP16 overflow shows up like this)")
 
 
@@ -69,21 +77,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--batch-size must be positive")
     if args.engine_info:
         check_engine(args.artifact, args.engine_info)
-    x = load_npy(args.samples, what="test samples", finite=True)
+    x = NpyReader(args.samples, what="test samples", finite=True)
     if x.dtype != np.float32:
         raise UserError(f"test samples {args.samples} have dtype {x.dtype}; the models take float32")
     options = {"providers": [s for s in args.providers.split(",") if s]} if args.providers else {}
-    with open_runner(args.backend, args.artifact, **options) as runner:
+    with open_runner(args.backend, args.artifact, **options) as runner, NpyWriter(args.output, len(x)) as out:
         if args.backend == "tensorrt":
             args.batch_size = min(args.batch_size, runner.max_batch)  # type: ignore[attr-defined]
         start = time.perf_counter()
-        probs = predict(runner, x, args.batch_size)
+        predict(runner, x, args.batch_size, out, args.backend)
         seconds = time.perf_counter() - start
         meta = runner.metadata()
-    check_predictions(probs, len(x), args.backend)
-    write_json(args.info, {**meta, "samples": int(len(x)), "batch_size": args.batch_size,
-                           "seconds": round(seconds, 4), "output_shape": list(probs.shape)})
-    save_npy(args.output, probs.astype(np.float32))
+        # Written before the predictions are renamed into place: they never exist without their record.
+        write_json(args.info, {**meta, "samples": len(x), "batch_size": args.batch_size,
+                               "seconds": round(seconds, 4), "output_shape": [len(x), *(out.row_shape or (0,))]})
     print(f"{args.backend}: predicted {len(x)} samples in {seconds:.2f} s", file=sys.stderr)
     return 0
 

@@ -22,7 +22,7 @@ import numpy as np
 from predict import check_engine, check_predictions
 
 from trtverify.errors import UserError, run_main
-from trtverify.io import atomic_path, load_npy, write_json
+from trtverify.io import NpyReader, atomic_path, load_npy, write_json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"{binary} is not an executable; run the compile_cpp step (it needs TensorRT)")
     if args.engine_info:
         check_engine(args.engine, args.engine_info)
-    n = len(load_npy(args.samples, what="test samples"))
+    n = len(NpyReader(args.samples, what="test samples"))  # the count alone: the header, not the data
     fmt = "csv" if args.input.endswith(".csv") else "npy"
     with atomic_path(args.output) as tmp:
         cmd = [str(binary), "--engine", args.engine, "--input", args.input, "--input-format", fmt,

@@ -233,6 +233,9 @@ class FakeCuda:
             def time_since(self, start: "Event") -> float:
                 return self.at - start.at
 
+            def synchronize(self) -> None:
+                pass
+
         self.Event = Event
 
 
@@ -244,13 +247,21 @@ class FakeTensorRTRunner:
     def __init__(self, slow: int) -> None:
         self.cuda, self.stream, self.slow, self.calls = FakeCuda(), type("S", (), {"handle": 7})(), slow, []
 
+    def input_view(self, n: int) -> np.ndarray:
+        self.pinned = np.empty((n, 8, 8, 1), np.float32)
+        return self.pinned
+
     def stage(self, batch: np.ndarray) -> None:
+        assert batch is self.pinned  # staged from the pinned buffer, no host copy per iteration
         self.calls.append("stage")
         self.n = len(batch)
 
     def execute(self) -> None:
         self.calls.append("execute")
         self.cuda.gpu_now += 100.0 if self.calls.count("execute") <= self.slow else 1.0
+
+    def download(self) -> None:
+        self.calls.append("download")
 
     def fetch(self) -> np.ndarray:
         self.calls.append("fetch")
@@ -263,8 +274,10 @@ def test_tensorrt_gpu_times_skip_the_warmup() -> None:
     runner = FakeTensorRTRunner(slow=1 + 4)  # the check call and four warm-up calls are slow
     m = measure_tensorrt(runner, np.zeros((4, 8, 8, 1), np.float32), warmup=4, iterations=10, cuda_graph=False)
     assert m["gpu"].count == 10 and m["gpu"].max == pytest.approx(1.0) and m["gpu"].min == pytest.approx(1.0)
-    assert m["latency"].count == 10
-    assert runner.calls[:3] == ["stage", "execute", "fetch"] and len(runner.calls) == 3 * 15
+    assert m["latency"].count == 10 and m["latency"].max == pytest.approx(1.0)  # events: the same GPU clock
+    assert m["host_latency"].count == 10
+    assert runner.calls[:3] == ["stage", "execute", "fetch"] and runner.calls[3:] == ["stage", "execute",
+                                                                                      "download"] * 14
 
 
 def test_cuda_graph_captures_execute_once_and_launches_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,8 +18,8 @@ import pytest
 
 from conftest import REPO, SCRIPTS, leftovers
 from trtverify.errors import MissingBackendError, UserError, require, run_main
-from trtverify.io import (CSV_MAGIC, atomic_path, load_npy, read_csv_array, read_json, save_npy, write_csv_array,
-                          write_json)
+from trtverify.io import (CSV_MAGIC, NpyReader, NpyWriter, atomic_path, load_npy, read_csv_array, read_json,
+                          save_npy, write_csv_array, write_csv_batches, write_json)
 
 
 class _MakeDir:
@@ -517,3 +517,68 @@ def test_atomic_path_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     other.write_bytes(b"half")
     save_npy(target, np.zeros(3, np.float32))
     assert _names(tmp_path) == [other.name, "x.npy"]
+
+
+# ---------------------------------------------------------------- streaming reader and writer
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npy_reader_batches_are_the_array(tmp_path: Path, order: str) -> None:
+    x = np.array(np.arange(7 * 3 * 2, dtype=np.float32).reshape(7, 3, 2), order=order)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    reader = NpyReader(path, what="test samples")
+    assert (len(reader), reader.c_order) == (7, order == "C")
+    assert reader.layout == {"C": "C order", "F": "Fortran order"}[order]
+    got = list(reader.batches(3))
+    assert [s for s, _ in got] == [0, 3, 6] and all(b.flags.c_contiguous for _, b in got)
+    np.testing.assert_array_equal(np.concatenate([b for _, b in got]), x)
+    np.testing.assert_array_equal(np.concatenate([b for _, b in reader.batches(2, stop=5)]), x[:5])
+
+
+def test_npy_reader_names_the_first_bad_sample(tmp_path: Path) -> None:
+    x = np.zeros((10, 4), np.float32)
+    x[7, 2] = np.inf
+    np.save(tmp_path / "x.npy", x)
+    reader = NpyReader(tmp_path / "x.npy", what="test samples", finite=True)
+    list(reader.batches(4, stop=4))  # the bad sample is not read
+    with pytest.raises(UserError, match=r"0 NaN and 1 Inf values \(first at index \(7, 2\)\) counted in samples 4..7"):
+        list(reader.batches(4))
+
+
+def test_npy_writer_writes_the_final_file_batch_by_batch(tmp_path: Path) -> None:
+    out = tmp_path / "p.npy"
+    with NpyWriter(out, 5) as writer:
+        writer.write(np.ones((3, 2)))
+        assert not out.exists()  # renamed into place only when complete
+        writer.write(np.full((2, 2), 2.0))
+    got = load_npy(out)
+    assert got.dtype == np.float32 and got.tolist() == [[1, 1]] * 3 + [[2, 2]] * 2
+    assert out.stat().st_size == np.lib.format.open_memmap(out, mode="r").offset + 5 * 2 * 4
+
+
+def test_npy_writer_leaves_nothing_when_rows_are_missing_or_a_step_fails(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="2 of 3 rows"), NpyWriter(tmp_path / "short.npy", 3) as writer:
+        writer.write(np.ones((2, 4)))
+    with pytest.raises(RuntimeError), NpyWriter(tmp_path / "failed.npy", 2) as writer:
+        writer.write(np.ones((1, 4)))
+        raise RuntimeError("the model failed")
+    with pytest.raises(ValueError, match="does not fit"), NpyWriter(tmp_path / "wide.npy", 2) as writer:
+        writer.write(np.ones((1, 4)))
+        writer.write(np.ones((1, 5)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_csv_batches_equal_the_whole_array(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).random((9, 2, 3), dtype=np.float32)
+    write_csv_array(tmp_path / "whole.csv", x)
+    write_csv_batches(tmp_path / "batched.csv", x.shape, x.dtype, [x[:4], x[4:8], x[8:]])
+    assert (tmp_path / "whole.csv").read_bytes() == (tmp_path / "batched.csv").read_bytes()
+    np.testing.assert_array_equal(read_csv_array(tmp_path / "batched.csv"), x)
+
+
+def test_npy_reader_reads_into_a_given_buffer(tmp_path: Path) -> None:
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    np.save(tmp_path / "x.npy", x)
+    reader, buffer = NpyReader(tmp_path / "x.npy"), np.zeros((8, 4), np.float32)
+    batch = reader.read(2, 5, out=buffer[:3])
+    assert np.shares_memory(batch, buffer) and buffer[:3].tolist() == x[2:5].tolist()
+    assert not np.shares_memory(reader.read(0, 2, out=buffer[:3]), buffer)  # a buffer of another shape: not used

@@ -88,3 +88,37 @@ def make_row(**fields: Any) -> dict[str, Any]:
     if missing or unknown:
         raise ValueError(f"benchmark row: missing {sorted(missing)}, unknown {sorted(unknown)}")
     return {k: fields[k] for k in ROW_KEYS}
+
+
+# A process's ru_maxrss keeps the largest resident set its address spaces ever had, including the one it was forked
+# from before exec: a step started straight from a big parent (pytest after TensorFlow, a benchmark holding a batch)
+# would report the parent's memory. A bare interpreter forks the step instead; its own ~10 MB is the floor.
+_LAUNCHER = r"""
+import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stdout.flush()
+print("", os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_maxrss, sep="\n", file=sys.stderr)
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessCost:
+    returncode: int
+    seconds: float
+    peak_rss_bytes: int  # the process's own peak, with its waited-for children (tf2onnx's CLI, say)
+    output: str          # stdout and stderr together
+
+
+def measure_process(cmd: list[str], **popen: Any) -> ProcessCost:
+    """Run ``cmd`` and measure its wall time and peak resident memory (Linux), free of the caller's own memory."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, *cmd], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, **popen)
+    output, rc, seconds, kib = proc.stdout.decode(errors="replace").rstrip("\n").rsplit("\n", 3)
+    return ProcessCost(int(rc), float(seconds), int(kib) * 1024, output)

@@ -18,7 +18,7 @@ import tokenize
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -35,6 +35,8 @@ FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 def _umask_mode(path: Path) -> None:
     """mkstemp/mkdtemp create 0600/0700; give the artifact the mode a plain open() or mkdir would (results shared
     on a cluster), keeping it executable if the writer made it so (compile_cpp's binary)."""
+    if path.is_symlink():  # a link to the user's own file (import in place): chmod would change their file
+        return
     umask = os.umask(0)
     os.umask(umask)
     with contextlib.suppress(OSError):
@@ -113,14 +115,29 @@ def load_npy(
         read_npy_header(p, what)
     except OSError as exc:
         raise UserError(f"{what} file {p} could not be read ({exc}); check its permissions or regenerate it") from None
+    array = _np_load(p, what, mmap=False)
+    if dtype is not None and array.dtype != np.dtype(dtype):
+        raise UserError(f"{what} file {p} has dtype {array.dtype}, expected {np.dtype(dtype)}")
+    if ndim is not None and array.ndim != ndim:
+        raise UserError(f"{what} file {p} has shape {array.shape} ({array.ndim} dimensions), expected {ndim}")
+    if finite:
+        check_finite(array, what, p)
+    return array
+
+
+def _np_load(p: Path, what: str, *, mmap: bool) -> np.ndarray:
+    """np.load without unpickling, every failure a UserError naming the file; ``mmap`` maps instead of reading (an
+    empty array is read: it has nothing to map)."""
     try:
-        array = np.load(p, allow_pickle=False, mmap_mode=None, max_header_size=MAX_HEADER_BYTES)
+        array = np.load(p, allow_pickle=False, mmap_mode="r" if mmap else None, max_header_size=MAX_HEADER_BYTES)
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise UserError(
                 f"{what} file {p} holds pickled Python objects; trtverify never unpickles files. "
                 "Save a plain numeric array with numpy.save"
             ) from None
+        if mmap and "empty" in str(exc):  # mmap refuses a file with no data after the header
+            return _np_load(p, what, mmap=False)
         raise UserError(f"{what} file {p} is not a valid .npy file ({exc}); regenerate it") from None
     except (OSError, EOFError) as exc:
         raise UserError(f"{what} file {p} could not be read ({exc}); it may be truncated: regenerate it") from None
@@ -132,19 +149,150 @@ def load_npy(
         if close is not None:
             close()
         raise UserError(f"{what} file {p} is an .npz archive, expected a single .npy array")
-    if dtype is not None and array.dtype != np.dtype(dtype):
-        raise UserError(f"{what} file {p} has dtype {array.dtype}, expected {np.dtype(dtype)}")
-    if ndim is not None and array.ndim != ndim:
-        raise UserError(f"{what} file {p} has shape {array.shape} ({array.ndim} dimensions), expected {ndim}")
-    if finite and array.dtype.kind == "f":
-        bad = ~np.isfinite(array)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise UserError(
-                f"{what} file {p} contains {int(np.isnan(array).sum())} NaN and {int(np.isinf(array).sum())} Inf "
-                f"values (first at index {first}); the step that wrote it produced invalid numbers"
-            )
     return array
+
+
+def check_finite(batch: np.ndarray, what: str, path: str | os.PathLike[str], start: int | None = None) -> None:
+    """Refuse NaN and Inf, naming the first bad index; ``start``: the batch's first sample in the file (the counts
+    are then those of this batch, the first one with a bad value)."""
+    if batch.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(batch)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        first = (first[0] + (start or 0), *first[1:])
+        scope = "" if start is None else f" counted in samples {start}..{start + len(batch) - 1}"
+        raise UserError(
+            f"{what} file {path} contains {int(np.isnan(batch).sum())} NaN and {int(np.isinf(batch).sum())} Inf "
+            f"values (first at index {first}){scope}; the step that wrote it produced invalid numbers"
+        )
+
+
+class NpyReader:
+    """A .npy file read batch by batch: memory holds one batch, never the file (a 50,000-image test set is GBs).
+
+    C-order data is read with pread (no mapping whose touched pages would count as the process's memory); other
+    layouts through a memory map, copied to C order one batch at a time. Every check of ``load_npy`` applies.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, what: str = "array", dtype: str | None = None,
+                 finite: bool = False) -> None:
+        self.path, self.what, self.finite = Path(path), what, finite
+        if not self.path.is_file():
+            raise UserError(f"{what} file {self.path} does not exist; run the step that writes it, or fix the path "
+                            "in config.yaml")
+        try:
+            read_npy_header(self.path, what)
+        except OSError as exc:
+            raise UserError(f"{what} file {self.path} could not be read ({exc}); check its permissions or "
+                            "regenerate it") from None
+        self.array = _np_load(self.path, what, mmap=True)
+        self.shape, self.dtype = tuple(self.array.shape), self.array.dtype
+        if dtype is not None and self.dtype != np.dtype(dtype):
+            raise UserError(f"{what} file {self.path} has dtype {self.dtype}, expected {np.dtype(dtype)}")
+        if not self.shape:
+            raise UserError(f"{what} file {self.path} holds a scalar; expected an array of samples (N, ...)")
+        mapped = isinstance(self.array, np.memmap)
+        self.offset = int(getattr(self.array, "offset", 0))
+        self.c_order = mapped and self.array.flags.c_contiguous
+        self.row_bytes = math.prod(self.shape[1:]) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def layout(self) -> str:
+        if self.array.flags.c_contiguous:
+            return "C order"
+        return "Fortran order" if self.array.flags.f_contiguous else "strided"
+
+    def read(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Samples ``start:stop`` as a C-order array of the file's dtype; into ``out`` when given (C-order files: a
+        TensorRT runner's pinned input buffer, so the batch reaches the device without another host copy)."""
+        stop = min(stop, len(self))
+        if self.c_order:  # read straight into the batch's own memory: no intermediate bytes object
+            shape = (stop - start, *self.shape[1:])
+            usable = out is not None and out.shape == shape and out.dtype == self.dtype and out.flags.c_contiguous
+            batch: np.ndarray = out if out is not None and usable else np.empty(shape, self.dtype)
+            view, at = batch.data.cast("B"), self.offset + start * self.row_bytes
+            with open(self.path, "rb") as fh:
+                while view.nbytes:
+                    got = os.preadv(fh.fileno(), [view], at)
+                    if got == 0:
+                        raise UserError(f"{self.what} file {self.path} ended early (it shrank while being read); "
+                                        "regenerate it")
+                    view, at = view[got:], at + got
+        else:
+            batch = np.array(self.array[start:stop], order="C")
+        if self.finite:
+            check_finite(batch, self.what, self.path, start)
+        return batch
+
+    def rows_per(self, nbytes: int) -> int:
+        """How many samples make about ``nbytes`` (at least one): a batch size for a pass that is not inference."""
+        return max(1, nbytes // max(1, self.row_bytes))
+
+    def batches(self, size: int, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first index, batch) over the first ``stop`` samples (all by default)."""
+        end = len(self) if stop is None else min(stop, len(self))
+        for start in range(0, end, size):
+            yield start, self.read(start, min(start + size, end))
+
+
+class NpyWriter:
+    """Rows written batch by batch into the final .npy: a header for the full shape, then pwrite at each batch's
+    offset, renamed into place by ``close`` (atomic_path) only when every row is there. Nothing is concatenated,
+    and dirty pages stay the kernel's, not the process's (a writable memmap would count them as its memory)."""
+
+    def __init__(self, path: str | os.PathLike[str], rows: int, dtype: Any = np.float32) -> None:
+        self.path, self.rows, self.dtype = Path(path), rows, np.dtype(dtype)
+        self._atomic = atomic_path(self.path)
+        self.tmp = self._atomic.__enter__()
+        self.fh = open(self.tmp, "r+b")
+        self.written, self.offset = 0, 0
+        self.row_shape: tuple[int, ...] | None = None
+
+    def _header(self, row_shape: tuple[int, ...]) -> None:
+        self.row_shape = row_shape
+        np.lib.format.write_array_header_1_0(self.fh, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                       "fortran_order": False, "shape": (self.rows, *row_shape)})
+        self.offset = self.fh.tell()
+        self.fh.truncate(self.offset + self.rows * math.prod(row_shape) * self.dtype.itemsize)
+
+    def write(self, batch: np.ndarray) -> None:
+        """Append ``batch`` (converted to the writer's dtype, C order) after the rows written so far."""
+        batch = np.ascontiguousarray(batch, dtype=self.dtype)
+        if self.row_shape is None:
+            self._header(tuple(batch.shape[1:]))
+        if tuple(batch.shape[1:]) != self.row_shape or self.written + len(batch) > self.rows:
+            raise ValueError(f"batch {batch.shape} does not fit rows {self.written}.. of {self.rows} rows "
+                             f"{self.row_shape}")
+        os.pwrite(self.fh.fileno(), batch.data.cast("B"), self.offset + self.written * batch[:1].nbytes)
+        self.written += len(batch)
+
+    def close(self) -> None:
+        """Rename into place; refuses (and removes the temporary) when rows are missing."""
+        if self.row_shape is None:  # no batch came: an empty (0, 0) array, as np.zeros((0, 0)) saved
+            self._header((0,))
+        self.fh.close()
+        if self.written != self.rows:
+            self.abort(ValueError(f"{self.path}: {self.written} of {self.rows} rows written"))
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        """Remove the temporary and raise ``exc`` (translated to a UserError when the disk is full)."""
+        self.fh.close()
+        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+        raise exc
+
+    def __enter__(self) -> "NpyWriter":
+        return self
+
+    def __exit__(self, typ: Any, exc: Any, tb: Any) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self.abort(exc)
 
 
 class NpyHeader(NamedTuple):
@@ -245,17 +393,25 @@ def write_csv_array(path: str | os.PathLike[str], array: np.ndarray) -> None:
     array = np.asarray(array)
     if array.ndim == 0:
         raise UserError("cannot write a 0-dimensional array as CSV")
-    if array.dtype.kind == "f":
-        fmt = "%.9g" if array.dtype.itemsize <= 4 else "%.17g"
-    elif array.dtype.kind in "iub":
+    write_csv_batches(path, array.shape, array.dtype, [array])
+
+
+def write_csv_batches(path: str | os.PathLike[str], shape: tuple[int, ...], dtype: np.dtype[Any],
+                      batches: Iterable[np.ndarray]) -> None:
+    """``write_csv_array`` of an array of ``shape`` given as consecutive row batches (a test set too large to hold
+    in memory is written a batch at a time)."""
+    if dtype.kind == "f":
+        fmt = "%.9g" if dtype.itemsize <= 4 else "%.17g"
+    elif dtype.kind in "iub":
         fmt = "%d"
     else:
-        raise UserError(f"cannot write dtype {array.dtype} as CSV")
-    rows = array.reshape(array.shape[0], math.prod(array.shape[1:]))
-    shape = ",".join(str(d) for d in array.shape)
+        raise UserError(f"cannot write dtype {dtype} as CSV")
+    width = math.prod(shape[1:])
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
-        fh.write(f"{CSV_MAGIC} shape={shape} dtype={array.dtype.name}\n")
-        np.savetxt(fh, rows.astype(np.int64) if array.dtype.kind == "b" else rows, fmt=fmt, delimiter=",")
+        fh.write(f"{CSV_MAGIC} shape={','.join(str(d) for d in shape)} dtype={dtype.name}\n")
+        for batch in batches:
+            rows = batch.reshape(batch.shape[0], width)
+            np.savetxt(fh, rows.astype(np.int64) if dtype.kind == "b" else rows, fmt=fmt, delimiter=",")
 
 
 def read_csv_array(path: str | os.PathLike[str], *, what: str = "CSV") -> np.ndarray:

@@ -1,7 +1,9 @@
 """TensorRT engines from Python: tensor-name API (8.5, 10.x, TensorRT-RTX) with pycuda device memory.
 
-Besides ``infer`` it exposes the three stages (``stage``, ``execute``, ``fetch``) on ``stream`` so benchmarks can
-time the GPU work apart from the host-device copies.
+Besides ``infer`` it exposes the stages (``stage``, ``execute``, ``download``/``fetch``) on ``stream`` so benchmarks can
+time the GPU work apart from the host-device copies, and ``input_view``: the pinned input buffer itself, which a
+caller fills in place so that ``stage`` copies nothing on the host (pinned memory is what lets the H2D copy run at
+full speed and asynchronously; an extra host copy into it per batch is what made Python slower than C++).
 """
 
 from __future__ import annotations
@@ -93,12 +95,20 @@ class TensorRTRunner(Runner):
             raise UserError(f"tensorrt: set_input_shape({self.input_name}, batch {n}) was refused")
         self.batch = n
 
+    def input_view(self, n: int) -> np.ndarray:
+        """The pinned input buffer for a batch of ``n``: write the batch here, then ``stage`` it without a copy."""
+        if not 0 < n <= self.max_batch:
+            raise UserError(f"tensorrt: batch {n} is outside [1, {self.max_batch}] (the engine's profile)")
+        return self.h_in[:n]
+
     def stage(self, batch: np.ndarray) -> None:
-        """Copy a batch to the device (asynchronously on ``stream``) and set the input shape."""
+        """Copy a batch to the device (asynchronously on ``stream``) and set the input shape. A batch that is
+        ``input_view``'s buffer is already in pinned memory: only the host-to-device copy is made."""
         n = batch.shape[0]
         if n != self.batch:  # a shape change costs host time that benchmarks would count as latency
             self._set_batch(n)
-        self.h_in[:n] = batch
+        if batch.ctypes.data != self.h_in.ctypes.data or batch.dtype != self.in_dtype:
+            self.h_in[:n] = batch
         self.cuda.memcpy_htod_async(self.d_in, self.h_in[:n], self.stream)
 
     def execute(self) -> None:
@@ -106,12 +116,17 @@ class TensorRTRunner(Runner):
         if not self.context.execute_async_v3(stream_handle=self.stream.handle):
             raise UserError("tensorrt: execute_async_v3 failed (see the TensorRT messages above)")
 
-    def fetch(self) -> np.ndarray:
-        """Copy the output of the last ``execute`` back and wait for the stream."""
-        n = self.batch
-        self.cuda.memcpy_dtoh_async(self.h_out[:n], self.d_out, self.stream)
+    def download(self) -> None:
+        """Enqueue the copy of the last ``execute``'s output into the pinned output buffer (no wait)."""
+        self.cuda.memcpy_dtoh_async(self.h_out[:self.batch], self.d_out, self.stream)
+
+    def fetch(self, copy: bool = True) -> np.ndarray:
+        """Copy the output of the last ``execute`` back and wait for the stream; ``copy=False`` returns the pinned
+        buffer itself (valid until the next batch)."""
+        self.download()
         self.stream.synchronize()
-        return np.array(self.h_out[:n], dtype=np.float32)
+        out = self.h_out[:self.batch]
+        return np.array(out, dtype=np.float32) if copy else out
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
         chunks = []

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""The CPU steps at real size: ResNet50 at 224x224 (random weights, spread batch-norm statistics), N samples,
+through import, conversion, predictions and compare, each step against the bare library loop doing its work.
+
+  python tools/bench_scale.py [--samples 10000] [--batch-size 32] [--work build/bench-scale] [--json OUT.json]
+  make bench-scale [BENCH_SAMPLES=500]
+
+Every step and every bare loop runs in its own process; its wall time and peak RSS (the process's own ru_maxrss,
+through os.wait4) are measured from outside. The bare loops (BARE below) are what the step would be without the
+pipeline: the same library calls on the same batches, no checks, no streaming writer, no records. Goals (issue 15):
+peak RSS of every step under 4 GB, every step within 1.1x of its bare loop, compare over 1 GB/s of predictions.
+The model and samples are made once under --work and reused (remove the folder to make them again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+SIZE, CLASSES, CALIBRATION, LOGIT_STD = 224, 1000, 32, 2.0
+
+# Made in a child process (TensorFlow stays out of this one). Spread BN, the idea of tests/realnets.py on issue-11b:
+# random gamma/beta, then every BN's moving statistics measured on a calibration batch (one training-mode pass with
+# momentum 0), so each BN normalises what it really sees and activations neither vanish nor explode through the
+# net; the classifier is rescaled to a logit spread of LOGIT_STD so top-1 differs between samples.
+MAKE_MODEL = """
+import sys, numpy as np, keras, tensorflow as tf
+out, seed, net = sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "ResNet50"
+keras.utils.set_random_seed(seed)
+rng = np.random.default_rng(seed)
+make = getattr(keras.applications, net)
+model = make(weights=None, input_shape=({s}, {s}, 3), classes={c}, classifier_activation=None)
+for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+        gamma, beta, mean, var = layer.get_weights()
+        layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.25, beta.shape), mean, var])
+        layer.momentum = 0.0
+x = rng.normal(0, 60, ({n}, {s}, {s}, 3)).astype("float32")
+model(x, training=True)                                   # momentum 0: the moving statistics become the batch's
+head = model.layers[-1]
+kernel, bias = head.get_weights()
+logits = model(x, training=False).numpy()
+head.set_weights([kernel * ({std} / logits.std()), bias * 0])
+probs = keras.layers.Softmax()(model.output)
+keras.Model(model.input, probs).export(out, verbose=False)
+""".format(s=SIZE, c=CLASSES, n=CALIBRATION, std=LOGIT_STD)
+
+# The bare loops: argv = work dir, batch size. Samples are memory-mapped, as a user's own loop would read them.
+BARE = {
+    "import": """
+import sys, hashlib, numpy as np, tensorflow as tf
+w = sys.argv[1]
+fn = tf.saved_model.load(w + "/saved_model").signatures["serving_default"]
+x = np.load(w + "/x.npy", mmap_mode="r")
+fn(tf.constant(x[:8]))
+h = hashlib.blake2b(digest_size=16)
+with open(w + "/x.npy", "rb") as f:
+    while chunk := f.read(1 << 24):
+        h.update(chunk)
+""",
+    # convert_onnx.py converts, then checks the ONNX model against the SavedModel on every sample: both loops.
+    "convert": """
+import sys, subprocess, numpy as np, onnxruntime as ort, tensorflow as tf
+w, b = sys.argv[1], int(sys.argv[2])
+subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", w + "/saved_model", "--output",
+                w + "/bare.onnx", "--opset", "17"], check=True, capture_output=True)
+fn = tf.saved_model.load(w + "/saved_model").signatures["serving_default"]
+s = ort.InferenceSession(w + "/bare.onnx", providers=["CPUExecutionProvider"])
+name = s.get_inputs()[0].name
+x = np.load(w + "/x.npy", mmap_mode="r")
+for i in range(0, len(x), b):
+    batch = np.ascontiguousarray(x[i:i + b])
+    next(iter(fn(tf.constant(batch)).values())).numpy(), s.run(None, {name: batch})
+""",
+    "predict_savedmodel": """
+import sys, numpy as np, tensorflow as tf
+w, b = sys.argv[1], int(sys.argv[2])
+fn = tf.saved_model.load(w + "/saved_model").signatures["serving_default"]
+x = np.load(w + "/x.npy", mmap_mode="r")
+for i in range(0, len(x), b):
+    next(iter(fn(tf.constant(x[i:i + b])).values())).numpy()
+""",
+    "predict_onnxruntime": """
+import sys, numpy as np, onnxruntime as ort
+w, b = sys.argv[1], int(sys.argv[2])
+s = ort.InferenceSession(w + "/model.onnx", providers=["CPUExecutionProvider"])
+name = s.get_inputs()[0].name
+x = np.load(w + "/x.npy", mmap_mode="r")
+for i in range(0, len(x), b):
+    s.run(None, {name: np.ascontiguousarray(x[i:i + b])})
+""",
+    "compare": """
+import sys, numpy as np
+w = sys.argv[1]
+a, b = np.load(w + "/savedmodel.npy", mmap_mode="r"), np.load(w + "/onnxruntime.npy", mmap_mode="r")
+for i in range(0, len(a), 4096):
+    p, q = a[i:i + 4096], b[i:i + 4096]
+    np.abs(p - q).max(), (p.argmax(1) == q.argmax(1)).mean()
+""",
+}
+
+
+def measure(cmd: Sequence[str]) -> dict[str, float]:
+    """Wall seconds and peak RSS (MB) of one process; a failure ends the benchmark with its output."""
+    from trtverify.benchstats import measure_process
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(SCRIPTS)}
+    cost = measure_process(list(cmd), env=env, cwd=REPO)
+    if cost.returncode != 0:
+        sys.exit(f"bench_scale: {' '.join(cmd)[:200]} failed:\n{cost.output[-3000:]}")
+    return {"seconds": round(cost.seconds, 2), "peak_rss_mb": round(cost.peak_rss_bytes / 1e6, 1)}
+
+
+def make_model(dest: Path, seed: int, net: str = "ResNet50") -> None:
+    """A keras.applications net (ResNet50, MobileNetV2) at 224x224 with spread BN, exported as a SavedModel."""
+    measure([sys.executable, "-c", MAKE_MODEL, str(dest), str(seed), net])
+
+
+def prepare(work: Path, n: int, seed: int) -> None:
+    """The SavedModel and N samples (written a batch at a time: 10,000 are 6 GB)."""
+    import numpy as np
+    from trtverify.io import NpyWriter
+
+    if not (work / "src" / "saved_model" / "saved_model.pb").is_file():
+        make_model(work / "src" / "saved_model", seed)
+    samples = work / "src" / f"x{n}.npy"
+    if not samples.is_file():
+        rng = np.random.default_rng(seed)
+        with NpyWriter(samples, n) as out:
+            for start in range(0, n, 256):
+                out.write(rng.normal(0, 60, (min(256, n - start), SIZE, SIZE, 3)).astype(np.float32))
+        np.save(work / "src" / f"y{n}.npy", rng.integers(0, CLASSES, n))
+
+
+def steps(work: Path, n: int, batch: int) -> dict[str, list[str]]:
+    """The pipeline's commands, as the rules run them."""
+    py, src, run = sys.executable, work / "src", work / "run"
+    predict = [py, str(SCRIPTS / "predict.py"), "--samples", str(run / "x.npy"), "--batch-size", str(batch)]
+    return {
+        "import": [py, str(SCRIPTS / "import_model.py"), f"--saved-model-in={src / 'saved_model'}",
+                   f"--samples-in={src / f'x{n}.npy'}", f"--labels-in={src / f'y{n}.npy'}", "--saved-model",
+                   str(run / "saved_model"), "--samples", str(run / "x.npy"), "--labels", str(run / "y.npy"),
+                   "--metrics", str(run / "metrics.json")],
+        "convert": [py, str(SCRIPTS / "convert_onnx.py"), "--saved-model", str(run / "saved_model"), "--samples",
+                    str(run / "x.npy"), "--batch-size", str(batch), "--output", str(run / "model.onnx"),
+                    "--check", str(run / "onnx_check.json")],
+        "predict_savedmodel": [*predict, "--backend", "savedmodel", "--artifact", str(run / "saved_model"),
+                               "--output", str(run / "savedmodel.npy"), "--info", str(run / "savedmodel.json")],
+        "predict_onnxruntime": [*predict, "--backend", "onnxruntime", "--artifact", str(run / "model.onnx"),
+                                "--providers", "CPUExecutionProvider", "--output", str(run / "onnxruntime.npy"),
+                                "--info", str(run / "onnxruntime.json")],
+        "compare": [py, str(SCRIPTS / "compare.py"), "--model", "resnet50", "--labels", str(run / "y.npy"),
+                    "--samples", str(run / "x.npy"), "--prediction", f"savedmodel={run / 'savedmodel.npy'}",
+                    "--prediction", f"onnxruntime={run / 'onnxruntime.npy'}", "--output",
+                    str(run / "comparison.json"), "--per-sample", str(run / "per_sample.csv")],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--samples", type=int, default=10_000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", type=Path, default=REPO / "build" / "bench-scale")
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--steps", default="", help="comma-separated steps to run (default: all; each needs the "
+                   "outputs of those before it from an earlier run)")
+    args = p.parse_args(argv)
+    prepare(args.work, args.samples, args.seed)
+    rows: list[dict[str, Any]] = []
+    print(f"ResNet50 {SIZE}x{SIZE}, {args.samples} samples, batch {args.batch_size}")
+    print(f"{'step':<20} {'seconds':>8} {'peak RSS MB':>12} {'bare s':>8} {'bare MB':>8} {'ratio':>6}  note")
+    for name, cmd in steps(args.work, args.samples, args.batch_size).items():
+        if args.steps and name not in args.steps.split(","):
+            continue
+        step = measure(cmd)
+        bare = measure([sys.executable, "-c", BARE[name], str(args.work / "run"), str(args.batch_size)])
+        row = {"step": name, **step, "bare_seconds": bare["seconds"], "bare_peak_rss_mb": bare["peak_rss_mb"],
+               "ratio": round(step["seconds"] / bare["seconds"], 3)}
+        if name == "compare":  # both prediction files, read once
+            size = sum((args.work / "run" / f).stat().st_size for f in ("savedmodel.npy", "onnxruntime.npy"))
+            row["gb_per_s"] = round(size / step["seconds"] / 1e9, 3)
+        rows.append(row)
+        note = f"{row['gb_per_s']} GB/s of predictions" if "gb_per_s" in row else ""
+        print(f"{name:<20} {step['seconds']:>8} {step['peak_rss_mb']:>12} {bare['seconds']:>8} "
+              f"{bare['peak_rss_mb']:>8} {row['ratio']:>6}  {note}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"samples": args.samples, "batch_size": args.batch_size, "rows": rows},
+                                        indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
