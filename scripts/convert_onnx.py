@@ -27,7 +27,7 @@ import numpy as np
 
 from trtverify.backends import open_runner
 from trtverify.errors import UserError, require, run_main
-from trtverify.io import atomic_path, load_npy, write_json
+from trtverify.io import NpyReader, atomic_path, load_npy, write_json
 from trtverify.metrics import OutputProfile, compare, profile_reference, softmax
 from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
 
@@ -72,8 +72,10 @@ def convert(saved_model: str, output: str, opset: int) -> str:
     return " ".join(cmd[1:])
 
 
-def run_batched(runner: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.concatenate([runner.infer(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+def run_batched(runner: Any, x: NpyReader, batch_size: int, stop: int | None = None) -> np.ndarray:
+    """Outputs of the first ``stop`` samples (all by default), read a batch at a time: only the outputs, which are
+    small, are held whole, never the samples (a 50,000-image test set is GBs)."""
+    return np.concatenate([runner.infer(batch) for _, batch in x.batches(batch_size, stop)])
 
 
 def ort_unoptimized(onnx_path: str, x: np.ndarray) -> np.ndarray:
@@ -104,13 +106,13 @@ def noise_floor(checks: dict[str, dict[str, float]], samples: int, profile: Outp
     return result
 
 
-def measure(saved_model: str, onnx_path: str, x: np.ndarray, batch_size: int, floor_samples: int,
+def measure(saved_model: str, onnx_path: str, x: NpyReader, batch_size: int, floor_samples: int,
             output_kind: str) -> tuple[dict[str, np.ndarray], dict[str, Any], OutputProfile, dict[str, Any]]:
     """Both models on every sample, plus the two self-checks on the first ``floor_samples``."""
     m = min(floor_samples, len(x))
     with open_runner("savedmodel", saved_model) as runner:
         ref = run_batched(runner, x, batch_size)
-        ref_b1 = run_batched(runner, x[:m], 1)
+        ref_b1 = run_batched(runner, x, 1, m)
     with open_runner("onnxruntime", onnx_path, providers=["CPUExecutionProvider"]) as runner:
         ort = run_batched(runner, x, batch_size)
         onnx_input = {"name": runner.input_name, "shape": [d if d else "batch" for d in runner.input_shape]}
@@ -118,7 +120,7 @@ def measure(saved_model: str, onnx_path: str, x: np.ndarray, batch_size: int, fl
         raise UserError("the ONNX model produces NaN/Inf on the test samples; the conversion is broken")
     profile = profile_reference(ref, override=output_kind)
     checks = {f"savedmodel batch 1 vs batch {batch_size}": self_check(ref[:m], ref_b1, profile.kind),
-              "onnxruntime optimized vs unoptimized": self_check(ort[:m], ort_unoptimized(onnx_path, x[:m]),
+              "onnxruntime optimized vs unoptimized": self_check(ort[:m], ort_unoptimized(onnx_path, x.read(0, m)),
                                                                  profile.kind)}
     return {"savedmodel": ref, "onnxruntime": ort}, noise_floor(checks, m, profile), profile, onnx_input
 
@@ -149,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not any((saved_model / name).is_file() for name in ("saved_model.pb", "saved_model.pbtxt")):
         raise UserError(f"{saved_model} is not a SavedModel directory (no saved_model.pb); export one with "
                         "model.export(dir) (Keras 3) or tf.saved_model.save")
-    x = load_npy(args.samples, what="test samples", dtype="float32", finite=True)
+    x = NpyReader(args.samples, what="test samples", dtype="float32", finite=True)
     labels = load_npy(args.labels, what="test labels")
     start = time.perf_counter()
     with atomic_path(args.output) as tmp_onnx:
