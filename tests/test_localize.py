@@ -479,3 +479,42 @@ def test_tensorrt_hop_without_that_tensorrt_is_skipped_with_the_reason(tmp_path:
                            BuildOptions(precision="tf32", flavour="tensorrt"))
     assert (hop["hop"], hop["status"], hop["layers"]) == ("onnxruntime->tensorrt_tf32", "skipped", [])
     assert hop["reason"].startswith("no debug engine: TensorRT is not installed here")
+
+
+def test_inspector_gets_a_context_at_the_opt_shape_of_dynamic_inputs() -> None:
+    """TensorRT 8.5.3 on the H200 reported every layer's type as "N/A due to dynamic shapes" until the inspector has
+    an execution context whose dynamic inputs have shapes: the attestation attaches one at the profile's opt shape."""
+    from types import SimpleNamespace
+
+    from trtverify.engine import shaped_context
+
+    class Context:
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple[int, ...]] = {}
+
+        def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+            self.shapes[name] = tuple(shape)
+            return True
+
+    class Engine:
+        num_io_tensors = 2
+        names = {0: "x", 1: "y"}
+
+        def create_execution_context(self) -> Context:
+            return Context()
+
+        def get_tensor_name(self, i: int) -> str:
+            return self.names[i]
+
+        def get_tensor_mode(self, name: str) -> str:
+            return "in" if name == "x" else "out"
+
+        def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+            return (-1, 32, 32, 3) if name == "x" else (-1, 10)
+
+        def get_tensor_profile_shape(self, name: str, profile: int) -> list[tuple[int, ...]]:
+            return [(1, 32, 32, 3), (8, 32, 32, 3), (16, 32, 32, 3)]
+
+    trt = SimpleNamespace(TensorIOMode=SimpleNamespace(INPUT="in"))
+    context = shaped_context(trt, Engine())
+    assert context.shapes == {"x": (8, 32, 32, 3)}

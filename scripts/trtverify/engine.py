@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
-from .tensorrt_compat import dims, import_tensorrt, network_flags, parse_tactic_sources, version_of
+from .tensorrt_compat import dims, import_tensorrt, network_flags, parse_tactic_sources, profile_shape, version_of
 
 if TYPE_CHECKING:  # mypy checks the calls below against tensorrt-stubs (the TensorRT 10 API)
     import tensorrt
@@ -193,7 +193,24 @@ def inspect_layers(trt: Any, serialized: bytes) -> tuple[list[dict[str, Any]], s
         why = log.messages[-1] if log.messages else "no message"
         return [], f"unavailable: the engine cannot be deserialized here to inspect it ({why})"
     inspector = engine.create_engine_inspector()
+    context = shaped_context(trt, engine)
+    if context is not None:
+        inspector.execution_context = context
     return parse_layer_information(inspector.get_engine_information(trt.LayerInformationFormat.JSON)), "ok"
+
+
+def shaped_context(trt: Any, engine: Any) -> Any:
+    """An execution context with every dynamic input at its profile's opt shape: without one, the inspector of an
+    engine with dynamic shapes reports each layer's data type as "N/A due to dynamic shapes" (seen on TensorRT
+    8.5.3, H200). None where a context cannot be made (then the types stay N/A, which the record shows)."""
+    context = engine.create_execution_context()
+    if context is None:
+        return None
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT and -1 in dims(engine.get_tensor_shape(name)):
+            context.set_input_shape(name, profile_shape(trt, engine, name)[1])
+    return context
 
 
 def parse_layer_information(text: str) -> list[dict[str, Any]]:
