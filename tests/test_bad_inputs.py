@@ -181,7 +181,7 @@ def train(dataset: dict, num_test_samples: str):  # type: ignore[no-untyped-def,
 def convert_gelu(tmp: Path, tf_models: dict[str, Path]) -> subprocess.CompletedProcess[str]:
     data = good_data(tmp / "in")
     return run_script("convert_onnx.py", "--saved-model", tf_models["gelu"], "--samples", data["samples"],
-                      "--output", tmp / "out" / "m.onnx", "--check", tmp / "out" / "c.json", check=False)
+                      "--labels", data["labels"], "--output", tmp / "out" / "m.onnx", "--check", tmp / "out" / "c.json", check=False)
 
 
 convert_gelu.needs_tf = True  # type: ignore[attr-defined]
@@ -236,7 +236,7 @@ STEP_CASES: dict[str, Callable] = {  # type: ignore[type-arg]
 }
 
 CONFIG_CASES = {
-    "config-nan": "onnx: {opset: 17, max_abs_diff: .nan}",
+    "config-nan": "datasets: {digits: {source: digits, test_fraction: .nan}}",
     "config-inf": "compare: {tolerances: {fp16: {atol: .inf}}}",
     "config-provider-injection": "onnxruntime: {providers: ['CPUExecutionProvider || touch M; #ExecutionProvider']}",
     "config-reserved-model-name": "models: {plots: {dataset: digits, architecture: {blocks: [4], dense_units: 8}, "

@@ -114,7 +114,7 @@ def test_a_definition_edit_rebuilds_its_image_and_reruns_what_ran_in_it(containe
     definition.write_text(definition.read_text() + "# a changed definition\n")
     plan = job_stats(run(ws, "--sdm", "apptainer", "--dry-run"))
     # The TensorRT image, the one step that ran in it (ONNX Runtime predictions) and what reads its output.
-    assert plan == {"build_container": 1, "predict_onnxruntime": 1, "compare": 1, "report": 1, "all": 1}
+    assert plan == {"build_container": 1, "predict_onnxruntime": 1, "compare": 1, "report": 1, "gate": 1, "all": 1}
 
 
 @pytest.mark.parametrize("image", ["docker://nvcr.io/nvidia/tensorflow:24.12-tf2-py3",

@@ -226,7 +226,7 @@ class Browser:
             raise AssertionError(f"{expression[:200]} threw: {reply['exceptionDetails']}")
         return reply["result"].get("value")
 
-    def wait(self, expression: str, what: str, timeout: float = 15, context: int | None = None) -> Any:
+    def wait(self, expression: str, what: str, timeout: float = 60, context: int | None = None) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = self.evaluate(expression, context)
