@@ -40,6 +40,7 @@ lint: venv
 	python tools/envs.py --check
 	snakemake --lint
 	snakefmt --check Snakefile rules/
+	ruff check scripts tests tools
 	mypy
 
 test: venv system-deps

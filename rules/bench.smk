@@ -24,7 +24,7 @@ rule benchmark_savedmodel:
     input:
         image=container_input("tensorflow"),
         script=script("benchmark.py"),
-        code=lib("benchstats.py", "backends/__init__.py", "backends/savedmodel.py"),
+        code=code_of("benchmark.py", "trtverify/backends/savedmodel.py"),
         artifact="results/{model}/saved_model",
         samples="results/{model}/data/test_samples.npy",
     output:
@@ -56,7 +56,7 @@ rule benchmark_onnxruntime:
     input:
         image=container_input("tensorrt"),
         script=script("benchmark.py"),
-        code=lib("benchstats.py", "backends/__init__.py", "backends/onnxruntime.py"),
+        code=code_of("benchmark.py", "trtverify/backends/onnxruntime.py"),
         artifact="results/{model}/model.onnx",
         samples="results/{model}/data/test_samples.npy",
     output:
@@ -89,12 +89,7 @@ rule benchmark_tensorrt:
     input:
         image=container_input("tensorrt"),
         script=script("benchmark.py"),
-        code=lib(
-            "benchstats.py",
-            "backends/__init__.py",
-            "backends/tensorrt.py",
-            "tensorrt_compat.py",
-        ),
+        code=code_of("benchmark.py", "trtverify/backends/tensorrt.py"),
         artifact="results/{model}/engines/{precision}.trt",
         samples="results/{model}/data/test_samples.npy",
     output:
@@ -129,7 +124,7 @@ rule benchmark_tensorrt_cpp:
     input:
         image=container_input("tensorrt"),
         script=script("benchmark.py"),
-        code=lib("benchstats.py"),
+        code=code_of("benchmark.py"),
         binary="results/bin/trt_infer",
         engine="results/{model}/engines/{precision}.trt",
         samples="results/{model}/data/test_samples.npy",
@@ -169,7 +164,7 @@ rule benchmark_table:
     input:
         image=container_input("tensorflow"),
         script=script("bench_table.py"),
-        code=lib("benchstats.py"),
+        code=code_of("bench_table.py"),
         rows=BENCH_ROWS,
     output:
         tsv="results/benchmarks.tsv",

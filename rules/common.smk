@@ -1,4 +1,5 @@
 # Helpers shared by the rules: config lookups, the backend names each model is predicted with, and paths.
+import ast
 import json
 import math
 import os
@@ -91,13 +92,50 @@ def repo_path(*parts):
 
 
 def script(name):
-    """A step script: rules list it as an input, so editing it reruns the step."""
+    """A step program: rules list it as an input, so editing it reruns the step."""
     return repo_path("scripts", name)
 
 
-def lib(*names):
-    """Shared-package modules a step depends on (editing one reruns only the steps that use it)."""
-    return [repo_path("scripts", "trtverify", n) for n in names]
+def imported_modules(path):
+    """The modules of scripts/ that the file at ``path`` imports (at any depth of its code: lazy imports count),
+    read with ast, since importing would need the step's frameworks. A package's __init__.py counts, as Python
+    runs it before any of its modules; names from elsewhere (numpy, tensorrt) are not ours and are left out.
+    """
+    root = REPO / "scripts"
+    found = set()
+    package = path.parent.relative_to(root).parts
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name.split(".") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1] if node.level else [])
+            base += node.module.split(".") if node.module else []
+            names = [base] + [base + [alias.name] for alias in node.names]
+        else:
+            continue
+        for parts in names:
+            for depth in range(1, len(parts) + 1):
+                stem = root.joinpath(*parts[:depth])
+                for candidate in (stem / "__init__.py", stem.with_suffix(".py")):
+                    if candidate.is_file():
+                        found.add(candidate)
+    return found
+
+
+def code_of(program, *loaded):
+    """The modules of scripts/ a step program runs (the program itself is the rule's `script` input): all it
+    imports, transitively, sorted. Computed rather than listed, so that editing a module reruns exactly the steps
+    that use it. ``loaded``: modules the program loads by name at run time (a backend), which no parser can see.
+    """
+    scripts = REPO / "scripts"
+    todo = [scripts / program] + [scripts / m for m in loaded]
+    seen = set()
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo += imported_modules(path)
+    return sorted(os.path.relpath(p) for p in seen - {scripts / program})
 
 
 def as_json(obj):

@@ -7,7 +7,7 @@ rule compare:
         unpack(engine_records),
         image=container_input("tensorflow"),
         script=script("compare.py"),
-        code=lib("metrics.py", "sketch.py", "tolerance.py"),
+        code=code_of("compare.py"),
         labels="results/{model}/data/test_labels.npy",
         samples="results/{model}/data/test_samples.npy",
         noise_floor="results/{model}/onnx_check.json",

@@ -6,7 +6,11 @@ rule convert_onnx:
     input:
         image=container_input("tensorflow"),
         script=script("convert_onnx.py"),
-        code=lib("metrics.py", "sketch.py", "tolerance.py"),
+        code=code_of(
+            "convert_onnx.py",
+            "trtverify/backends/savedmodel.py",
+            "trtverify/backends/onnxruntime.py",
+        ),
         saved_model="results/{model}/saved_model",
         samples="results/{model}/data/test_samples.npy",
         labels="results/{model}/data/test_labels.npy",

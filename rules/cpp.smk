@@ -16,6 +16,7 @@ rule compile_cpp:
     input:
         image=container_input("tensorrt"),
         script=script("compile_cpp.py"),
+        code=code_of("compile_cpp.py"),
         cmakelists=repo_path("cpp", "CMakeLists.txt"),
         sources=CPP_SOURCES,
     output:

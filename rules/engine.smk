@@ -5,7 +5,7 @@ rule build_engine:
     input:
         image=container_input("tensorrt"),
         script=script("build_engine.py"),
-        code=lib("engine.py", "tensorrt_compat.py"),
+        code=code_of("build_engine.py"),
         onnx="results/{model}/model.onnx",
     output:
         engine="results/{model}/engines/{precision}.trt",

@@ -9,7 +9,7 @@ rule localize:
     input:
         image=container_input("tensorflow"),
         script=script("localize.py"),
-        code=lib("localize.py", "localize_trt.py", "engine.py", "tensorrt_compat.py"),
+        code=code_of("localize.py"),
         saved_model="results/{model}/saved_model",
         onnx="results/{model}/model.onnx",
         samples="results/{model}/data/test_samples.npy",

@@ -5,7 +5,7 @@ rule predict_savedmodel:
     input:
         image=container_input("tensorflow"),
         script=script("predict.py"),
-        code=lib("backends/__init__.py", "backends/savedmodel.py"),
+        code=code_of("predict.py", "trtverify/backends/savedmodel.py"),
         artifact="results/{model}/saved_model",
         samples="results/{model}/data/test_samples.npy",
     output:
@@ -34,7 +34,7 @@ rule predict_onnxruntime:
     input:
         image=container_input("tensorrt"),
         script=script("predict.py"),
-        code=lib("backends/__init__.py", "backends/onnxruntime.py"),
+        code=code_of("predict.py", "trtverify/backends/onnxruntime.py"),
         artifact="results/{model}/model.onnx",
         samples="results/{model}/data/test_samples.npy",
     output:
@@ -65,7 +65,7 @@ rule predict_tensorrt:
     input:
         image=container_input("tensorrt"),
         script=script("predict.py"),
-        code=lib("backends/__init__.py", "backends/tensorrt.py", "tensorrt_compat.py"),
+        code=code_of("predict.py", "trtverify/backends/tensorrt.py"),
         artifact="results/{model}/engines/{precision}.trt",
         engine_info="results/{model}/engines/{precision}.json",
         samples="results/{model}/data/test_samples.npy",
@@ -96,6 +96,7 @@ rule predict_tensorrt_cpp:
     input:
         image=container_input("tensorrt"),
         script=script("predict_cpp.py"),
+        code=code_of("predict_cpp.py"),
         binary="results/bin/trt_infer",
         engine="results/{model}/engines/{precision}.trt",
         engine_info="results/{model}/engines/{precision}.json",
@@ -126,6 +127,7 @@ rule predict_tensorrt_cpp:
 use rule predict_tensorrt_cpp as predict_tensorrt_cpp_csv with:
     input:
         script=script("predict_cpp.py"),
+        code=code_of("predict_cpp.py"),
         binary="results/bin/trt_infer",
         engine="results/{model}/engines/{precision}.trt",
         engine_info="results/{model}/engines/{precision}.json",

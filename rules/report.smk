@@ -7,13 +7,14 @@ rule report:
     input:
         image=container_input("tensorflow"),
         script=script("report.py"),
-        code=lib("tables.py", "metrics.py", "sketch.py", "tolerance.py"),
+        code=code_of("report.py"),
         comparisons=expand("results/{model}/comparison.json", model=MODELS),
         samples=expand("results/{model}/data/test_samples.npy", model=MODELS),
         engines=engine_infos(),
         localizations=localizations_run,
         speed=["results/benchmarks.tsv"] if config["benchmark"].get("enabled") else [],
         costs_script=script("pipeline_costs.py"),
+        costs_code=code_of("pipeline_costs.py"),
     output:
         markdown="results/report.md",
         html=report(
@@ -76,6 +77,7 @@ rule gate:
     input:
         image=container_input("tensorflow"),
         script=script("gate.py"),
+        code=code_of("gate.py"),
         summary="results/summary.json",
         report="results/report.md",
     output:

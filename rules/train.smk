@@ -5,7 +5,7 @@ rule train:
     input:
         image=container_input("tensorflow"),
         script=script("train.py"),
-        code=lib("datasets.py", "model.py"),
+        code=code_of("train.py"),
         archive=lambda w: dataset_cfg(w).get("archive") or [],
     output:
         saved_model=directory("results/{model}/saved_model"),
@@ -42,6 +42,7 @@ rule import_model:
     input:
         image=container_input("tensorflow"),
         script=script("import_model.py"),
+        code=code_of("import_model.py", "trtverify/backends/savedmodel.py"),
         saved_model=lambda w: model_cfg(w)["import"]["saved_model"],
         samples=lambda w: model_cfg(w)["import"]["samples"],
         labels=lambda w: model_cfg(w)["import"]["labels"],
@@ -77,6 +78,7 @@ rule export_csv:
     input:
         image=container_input("tensorflow"),
         script=script("export_csv.py"),
+        code=code_of("export_csv.py"),
         samples="results/{model}/data/test_samples.npy",
         labels="results/{model}/data/test_labels.npy",
     output:

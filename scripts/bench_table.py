@@ -5,8 +5,9 @@
       --json results/benchmarks.json --plots results/bench_plots [--baseline savedmodel]
 
 ``speedup`` is a row's throughput over the baseline backend's at the same model and batch size, ``speedup_p50`` the
-baseline's p50 latency over the row's (robust to a busy machine); both empty where the baseline was not measured. Plots, per model: p50 latency and throughput against batch size, one line per
-backend (and precision, and CUDA graph), both axes logarithmic.
+baseline's p50 latency over the row's (robust to a busy machine); both empty where the baseline was not measured.
+Plots, per model: p50 latency and throughput against batch size, one line per backend
+(and precision, and CUDA graph), both axes logarithmic.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from tabulate import tabulate
@@ -27,7 +27,8 @@ from trtverify.tables import speed_view
 COLUMNS = (
     "model", "backend", "precision", "batch", "cuda_graph", "copies_included",
     "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "min_ms", "max_ms", "throughput_samples_per_s", "speedup",
-    "speedup_p50", "gpu_compute_mean_ms", "gpu_compute_p50_ms", "gpu_compute_p99_ms", "peak_host_rss_mib", "gpu_memory_mib",
+    "speedup_p50", "gpu_compute_mean_ms", "gpu_compute_p50_ms", "gpu_compute_p99_ms", "peak_host_rss_mib",
+    "gpu_memory_mib",
     "device", "framework", "framework_version", "warmup", "iterations",
 )
 MIB = 2**20
@@ -43,7 +44,10 @@ def label(row: dict[str, Any]) -> str:
 
 def flatten(row: dict[str, Any]) -> dict[str, Any]:
     lat, gpu = row["latency_ms"], row["gpu_compute_ms"] or {}
-    mib = (lambda b: None if b is None else round(b / MIB, 1))
+
+    def mib(b: int | None) -> float | None:
+        return None if b is None else round(b / MIB, 1)
+
     return {
         "model": row["model"], "backend": row["backend"], "precision": row["precision"], "batch": row["batch"],
         "cuda_graph": row["cuda_graph"], "copies_included": row["copies_included"],

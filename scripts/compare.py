@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
-from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 import numpy as np

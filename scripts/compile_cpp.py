@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure = run(["cmake", "-S", args.source, "-B", build, "-DCMAKE_BUILD_TYPE=Release", *cmake_args])
         if "building only the library" in configure:  # CMake's status when trt_infer cannot be built
             raise UserError("CMake did not find TensorRT, so trt_infer cannot be built; set cpp.cmake_args to "
-                            "-DTensorRT_ROOT=<TensorRT install prefix> in config.yaml, or run in the TensorRT container")
+                            "-DTensorRT_ROOT=<TensorRT install prefix> in config.yaml, "
+                            "or run in the TensorRT container")
         run(["cmake", "--build", build, "--target", "trt_infer", "-j", str(args.jobs)])
         built = Path(build) / "trt_infer"
         if not built.is_file():

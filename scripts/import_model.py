@@ -23,10 +23,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from predict import check_predictions
 from trtverify.backends import open_runner
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, NpyWriter, atomic_path, load_npy, save_npy, write_json
+from trtverify.predictions import check_predictions
 
 
 CHUNK = 16 << 20  # bytes of samples read at a time: memory holds the model and one chunk, whatever the test set

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from predict import check_engine, check_predictions
 
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, atomic_path, load_npy, write_json
+from trtverify.predictions import check_engine, check_predictions
 
 
 def main(argv: Sequence[str] | None = None) -> int:

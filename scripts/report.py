@@ -235,8 +235,9 @@ def write_plots(comparisons: Mapping[str, Mapping[str, Any]], samples: Mapping[s
         if kind_of(cmp) != "other":       # no classes, no per-class agreement
             names.append(f"{model}-per-class-agreement.png")
             plot_per_class(plt, model, cmp, directory / names[-1])
-        if model in samples and kind_of(cmp) != "other" and plot_flipped(plt, model, cmp, samples[model], directory / f"{model}-flipped.png"):
-            names.append(f"{model}-flipped.png")
+        flipped = directory / f"{model}-flipped.png"
+        if model in samples and kind_of(cmp) != "other" and plot_flipped(plt, model, cmp, samples[model], flipped):
+            names.append(flipped.name)
     return names
 
 

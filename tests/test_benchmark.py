@@ -525,7 +525,8 @@ def test_bench_rules_plan_one_job_per_backend_batch_and_precision(tmp_path: Path
 def test_the_configured_baseline_reaches_the_table(tmp_path: Path, baseline: str | None) -> None:
     ws, args = bench_workflow(tmp_path, "savedmodel, onnxruntime")
     if baseline:
-        (ws / "bench.yaml").write_text(BENCH_OVERLAY.replace("}", f", baseline: {baseline}}}") % "savedmodel, onnxruntime")
+        overlay = BENCH_OVERLAY.replace("}", f", baseline: {baseline}}}")
+        (ws / "bench.yaml").write_text(overlay % "savedmodel, onnxruntime")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run([sys.executable, "-m", "snakemake", *args, "--dry-run", "--printshellcmds",
                            "results/benchmarks.tsv"], cwd=ws, capture_output=True, text=True, env=env)

@@ -39,16 +39,18 @@ def cpp_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         pytest.fail("cmake and a C++ compiler are needed: apt-get install cmake g++")
     no_tensorrt = tmp_path_factory.mktemp("no-tensorrt")
     configure = run(["cmake", "-S", REPO / "cpp", "-B", BUILD, "-DCMAKE_BUILD_TYPE=Release",
-                     "-DTRTVERIFY_WERROR=ON", f"-DTensorRT_ROOT={no_tensorrt}", f"-DPython3_EXECUTABLE={sys.executable}"],
+                     "-DTRTVERIFY_WERROR=ON", f"-DTensorRT_ROOT={no_tensorrt}",
+                     f"-DPython3_EXECUTABLE={sys.executable}"],
                     env={**os.environ, "TensorRT_ROOT": ""})
     build = run(["cmake", "--build", BUILD, "-j", str(os.cpu_count() or 2)])
     ctest = subprocess.run(["ctest", "--output-on-failure"], cwd=BUILD, capture_output=True, text=True)
-    return {"configure": configure.stdout + configure.stderr, "build": build.stdout, "ctest": ctest.stdout + ctest.stderr,
-            "ctest_rc": str(ctest.returncode)}
+    return {"configure": configure.stdout + configure.stderr, "build": build.stdout,
+            "ctest": ctest.stdout + ctest.stderr, "ctest_rc": str(ctest.returncode)}
 
 
 def test_configure_without_tensorrt_builds_only_the_library(cpp_build: dict[str, str]) -> None:
-    assert "trtverify: TensorRT not found (set TensorRT_ROOT); building only the library and its tests" in cpp_build["configure"]
+    assert ("trtverify: TensorRT not found (set TensorRT_ROOT); building only the library and its tests"
+            in cpp_build["configure"])
     assert not (BUILD / "trt_infer").exists()
     targets = run(["cmake", "--build", BUILD, "--target", "help"]).stdout
     assert "trtverify_io" in targets and "trt_infer" not in targets
@@ -92,7 +94,8 @@ def test_fuzz_readers_for_a_bounded_time(tmp_path: Path) -> None:
         pytest.fail("clang++ is not installed; the fuzz test needs it: apt-get install clang libclang-rt-14-dev "
                     "(make system-deps does this)")
     seconds = int(os.environ.get("TRTVERIFY_FUZZ_SECONDS", "60"))
-    configure = subprocess.run(["cmake", "-S", str(REPO / "cpp"), "-B", str(FUZZ_BUILD), f"-DCMAKE_CXX_COMPILER={clang}",
+    configure = subprocess.run(["cmake", "-S", str(REPO / "cpp"), "-B", str(FUZZ_BUILD),
+                                f"-DCMAKE_CXX_COMPILER={clang}",
                                 "-DTRTVERIFY_FUZZ=ON", "-DTRTVERIFY_TRT_INFER=OFF",
                                 f"-DPython3_EXECUTABLE={sys.executable}"], capture_output=True, text=True)
     assert configure.returncode == 0, configure.stdout[-3000:] + configure.stderr[-3000:]

@@ -9,7 +9,6 @@ import pickle
 import stat
 import subprocess
 import sys
-import textwrap
 import warnings
 from pathlib import Path
 
@@ -445,8 +444,8 @@ def test_script_user_error_is_one_line(tmp_path) -> None:
     out = tmp_path / "out"
     args = ["--samples", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
             "--samples-csv", out / "x.csv", "--labels-csv", out / "y.csv"]
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "export_csv.py"), *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "export_csv.py"), *map(str, args)], capture_output=True,
+                          text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("export_csv.py: error: test samples file ")

@@ -242,7 +242,8 @@ def test_tensorrt_layer_names_map_back_to_keras_layers(mobilenet: dict[str, Any]
     conv, relu = nodes["bn_Conv1"], nodes["Conv1_relu"]
     engine_layers = [{"name": f"{conv} + {relu}", "output_types": ["FP16"], "tactic": "0x1"},
                      {"name": f"PWN({nodes['block_2_add']})", "output_types": ["FP32"], "tactic": None},
-                     {"name": "Reformatting CopyNode for Input Tensor 0 to x", "output_types": ["FP32"], "tactic": None}]
+                     {"name": "Reformatting CopyNode for Input Tensor 0 to x", "output_types": ["FP32"],
+                      "tactic": None}]
     rows = layer_precisions(engine_layers, owners)
     assert conv.startswith("Conv__")  # tf2onnx's fused conv+BN node: named only through its initializers
     assert [r["layers"] for r in rows] == [["bn_Conv1", "Conv1_relu"], ["block_2_add"]]

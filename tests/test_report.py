@@ -57,8 +57,8 @@ def outputs(out: Path) -> list[str]:
 def test_tables_of_a_crafted_comparison() -> None:
     cmp = crafted(True)
     accuracy = tables.render(tables.accuracy_table(cmp), "text", ".3g").splitlines()
-    assert accuracy[0].split() == ["backend", "precision", "accuracy", "95%", "CI", "vs", "reference", "correct", "mean",
-                                   "top-1", "prob", "NaN", "Inf"]
+    assert accuracy[0].split() == ["backend", "precision", "accuracy", "95%", "CI", "vs", "reference", "correct",
+                                   "mean", "top-1", "prob", "NaN", "Inf"]
     # Wilson 3/4: centre (0.75 + z^2/8) / (1 + z^2/4) = 0.6275, half-width z sqrt(3/64 + z^2/64) / (1 + z^2/4) = 0.327
     assert accuracy[2].split() == ["savedmodel", "fp32", "0.75", "[0.301,", "0.954]", "-", "3/4", "0.6", "0", "0"]
     assert accuracy[4].split() == ["tensorrt_fp16", "fp16", "0.5", "[0.15,", "0.85]", "-0.25", "2/4", "0.612", "0",

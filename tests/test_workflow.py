@@ -176,7 +176,10 @@ def test_own_model_is_imported_converted_and_compared(finished_run: Path, tmp_pa
     own = write_overlay(tmp_path / "own.yaml", f"""models:
   mine:
     dataset: none
-    import: {{saved_model: {mine / 'saved_model'}, samples: {mine / 'test_samples.npy'}, labels: {mine / 'test_labels.npy'}}}
+    import:
+      saved_model: {mine / 'saved_model'}
+      samples: {mine / 'test_samples.npy'}
+      labels: {mine / 'test_labels.npy'}
 datasets:{config}""")
     snakemake(ws, configfiles=(own,))
     results = ws / "results"

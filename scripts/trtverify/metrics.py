@@ -37,7 +37,7 @@ from .errors import UserError
 from .io import read_npy_header
 from .sketch import QuantileSketch
 from .tolerance import CLASSIFICATION, KINDS, PASSING, PRECISIONS, PROBABILITY_EPSILON, Tolerance, TolerancePolicy, \
-    inconclusive_reason, judge, pair_precision, parity_pairs, precision_of
+    inconclusive_reason, judge, parity_pairs, precision_of
 
 SCHEMA_VERSION = 1
 RELATIVE_FLOOR = 1e-6

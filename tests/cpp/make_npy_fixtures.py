@@ -181,7 +181,8 @@ def write_fixtures(out: Path) -> None:
         manifest.append(f"bad\tbad_{name}.npy\tnpy\t{message}")
 
     csv_arrays = {
-        "nhwc_f4.csv": np.concatenate([rng.standard_normal((4, 8, 8, 1)), np.full((1, 8, 8, 1), np.nan)]).astype(np.float32),
+        "nhwc_f4.csv": np.concatenate([rng.standard_normal((4, 8, 8, 1)),
+                                       np.full((1, 8, 8, 1), np.nan)]).astype(np.float32),
         "specials_f4.csv": sample_values(np.dtype("f4"), 40, rng).astype(np.float32).reshape(10, 4),
         "specials_f8.csv": sample_values(np.dtype("f8"), 40, rng).astype(np.float64).reshape(10, 2, 2),
         "specials_f2.csv": sample_values(np.dtype("f2"), 40, rng).astype(np.float16).reshape(20, 2),

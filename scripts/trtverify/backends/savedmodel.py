@@ -15,7 +15,8 @@ class SavedModelRunner(Runner):
 
     def activate(self) -> None:
         tf = require("tensorflow", purpose="the SavedModel backend",
-                     hint="Run it in NVIDIA's TensorFlow container (config containers.tensorflow) or pip install tensorflow")
+                     hint="Run it in NVIDIA's TensorFlow container (config containers.tensorflow) "
+                          "or pip install tensorflow")
         self.tf = tf
         try:
             loaded = tf.saved_model.load(str(self.artifact))
