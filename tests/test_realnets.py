@@ -130,3 +130,50 @@ def test_written_model_is_what_import_takes(realnet: Callable[..., Any], tmp_pat
     assert (metrics["test_samples"], metrics["classes"]) == (len(x), realnets.CLASSES)
     assert np.array_equal(np.load(out / "x.npy"), x)
     shutil.rmtree(out)
+
+
+# --- verdicts: the one policy (tolerance.py) on nets it was not set on -------------------------------------------------
+def judged(case: dict[str, Any], out: np.ndarray, floor: dict[str, Any]) -> Any:
+    """The verdict of SavedModel vs ``out`` as compare.py gives it, with the floor convert_onnx measured."""
+    from trtverify.metrics import compare
+
+    labels = np.load(case["net"].labels, allow_pickle=False)
+    return compare({"savedmodel": case["ref"], "onnxruntime": out}, labels,
+                   noise_floor=floor).pairs["savedmodel vs onnxruntime"]
+
+
+@pytest.fixture()
+def floor(case: dict[str, Any]) -> dict[str, Any]:
+    """The noise floor as convert_onnx.py measures it (its own function, default settings), once per case."""
+    if "floor" not in case:
+        import convert_onnx
+        from trtverify.io import NpyReader
+
+        _, case["floor"], _, _ = convert_onnx.measure(str(case["net"].saved_model), str(case["onnx"]),
+                                                      NpyReader(case["net"].samples), 256, 64, "auto")
+    return case["floor"]
+
+
+def test_a_correct_conversion_passes_at_the_measured_floor(case: dict[str, Any], floor: dict[str, Any]) -> None:
+    pair = judged(case, case["ort"], floor)
+    print(f"\n{case['net'].saved_model.parent.name}: floor {floor['floor']:.3g}, {pair.verdict} ({pair.reason})")
+    assert pair.verdict in ("identical", "consistent", "drift"), pair.reason
+
+
+@pytest.mark.parametrize("defect", list(realnets.DEFECTS))
+def test_each_defect_is_a_mismatch(case: dict[str, Any], floor: dict[str, Any], defect: str, tmp_path: Path) -> None:
+    broken = tmp_path / f"{defect}.onnx"
+    realnets.inject(case["onnx"], defect, broken, case["net"].bn)
+    pair = judged(case, realnets.predict_onnx(broken, case["x"]), floor)
+    assert pair.verdict == "mismatch", pair.reason
+
+
+def test_an_untrained_constant_net_is_inconclusive(realnet: Callable[..., Any]) -> None:
+    from trtverify.metrics import compare
+
+    net, onnx = realnet("mobilenetv2", "softmax", "constant")
+    x = np.load(net.samples, allow_pickle=False)
+    pair = compare({"savedmodel": realnets.predict_savedmodel(net.saved_model, x, 32),
+                    "onnxruntime": realnets.predict_onnx(onnx, x)},
+                   np.load(net.labels, allow_pickle=False)).pairs["savedmodel vs onnxruntime"]
+    assert pair.verdict == "inconclusive" and "constant" in pair.reason
