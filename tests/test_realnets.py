@@ -132,7 +132,7 @@ def test_written_model_is_what_import_takes(realnet: Callable[..., Any], tmp_pat
     shutil.rmtree(out)
 
 
-# --- verdicts: the one policy (tolerance.py) on nets it was not set on -------------------------------------------------
+# --- verdicts: the one policy (tolerance.py) on nets it was not set on ---------------------------------------------
 def judged(case: dict[str, Any], out: np.ndarray, floor: dict[str, Any]) -> Any:
     """The verdict of SavedModel vs ``out`` as compare.py gives it, with the floor convert_onnx measured."""
     from trtverify.metrics import compare
