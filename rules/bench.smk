@@ -117,7 +117,7 @@ rule benchmark_tensorrt:
     params:
         warmup=BENCH["warmup"],
         iterations=BENCH["iterations"],
-        cuda_graph="--cuda-graph" if BENCH.get("cuda_graph") else "",
+        cuda_graph="--cuda-graph" if BENCH["cuda_graph"] else "",
     shell:
         "python {input.script:q} --backend tensorrt --artifact {input.artifact:q} --samples {input.samples:q}"
         " --precision {wildcards.precision:q} --batch-size {wildcards.batch:q} --warmup {params.warmup:q}"
@@ -154,7 +154,7 @@ rule benchmark_tensorrt_cpp:
     params:
         warmup=BENCH["warmup"],
         iterations=BENCH["iterations"],
-        cuda_graph="--cuda-graph" if BENCH.get("cuda_graph") else "",
+        cuda_graph="--cuda-graph" if BENCH["cuda_graph"] else "",
     shell:
         "({input.binary:q} --engine {input.engine:q} --precision {wildcards.precision:q}"
         " --input {input.samples:q} --batch {wildcards.batch:q}"

@@ -6,7 +6,7 @@ rule train:
         image=container_input("tensorflow"),
         script=script("train.py"),
         code=lib("datasets.py", "model.py"),
-        archive=lambda w: dataset_cfg(w).get("archive") or [],
+        archive=dataset_archive,
     output:
         saved_model=directory("results/{model}/saved_model"),
         samples="results/{model}/data/test_samples.npy",
@@ -27,10 +27,10 @@ rule train:
         mem_mb=8000,
         runtime=120,
     params:
-        dataset=lambda w: as_json(dataset_cfg(w)),
-        architecture=lambda w: as_json(model_cfg(w)["architecture"]),
-        training=lambda w: as_json(model_cfg(w)["training"]),
-        num_test_samples=lambda w: model_cfg(w)["num_test_samples"],
+        dataset=dataset_json,
+        architecture=architecture_json,
+        training=training_json,
+        num_test_samples=num_test_samples,
     shell:
         "python {input.script:q} --dataset {params.dataset:q} --architecture {params.architecture:q}"
         " --training {params.training:q} --num-test-samples {params.num_test_samples:q} --threads {threads:q}"
@@ -42,9 +42,9 @@ rule import_model:
     input:
         image=container_input("tensorflow"),
         script=script("import_model.py"),
-        saved_model=lambda w: model_cfg(w)["import"]["saved_model"],
-        samples=lambda w: model_cfg(w)["import"]["samples"],
-        labels=lambda w: model_cfg(w)["import"]["labels"],
+        saved_model=imported("saved_model"),
+        samples=imported("samples"),
+        labels=imported("labels"),
     output:
         saved_model=directory("results/{model}/saved_model"),
         samples="results/{model}/data/test_samples.npy",
@@ -65,7 +65,7 @@ rule import_model:
         mem_mb=4000,
         runtime=30,
     params:
-        num_test_samples=lambda w: model_cfg(w)["num_test_samples"],
+        num_test_samples=num_test_samples,
     shell:
         "python {input.script:q} --saved-model-in={input.saved_model:q} --samples-in={input.samples:q}"
         " --labels-in={input.labels:q} --saved-model {output.saved_model:q} --samples {output.samples:q}"
