@@ -29,13 +29,6 @@ include: "rules/bench.smk"
 include: "rules/localize.smk"
 
 
-# Steps of seconds that only gather results: on a cluster they run on the submitting machine instead of queueing.
-localrules:
-    report,
-    gate,
-    benchmark_table,
-
-
 rule all:
     default_target: True
     input:

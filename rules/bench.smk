@@ -183,6 +183,9 @@ rule benchmark_table:
         "results/logs/benchmark_table/benchmark_table.log",
     benchmark:
         "results/benchmarks/benchmark_table/benchmark_table.tsv"
+    # Seconds of gathering results: on a cluster it runs on the submitting machine instead of queueing. Set on
+    # the rule, not in a `localrules:` list, whose names a module's `use rule * as tv_*` would not rename.
+    localrule: True
     conda:
         "../envs/tensorflow.yaml"
     container:

@@ -15,12 +15,24 @@ MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "import" not in config["models"][m]]
 IMPORTED = [m for m in MODELS if "import" in config["models"][m]]
 PRECISIONS = config["tensorrt"]["precisions"]
-TF_IMAGE = config["containers"]["tensorflow"]
-TRT_IMAGE = config["containers"]["tensorrt"]
 # What a module's `prefix:` puts before the workflow's outputs (nothing when trtverify is the main workflow).
 # Snakemake moves the paths rules declare; code that opens a path itself must add it. Read while this file is
 # parsed: later, in a job's input function, the module's modifier is no longer the current one.
-RESULTS_PREFIX = os.path.dirname(workflow.modifier.path_modifier.replace_prefix("results"))
+PREFIX = os.path.dirname(workflow.modifier.path_modifier.replace_prefix("results"))
+
+
+def container_image(stack):
+    """The image of `stack` for the container directive, which a module's prefix does not move: a relative image
+    path is taken as the module takes the rules' inputs, so it is the very file the jobs list as their input.
+    """
+    image = config["containers"][stack]
+    return (
+        image if "://" in image or os.path.isabs(image) else os.path.join(PREFIX, image)
+    )
+
+
+TF_IMAGE = container_image("tensorflow")
+TRT_IMAGE = container_image("tensorrt")
 NEVER = "(?!x)x"  # a wildcard constraint no name matches, for a rule with no models
 
 
@@ -263,7 +275,7 @@ def localizations_run(w):
     """The localization.json files the user asked for, since localize runs on demand only. The report includes
     those that exist, and is redone when one is added or changes."""
     paths = expand("results/{model}/localization.json", model=MODELS)
-    return [p for p in paths if os.path.exists(os.path.join(RESULTS_PREFIX, p))]
+    return [p for p in paths if os.path.exists(os.path.join(PREFIX, p))]
 
 
 def engines_wanted():

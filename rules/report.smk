@@ -34,6 +34,9 @@ rule report:
         "results/logs/report/report.log",
     benchmark:
         "results/benchmarks/report/report.tsv"
+    # Seconds of gathering results: on a cluster it runs on the submitting machine instead of queueing. Set on
+    # the rule, not in a `localrules:` list, whose names a module's `use rule * as tv_*` would not rename.
+    localrule: True
     conda:
         "../envs/tensorflow.yaml"
     container:
@@ -79,6 +82,9 @@ rule gate:
         "results/logs/gate/gate.log",
     benchmark:
         "results/benchmarks/gate/gate.tsv"
+    # Seconds of gathering results: on a cluster it runs on the submitting machine instead of queueing. Set on
+    # the rule, not in a `localrules:` list, whose names a module's `use rule * as tv_*` would not rename.
+    localrule: True
     conda:
         "../envs/tensorflow.yaml"
     container:
