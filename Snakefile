@@ -30,6 +30,8 @@ include: "rules/localize.smk"
 
 
 rule all:
+    """Everything a run verifies: the report, summary and gate, the engines (tensorrt.build_engines), the
+    benchmark table (benchmark.enabled)."""
     default_target: True
     input:
         final_targets(),

@@ -21,6 +21,7 @@ BENCH_ROWS = expand(
 
 
 rule benchmark_savedmodel:
+    """Time the SavedModel at one batch size (warm-up, then timed iterations) in a process of its own."""
     input:
         image=container_input("tensorflow"),
         script=script("benchmark.py"),
@@ -53,6 +54,7 @@ rule benchmark_savedmodel:
 
 
 rule benchmark_onnxruntime:
+    """Time ONNX Runtime at one batch size, with the configured providers."""
     input:
         image=container_input("tensorrt"),
         script=script("benchmark.py"),
@@ -86,6 +88,7 @@ rule benchmark_onnxruntime:
 
 
 rule benchmark_tensorrt:
+    """Time a TensorRT engine through the Python API at one batch size (optionally as a CUDA graph)."""
     input:
         image=container_input("tensorrt"),
         script=script("benchmark.py"),
@@ -126,6 +129,8 @@ rule benchmark_tensorrt:
 
 
 rule benchmark_tensorrt_cpp:
+    """Time a TensorRT engine through the C++ program at one batch size; its timing file becomes a row
+    like the Python backends'."""
     input:
         image=container_input("tensorrt"),
         script=script("benchmark.py"),
@@ -166,6 +171,7 @@ rule benchmark_tensorrt_cpp:
 
 
 rule benchmark_table:
+    """One table of every benchmark row (TSV and JSON, speed-ups against benchmark.baseline) and its plots."""
     input:
         image=container_input("tensorflow"),
         script=script("bench_table.py"),
@@ -178,6 +184,8 @@ rule benchmark_table:
             directory("results/bench_plots"),
             patterns=["{name}.png"],
             category="Benchmarks",
+            caption="../docs/report-caption-benchmarks.rst",
+            labels={"figure": "{name}"},
         ),
     log:
         "results/logs/benchmark_table/benchmark_table.log",

@@ -2,6 +2,8 @@
 
 
 rule compare:
+    """Every backend against the SavedModel over the whole test set, streaming: errors, top-1 agreement,
+    accuracy, and a verdict per pair against the model's tolerances."""
     input:
         unpack(prediction_files),
         unpack(engine_records),

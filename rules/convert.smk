@@ -3,6 +3,8 @@
 
 
 rule convert_onnx:
+    """SavedModel -> ONNX with tf2onnx, checked by onnx.checker, with the reference's noise floor and the
+    conversion's own verdict against the SavedModel."""
     input:
         image=container_input("tensorflow"),
         script=script("convert_onnx.py"),

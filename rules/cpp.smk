@@ -13,6 +13,7 @@ CPP_SOURCES = sorted(
 
 
 rule compile_cpp:
+    """Compile the C++ inference program (cpp/, CMake) against the TensorRT found in its environment."""
     input:
         image=container_input("tensorrt"),
         script=script("compile_cpp.py"),

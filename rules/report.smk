@@ -4,6 +4,8 @@
 
 
 rule report:
+    """The report (Markdown, text, HTML), summary.json, plots and the pipeline's own costs, from every
+    model's comparison (and benchmarks and localizations where they exist)."""
     input:
         image=container_input("tensorflow"),
         script=script("report.py"),
@@ -20,6 +22,7 @@ rule report:
             "results/report.html",
             category="Comparison",
             caption="../docs/report-caption.rst",
+            labels={"table": "backends against the SavedModel, every model"},
         ),
         text="results/report.txt",
         summary="results/summary.json",
@@ -28,7 +31,8 @@ rule report:
             directory("results/plots"),
             patterns=["{name}.png"],
             category="Plots",
-            caption="../docs/report-caption.rst",
+            caption="../docs/report-caption-plots.rst",
+            labels={"figure": "{name}"},
         ),
     log:
         "results/logs/report/report.log",

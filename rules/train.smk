@@ -2,6 +2,8 @@
 
 
 rule train:
+    """Train the reference CNN of models.{model} on its dataset and write the fixed test samples and labels
+    every backend then predicts."""
     input:
         image=container_input("tensorflow"),
         script=script("train.py"),
@@ -39,6 +41,8 @@ rule train:
 
 
 rule import_model:
+    """Take the user's own SavedModel and test data (models.{model}.import) into results/, checked, in place
+    of training."""
     input:
         image=container_input("tensorflow"),
         script=script("import_model.py"),
@@ -74,6 +78,7 @@ rule import_model:
 
 
 rule export_csv:
+    """The test samples and labels as CSV, the input the C++ program also reads (as the original guide's)."""
     input:
         image=container_input("tensorflow"),
         script=script("export_csv.py"),
