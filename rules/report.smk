@@ -22,7 +22,7 @@ rule report:
             "results/report.html",
             category="Comparison",
             caption="../docs/report-caption.rst",
-            labels={"table": "backends against the SavedModel, every model"},
+            labels={"table": "comparison tables"},
         ),
         text="results/report.txt",
         summary="results/summary.json",
