@@ -142,8 +142,11 @@ def model_tolerances(w):
 
 
 def dataset_archive(w):
-    """A local dataset archive (CIFAR-10's tarball) is an input of training: a replaced archive retrains."""
-    return dataset_cfg(w)["archive"] or []
+    """A local dataset archive (CIFAR-10's tarball) is an input of training: a replaced archive retrains. The
+    user's file, where the config says (marked local: a module's prefix moves outputs, not the user's files).
+    """
+    archive = dataset_cfg(w)["archive"]
+    return local(archive) if archive else []
 
 
 def dataset_json(w):
@@ -167,10 +170,11 @@ def output_kind(w):
 
 
 def imported(key):
-    """The input function of one file of a model the user imports (models.{model}.import.{key})."""
+    """The input function of one file of a model the user imports (models.{model}.import.{key}), where the config
+    says (marked local, as dataset_archive's)."""
 
     def path(w):
-        return model_cfg(w)["import"][key]
+        return local(model_cfg(w)["import"][key])
 
     return path
 

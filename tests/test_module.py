@@ -115,6 +115,21 @@ def test_module_plans_its_jobs_under_the_prefix_with_the_hosts_config(host: Path
     assert any(p.endswith("scripts/train.py") for p in inputs["tv_train"])
 
 
+def test_module_takes_the_users_files_where_the_config_says(tmp_path: Path) -> None:
+    """An imported model's files are the user's, relative to the working directory: the prefix moves outputs only."""
+    host = host_workflow(tmp_path / "host", REPO / "Snakefile")
+    (host / "mine" / "saved_model").mkdir(parents=True)
+    for name in ("x.npy", "y.npy"):
+        (host / "mine" / name).write_bytes(b"")   # a dry run opens none of them
+    config = yaml.safe_load((host / "host.yaml").read_text())
+    config["trtverify"]["models"]["own"] = {
+        "dataset": "none", "import": {"saved_model": "mine/saved_model", "samples": "mine/x.npy", "labels": "mine/y.npy"}}
+    (host / "host.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(host, "--dry-run")
+    assert planned_jobs(proc)["tv_import_model"] == 1
+    assert set(job_inputs(proc.stdout)["tv_import_model"]) >= {"mine/saved_model", "mine/x.npy", "mine/y.npy"}
+
+
 def test_module_reads_its_report_costs_under_the_prefix(host: Path) -> None:
     out = snakemake(host, "--dry-run", "--printshellcmds").stdout
     costs = re.search(r"pipeline_costs\.py --root (\S+) (.*?) --output", out)
