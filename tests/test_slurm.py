@@ -209,7 +209,7 @@ def test_cluster_jobs_first_ask_what_the_rules_say_then_more_per_attempt(gpu_pla
             if rule in profile["set-resources"]:
                 assert profile["set-resources"][rule]["mem_mb"] == f"{own['mem_mb']} * attempt", rule
                 assert profile["set-resources"][rule]["runtime"] == f"{own['runtime']} * attempt", rule
-        unscaled = set(gpu_plans[name]) - set(profile["set-resources"]) - {"report", "benchmark_table"}
+        unscaled = set(gpu_plans[name]) - set(profile["set-resources"]) - local_rules()
         assert not unscaled, f"profiles/{name}: no attempt-scaled resources for {sorted(unscaled)}"
 
 
