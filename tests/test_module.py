@@ -123,7 +123,8 @@ def test_module_takes_the_users_files_where_the_config_says(tmp_path: Path) -> N
         (host / "mine" / name).write_bytes(b"")   # a dry run opens none of them
     config = yaml.safe_load((host / "host.yaml").read_text())
     config["trtverify"]["models"]["own"] = {
-        "dataset": "none", "import": {"saved_model": "mine/saved_model", "samples": "mine/x.npy", "labels": "mine/y.npy"}}
+        "dataset": "none",
+        "import": {"saved_model": "mine/saved_model", "samples": "mine/x.npy", "labels": "mine/y.npy"}}
     (host / "host.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(host, "--dry-run")
     assert planned_jobs(proc)["tv_import_model"] == 1
@@ -175,7 +176,8 @@ def test_directory_from_another_folder_runs_a_job_there(tmp_path: Path) -> None:
     project.mkdir()
     elsewhere.mkdir()
     (project / "config.yaml").write_text(TINY.read_text())
-    snakemake(elsewhere, "-s", str(REPO / "Snakefile"), "--directory", str(project), "results/tiny/data/test_samples.csv")
+    snakemake(elsewhere, "-s", str(REPO / "Snakefile"), "--directory", str(project),
+              "results/tiny/data/test_samples.csv")
     assert csv_rows(project / "results/tiny/data/test_samples.csv") == 120
     assert (project / "results/logs/train/tiny.log").is_file()
     assert sorted(p.name for p in elsewhere.iterdir()) == []   # nothing written where the command was typed
