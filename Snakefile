@@ -29,14 +29,9 @@ include: "rules/bench.smk"
 include: "rules/localize.smk"
 
 
-# Steps of seconds that only gather results: on a cluster they run on the submitting machine instead of queueing.
-localrules:
-    report,
-    gate,
-    benchmark_table,
-
-
 rule all:
+    """Everything a run verifies: the report, summary and gate, the engines (tensorrt.build_engines), the
+    benchmark table (benchmark.enabled)."""
     default_target: True
     input:
         final_targets(),

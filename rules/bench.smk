@@ -21,6 +21,7 @@ BENCH_ROWS = expand(
 
 
 rule benchmark_savedmodel:
+    """Time the SavedModel at one batch size (warm-up, then timed iterations) in a process of its own."""
     input:
         image=container_input("tensorflow"),
         script=script("benchmark.py"),
@@ -53,6 +54,7 @@ rule benchmark_savedmodel:
 
 
 rule benchmark_onnxruntime:
+    """Time ONNX Runtime at one batch size, with the configured providers."""
     input:
         image=container_input("tensorrt"),
         script=script("benchmark.py"),
@@ -86,6 +88,7 @@ rule benchmark_onnxruntime:
 
 
 rule benchmark_tensorrt:
+    """Time a TensorRT engine through the Python API at one batch size (optionally as a CUDA graph)."""
     input:
         image=container_input("tensorrt"),
         script=script("benchmark.py"),
@@ -112,7 +115,7 @@ rule benchmark_tensorrt:
     params:
         warmup=BENCH["warmup"],
         iterations=BENCH["iterations"],
-        cuda_graph="--cuda-graph" if BENCH.get("cuda_graph") else "",
+        cuda_graph="--cuda-graph" if BENCH["cuda_graph"] else "",
     shell:
         "python {input.script:q} --backend tensorrt --artifact {input.artifact:q} --samples {input.samples:q}"
         " --precision {wildcards.precision:q} --batch-size {wildcards.batch:q} --warmup {params.warmup:q}"
@@ -121,6 +124,8 @@ rule benchmark_tensorrt:
 
 
 rule benchmark_tensorrt_cpp:
+    """Time a TensorRT engine through the C++ program at one batch size; its timing file becomes a row
+    like the Python backends'."""
     input:
         image=container_input("tensorrt"),
         script=script("benchmark.py"),
@@ -149,7 +154,7 @@ rule benchmark_tensorrt_cpp:
     params:
         warmup=BENCH["warmup"],
         iterations=BENCH["iterations"],
-        cuda_graph="--cuda-graph" if BENCH.get("cuda_graph") else "",
+        cuda_graph="--cuda-graph" if BENCH["cuda_graph"] else "",
     shell:
         "({input.binary:q} --engine {input.engine:q} --precision {wildcards.precision:q}"
         " --input {input.samples:q} --batch {wildcards.batch:q}"
@@ -161,6 +166,7 @@ rule benchmark_tensorrt_cpp:
 
 
 rule benchmark_table:
+    """One table of every benchmark row (TSV and JSON, speed-ups against benchmark.baseline) and its plots."""
     input:
         image=container_input("tensorflow"),
         script=script("bench_table.py"),
@@ -173,11 +179,16 @@ rule benchmark_table:
             directory("results/bench_plots"),
             patterns=["{name}.png"],
             category="Benchmarks",
+            caption="../docs/report-caption-benchmarks.rst",
+            labels={"figure": "{name}"},
         ),
     log:
         "results/logs/benchmark_table/benchmark_table.log",
     benchmark:
         "results/benchmarks/benchmark_table/benchmark_table.tsv"
+    # Seconds of gathering results: on a cluster it runs on the submitting machine instead of queueing. Set on
+    # the rule, not in a `localrules:` list, whose names a module's `use rule * as tv_*` would not rename.
+    localrule: True
     conda:
         "../envs/tensorflow.yaml"
     container:

@@ -8,13 +8,32 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-REPO = Path(workflow.basedir)
+# The checkout this file (rules/common.smk) belongs to. Not workflow.basedir: that is the folder of the *main*
+# Snakefile, another workflow's when trtverify is a module of it. Not workflow.source_path: it answers with a copy
+# in Snakemake's source cache, and the rules need the checkout's own files (scripts, cpp/, envs/).
+REPO = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parent
 MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "import" not in config["models"][m]]
 IMPORTED = [m for m in MODELS if "import" in config["models"][m]]
 PRECISIONS = config["tensorrt"]["precisions"]
-TF_IMAGE = config["containers"]["tensorflow"]
-TRT_IMAGE = config["containers"]["tensorrt"]
+# What a module's `prefix:` puts before the workflow's outputs (nothing when trtverify is the main workflow).
+# Snakemake moves the paths rules declare; code that opens a path itself must add it. Read while this file is
+# parsed: later, in a job's input function, the module's modifier is no longer the current one.
+PREFIX = os.path.dirname(workflow.modifier.path_modifier.replace_prefix("results"))
+
+
+def container_image(stack):
+    """The image of `stack` for the container directive, which a module's prefix does not move: a relative image
+    path is taken as the module takes the rules' inputs, so it is the very file the jobs list as their input.
+    """
+    image = config["containers"][stack]
+    return (
+        image if "://" in image or os.path.isabs(image) else os.path.join(PREFIX, image)
+    )
+
+
+TF_IMAGE = container_image("tensorflow")
+TRT_IMAGE = container_image("tensorrt")
 NEVER = "(?!x)x"  # a wildcard constraint no name matches, for a rule with no models
 
 
@@ -59,9 +78,7 @@ def check_config():
     if not prof["min_batch"] <= prof["opt_batch"] <= prof["max_batch"]:
         problems.append("tensorrt.profile needs min_batch <= opt_batch <= max_batch")
     bench = config["benchmark"]
-    if bench.get("enabled") and {"tensorrt", "tensorrt_cpp"} & set(
-        bench.get("backends", [])
-    ):
+    if bench["enabled"] and {"tensorrt", "tensorrt_cpp"} & set(bench["backends"]):
         outside = [
             b
             for b in bench["batch_sizes"]
@@ -72,11 +89,11 @@ def check_config():
                 f"benchmark.batch_sizes {outside} lie outside tensorrt.profile "
                 f"[{prof['min_batch']}, {prof['max_batch']}]: the engines cannot run them"
             )
-    baseline = bench["baseline"]  # the schema's default fills it in
-    if bench.get("enabled") and baseline not in bench.get("backends", []):
+    baseline = bench["baseline"]
+    if bench["enabled"] and baseline not in bench["backends"]:
         problems.append(
             f"benchmark.baseline is '{baseline}', which is not among benchmark.backends "
-            f"({', '.join(bench.get('backends', []))}): the speed-ups would be empty"
+            f"({', '.join(bench['backends'])}): the speed-ups would be empty"
         )
     if problems:
         raise WorkflowError("invalid config: " + "; ".join(problems))
@@ -87,8 +104,10 @@ check_config()
 
 def repo_path(*parts):
     """A path in the repository, relative to the working directory: Snakemake records input paths, so a moved
-    or copied checkout must not look like a new set of inputs."""
-    return os.path.relpath(REPO.joinpath(*parts))
+    or copied checkout must not look like a new set of inputs. Marked local, so that neither a module's `prefix:`
+    (which prefixes relative paths, as it should the results) nor a default storage provider moves it: the
+    repository's own files are where they are."""
+    return local(os.path.relpath(REPO.joinpath(*parts)))
 
 
 def script(name):
@@ -135,7 +154,7 @@ def code_of(program, *loaded):
         if path not in seen:
             seen.add(path)
             todo += imported_modules(path)
-    return sorted(os.path.relpath(p) for p in seen - {scripts / program})
+    return sorted(repo_path(p.relative_to(REPO)) for p in seen - {scripts / program})
 
 
 def as_json(obj):
@@ -151,10 +170,83 @@ def dataset_cfg(w):
 
 
 def model_tolerances(w):
-    merged = {k: dict(v) for k, v in config["compare"].get("tolerances", {}).items()}
-    for precision, values in model_cfg(w).get("tolerances", {}).items():
+    merged = {k: dict(v) for k, v in config["compare"]["tolerances"].items()}
+    for precision, values in model_cfg(w)["tolerances"].items():
         merged.setdefault(precision, {}).update(values)
     return as_json(merged)
+
+
+# Input and params functions of the rules (one per value, so a rule reads as its inputs' names).
+
+
+def dataset_archive(w):
+    """A local dataset archive (CIFAR-10's tarball) is an input of training: a replaced archive retrains. The
+    user's file, where the config says (marked local: a module's prefix moves outputs, not the user's files).
+    """
+    archive = dataset_cfg(w)["archive"]
+    return local(archive) if archive else []
+
+
+def dataset_json(w):
+    return as_json(dataset_cfg(w))
+
+
+def architecture_json(w):
+    return as_json(model_cfg(w)["architecture"])
+
+
+def training_json(w):
+    return as_json(model_cfg(w)["training"])
+
+
+def num_test_samples(w):
+    return model_cfg(w)["num_test_samples"]
+
+
+def output_kind(w):
+    return model_cfg(w)["output_kind"]
+
+
+def imported(key):
+    """The input function of one file of a model the user imports (models.{model}.import.{key}), where the config
+    says (marked local, as dataset_archive's)."""
+
+    def path(w):
+        return local(model_cfg(w)["import"][key])
+
+    return path
+
+
+def cmake_source(w, input):
+    """The folder CMake configures: the one holding the listed CMakeLists.txt."""
+    return os.path.dirname(input.cmakelists)
+
+
+def comparison_args(w, input):
+    """A list, so that {params.x:q} quotes each argument on its own (as for the other *_args)."""
+    return [f"--comparison={m}={c}" for m, c in zip(MODELS, input.comparisons)]
+
+
+def sample_args(w, input):
+    return [f"--samples={m}={s}" for m, s in zip(MODELS, input.samples)]
+
+
+def engine_info_args(w, input):
+    return [f"--engine-info={e}" for e in input.engines]
+
+
+def speed_args(w, input):
+    return [f"--speed={s}" for s in input.speed]
+
+
+def localization_args(w, input):
+    return [f"--localization={Path(p).parent.name}={p}" for p in input.localizations]
+
+
+def benchmark_root(w, output):
+    """Where the steps' benchmark files lie: beside the report's own outputs, so a module's `prefix:` (which
+    moves both) keeps them together."""
+    return os.path.join(os.path.dirname(output.costs), "benchmarks")
 
 
 def prediction_names():
@@ -164,7 +256,7 @@ def prediction_names():
         if backend == "tensorrt":
             names += [f"tensorrt_{p}" for p in PRECISIONS]
         elif backend == "tensorrt_cpp":
-            formats = config["cpp"].get("input_formats", ["npy"])
+            formats = config["cpp"]["input_formats"]
             for p in PRECISIONS:
                 names += [
                     f"tensorrt_cpp_{p}" if f == "npy" else f"tensorrt_cpp_{f}_{p}"
@@ -202,11 +294,20 @@ def engine_record_args(w, input):
     ]
 
 
-def costs_args(w):
+def costs_args(w, output):
     """pipeline_costs' arguments: the configured models and the steps run per model (read from the rules, so a new
-    rule needs no entry here), so benchmark files of models since removed from the config are left out.
+    rule needs no entry here), so benchmark files of models since removed from the config are left out. A step is
+    named by its benchmark folder, which a module's renaming of the rules (`use rule * as tv_*`) leaves alone; the
+    rules of a workflow using this one as a module keep their benchmarks elsewhere and are left out.
     """
-    per_model = sorted(r.name for r in workflow.rules if "model" in r.wildcard_names)
+    root = Path(benchmark_root(w, output))
+    per_model = sorted(
+        Path(str(r.benchmark)).relative_to(root).parts[0]
+        for r in workflow.rules
+        if "model" in r.wildcard_names
+        and r.benchmark
+        and Path(str(r.benchmark)).is_relative_to(root)
+    )
     return [f"--model={m}" for m in MODELS] + [
         f"--per-model-step={s}" for s in per_model
     ]
@@ -216,11 +317,11 @@ def localizations_run(w):
     """The localization.json files the user asked for, since localize runs on demand only. The report includes
     those that exist, and is redone when one is added or changes."""
     paths = expand("results/{model}/localization.json", model=MODELS)
-    return [p for p in paths if os.path.exists(p)]
+    return [p for p in paths if os.path.exists(os.path.join(PREFIX, p))]
 
 
 def engines_wanted():
-    return config["tensorrt"].get("build_engines", True) or bool(
+    return config["tensorrt"]["build_engines"] or bool(
         {"tensorrt", "tensorrt_cpp"} & set(config["backends"])
     )
 
@@ -235,13 +336,13 @@ def engine_infos():
 
 def final_targets():
     targets = ["results/report.md", "results/summary.json", "results/gate.json"]
-    if config["tensorrt"].get("build_engines", True):
+    if config["tensorrt"]["build_engines"]:
         targets += expand(
             "results/{model}/engines/{precision}.trt",
             model=MODELS,
             precision=PRECISIONS,
         )
-    if config["benchmark"].get("enabled"):
+    if config["benchmark"]["enabled"]:
         targets += ["results/benchmarks.tsv"]
     return targets
 

@@ -44,7 +44,11 @@ def container_problem(stack):
     )
     if BARE_IMAGES.match(image) or image in LOCK_BASES:
         return f"containers.{stack} is {image}, which lacks the steps' packages (envs/lock.yaml): {how}"
-    if is_local_file(image) and image != built and not os.path.exists(image):
+    if (
+        is_local_file(image)
+        and image != built
+        and not os.path.exists(container_image(stack))
+    ):
         return f"containers.{stack} is {image}, which does not exist: {how}"
     return None
 

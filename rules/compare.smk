@@ -2,6 +2,8 @@
 
 
 rule compare:
+    """Every backend against the SavedModel over the whole test set, streaming: errors, top-1 agreement,
+    accuracy, and a verdict per pair against the model's tolerances."""
     input:
         unpack(prediction_files),
         unpack(engine_records),
@@ -30,10 +32,10 @@ rule compare:
         predictions=prediction_args,
         engines=engine_record_args,
         tolerances=model_tolerances,
-        kind=lambda w: model_cfg(w)["output_kind"],
-        batch=config["compare"].get("batch_size", 4096),
-        max_flipped=config["compare"].get("max_flipped", 100),
-        rows=config["compare"].get("per_sample_rows", 10),
+        kind=output_kind,
+        batch=config["compare"]["batch_size"],
+        max_flipped=config["compare"]["max_flipped"],
+        rows=config["compare"]["per_sample_rows"],
     shell:
         "python {input.script:q} --model {wildcards.model:q} --labels {input.labels:q}"
         " --samples {input.samples:q} {params.predictions:q} {params.engines:q}"

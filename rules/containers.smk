@@ -3,6 +3,8 @@
 
 
 rule build_container:
+    """An Apptainer image built from its pinned definition (envs/containers/{stack}.def, written from
+    envs/lock.yaml), for the jobs that run in it."""
     input:
         definition=repo_path("envs", "containers", "{stack}.def"),
     output:

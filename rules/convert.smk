@@ -3,6 +3,8 @@
 
 
 rule convert_onnx:
+    """SavedModel -> ONNX with tf2onnx, checked by onnx.checker, with the reference's noise floor and the
+    conversion's own verdict against the SavedModel."""
     input:
         image=container_input("tensorflow"),
         script=script("convert_onnx.py"),
@@ -31,10 +33,10 @@ rule convert_onnx:
         runtime=60,
     params:
         opset=config["onnx"]["opset"],
-        batch=config["predict"].get("batch_size", 256),
+        batch=config["predict"]["batch_size"],
         floor_samples=config["compare"]["noise_floor_samples"],
         tolerances=model_tolerances,
-        kind=lambda w: model_cfg(w)["output_kind"],
+        kind=output_kind,
     shell:
         "python {input.script:q} --saved-model {input.saved_model:q} --samples {input.samples:q}"
         " --labels {input.labels:q} --opset {params.opset:q} --batch-size {params.batch:q}"

@@ -1,7 +1,7 @@
 # The C++ inference program as an artifact: rebuilt when anything under cpp/ changes.
 
 CPP_SOURCES = sorted(
-    os.path.relpath(p)
+    repo_path(p.relative_to(REPO))
     for p in (REPO / "cpp").rglob("*")
     if p.is_file()
     and (
@@ -13,6 +13,7 @@ CPP_SOURCES = sorted(
 
 
 rule compile_cpp:
+    """Compile the C++ inference program (cpp/, CMake) against the TensorRT found in its environment."""
     input:
         image=container_input("tensorrt"),
         script=script("compile_cpp.py"),
@@ -34,7 +35,7 @@ rule compile_cpp:
         mem_mb=4000,
         runtime=30,
     params:
-        source=lambda w, input: os.path.dirname(input.cmakelists),
+        source=cmake_source,
         cmake_args=config["cpp"]["cmake_args"],
     shell:
         "python {input.script:q} --source {params.source:q} --cmake-args={params.cmake_args:q}"

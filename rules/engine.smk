@@ -2,6 +2,9 @@
 
 
 rule build_engine:
+    """ONNX -> TensorRT engine at one precision, with an optimization profile for a dynamic batch, and a
+    record of how it was built (TensorRT version, precision really allowed, per-layer precisions).
+    """
     input:
         image=container_input("tensorrt"),
         script=script("build_engine.py"),

@@ -2,6 +2,7 @@
 
 
 rule predict_savedmodel:
+    """The reference: the SavedModel's predictions on the test samples, batch by batch."""
     input:
         image=container_input("tensorflow"),
         script=script("predict.py"),
@@ -31,6 +32,7 @@ rule predict_savedmodel:
 
 
 rule predict_onnxruntime:
+    """ONNX Runtime's predictions, with the execution providers it really used recorded."""
     input:
         image=container_input("tensorrt"),
         script=script("predict.py"),
@@ -62,6 +64,7 @@ rule predict_onnxruntime:
 
 
 rule predict_tensorrt:
+    """TensorRT's predictions through its Python API, from the engine of one precision."""
     input:
         image=container_input("tensorrt"),
         script=script("predict.py"),
@@ -93,6 +96,8 @@ rule predict_tensorrt:
 
 
 rule predict_tensorrt_cpp:
+    """TensorRT's predictions through the compiled C++ program (from .npy; the _csv variant reads the
+    CSV), so Python and C++ are judged by the same comparator."""
     input:
         image=container_input("tensorrt"),
         script=script("predict_cpp.py"),

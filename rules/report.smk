@@ -4,6 +4,8 @@
 
 
 rule report:
+    """The report (Markdown, text, HTML), summary.json, plots and the pipeline's own costs, from every
+    model's comparison (and benchmarks and localizations where they exist)."""
     input:
         image=container_input("tensorflow"),
         script=script("report.py"),
@@ -12,7 +14,7 @@ rule report:
         samples=expand("results/{model}/data/test_samples.npy", model=MODELS),
         engines=engine_infos(),
         localizations=localizations_run,
-        speed=["results/benchmarks.tsv"] if config["benchmark"].get("enabled") else [],
+        speed=["results/benchmarks.tsv"] if config["benchmark"]["enabled"] else [],
         costs_script=script("pipeline_costs.py"),
         costs_code=code_of("pipeline_costs.py"),
     output:
@@ -21,6 +23,7 @@ rule report:
             "results/report.html",
             category="Comparison",
             caption="../docs/report-caption.rst",
+            labels={"table": "comparison tables"},
         ),
         text="results/report.txt",
         summary="results/summary.json",
@@ -29,12 +32,16 @@ rule report:
             directory("results/plots"),
             patterns=["{name}.png"],
             category="Plots",
-            caption="../docs/report-caption.rst",
+            caption="../docs/report-caption-plots.rst",
+            labels={"figure": "{name}"},
         ),
     log:
         "results/logs/report/report.log",
     benchmark:
         "results/benchmarks/report/report.tsv"
+    # Seconds of gathering results: on a cluster it runs on the submitting machine instead of queueing. Set on
+    # the rule, not in a `localrules:` list, whose names a module's `use rule * as tv_*` would not rename.
+    localrule: True
     conda:
         "../envs/tensorflow.yaml"
     container:
@@ -45,23 +52,18 @@ rule report:
         runtime=30,
     params:
         # one list element per argument, so that :q quotes each path on its own
-        comparisons=lambda w, input: [
-            f"--comparison={m}={c}" for m, c in zip(MODELS, input.comparisons)
-        ],
-        samples=lambda w, input: [
-            f"--samples={m}={s}" for m, s in zip(MODELS, input.samples)
-        ],
-        engines=lambda w, input: [f"--engine-info={e}" for e in input.engines],
-        speed=lambda w, input: [f"--speed={s}" for s in input.speed],
-        localizations=lambda w, input: [
-            f"--localization={Path(p).parent.name}={p}" for p in input.localizations
-        ],
+        comparisons=comparison_args,
+        samples=sample_args,
+        engines=engine_info_args,
+        speed=speed_args,
+        localizations=localization_args,
+        benchmarks=benchmark_root,
         costs=costs_args,
-        float_format=config["report"].get("float_format", ".3g"),
+        float_format=config["report"]["float_format"],
     shell:
         # The steps' own benchmark files exist once every upstream job has finished; they are read, not
         # declared, because Snakemake cannot take one rule's benchmark file as another's input.
-        "python {input.costs_script:q} --root results/benchmarks {params.costs:q} --output {output.costs:q}"
+        "python {input.costs_script:q} --root {params.benchmarks:q} {params.costs:q} --output {output.costs:q}"
         " > {log:q} 2>&1 && "
         "python {input.script:q} {params.comparisons:q} {params.samples:q} {params.engines:q} {params.speed:q}"
         " {params.localizations:q}"
@@ -86,6 +88,9 @@ rule gate:
         "results/logs/gate/gate.log",
     benchmark:
         "results/benchmarks/gate/gate.tsv"
+    # Seconds of gathering results: on a cluster it runs on the submitting machine instead of queueing. Set on
+    # the rule, not in a `localrules:` list, whose names a module's `use rule * as tv_*` would not rename.
+    localrule: True
     conda:
         "../envs/tensorflow.yaml"
     container:

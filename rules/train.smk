@@ -2,11 +2,13 @@
 
 
 rule train:
+    """Train the reference CNN of models.{model} on its dataset and write the fixed test samples and labels
+    every backend then predicts."""
     input:
         image=container_input("tensorflow"),
         script=script("train.py"),
         code=code_of("train.py"),
-        archive=lambda w: dataset_cfg(w).get("archive") or [],
+        archive=dataset_archive,
     output:
         saved_model=directory("results/{model}/saved_model"),
         samples="results/{model}/data/test_samples.npy",
@@ -27,10 +29,10 @@ rule train:
         mem_mb=8000,
         runtime=120,
     params:
-        dataset=lambda w: as_json(dataset_cfg(w)),
-        architecture=lambda w: as_json(model_cfg(w)["architecture"]),
-        training=lambda w: as_json(model_cfg(w)["training"]),
-        num_test_samples=lambda w: model_cfg(w)["num_test_samples"],
+        dataset=dataset_json,
+        architecture=architecture_json,
+        training=training_json,
+        num_test_samples=num_test_samples,
     shell:
         "python {input.script:q} --dataset {params.dataset:q} --architecture {params.architecture:q}"
         " --training {params.training:q} --num-test-samples {params.num_test_samples:q} --threads {threads:q}"
@@ -39,13 +41,15 @@ rule train:
 
 
 rule import_model:
+    """Take the user's own SavedModel and test data (models.{model}.import) into results/, checked, in place
+    of training."""
     input:
         image=container_input("tensorflow"),
         script=script("import_model.py"),
         code=code_of("import_model.py", "trtverify/backends/savedmodel.py"),
-        saved_model=lambda w: model_cfg(w)["import"]["saved_model"],
-        samples=lambda w: model_cfg(w)["import"]["samples"],
-        labels=lambda w: model_cfg(w)["import"]["labels"],
+        saved_model=imported("saved_model"),
+        samples=imported("samples"),
+        labels=imported("labels"),
     output:
         saved_model=directory("results/{model}/saved_model"),
         samples="results/{model}/data/test_samples.npy",
@@ -66,7 +70,7 @@ rule import_model:
         mem_mb=4000,
         runtime=30,
     params:
-        num_test_samples=lambda w: model_cfg(w)["num_test_samples"],
+        num_test_samples=num_test_samples,
     shell:
         "python {input.script:q} --saved-model-in={input.saved_model:q} --samples-in={input.samples:q}"
         " --labels-in={input.labels:q} --saved-model {output.saved_model:q} --samples {output.samples:q}"
@@ -75,6 +79,7 @@ rule import_model:
 
 
 rule export_csv:
+    """The test samples and labels as CSV, the input the C++ program also reads (as the original guide's)."""
     input:
         image=container_input("tensorflow"),
         script=script("export_csv.py"),

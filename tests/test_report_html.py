@@ -42,6 +42,8 @@ TINY = REPO / "tests" / "data" / "config-tiny.yaml"
 # What a workflow copy needs (as in test_workflow.py, kept here so that file can change on its own).
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CAPTION = " ".join((REPO / "docs" / "report-caption.rst").read_text().split())
+PLOT_CAPTION = " ".join((REPO / "docs" / "report-caption-plots.rst").read_text().split())
+TABLES_LABEL = "comparison tables"   # the report() labels of rules/report.smk: the viewer lists entries by them
 # docs/report-schema.md: always one histogram per pair and the per-class agreement; flipped only when some flip.
 PAIR = "savedmodel vs onnxruntime"
 ALWAYS = ["results/plots/tiny-abs-diff-savedmodel-vs-onnxruntime.png", "results/plots/tiny-per-class-agreement.png"]
@@ -300,6 +302,15 @@ class Browser:
         return [e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
 
 
+def label(path: str) -> str:
+    """The label the report lists an entry under (a plot: its file name less .png)."""
+    return TABLES_LABEL if path == TABLES else Path(path).stem
+
+
+def unlabel(text: str) -> str:
+    return TABLES if text == TABLES_LABEL else f"results/plots/{text}.png"
+
+
 class ReportPage:
     """The Snakemake report as a user sees it: the menu, a category's files, a file shown, a file's details."""
 
@@ -322,18 +333,18 @@ class ReportPage:
         return (f"Array.from(document.querySelectorAll('nav a')).find(a => a.innerText.trim() === {json.dumps(text)})")
 
     def open_category(self, category: str) -> list[str]:
-        """Back to the menu, then the category: the files it lists."""
+        """Back to the menu, then the category: the files it lists (by their labels, read back as paths)."""
         if self.browser.evaluate(f"!!{self.link('Results')}"):       # the breadcrumb back to the menu
             self.browser.click(self.link("Results"), "the Results breadcrumb")
         self.browser.click(self.link(category), f"category {category} in the menu")
         self.browser.wait("Array.from(document.querySelectorAll('nav li')).some(li => li.innerText.trim() === "
                           f"{json.dumps(category)}) && document.querySelectorAll('nav tr').length > 1",
                           f"the files of {category}")
-        return self.browser.evaluate("Array.from(document.querySelectorAll('nav tbody tr')).map(tr => "
-                                     "tr.cells[0].innerText.trim())")
+        return [unlabel(text) for text in self.browser.evaluate(
+            "Array.from(document.querySelectorAll('nav tbody tr')).map(tr => tr.cells[0].innerText.trim())")]
 
     def button(self, path: str, icon: str) -> str:
-        return f"({self.ROW.format(path=json.dumps(path))}).querySelector('a[iconname=\"{icon}\"]')"
+        return f"({self.ROW.format(path=json.dumps(label(path)))}).querySelector('a[iconname=\"{icon}\"]')"
 
     def show(self, path: str) -> None:
         self.browser.click(self.button(path, "eye"), f"the view button of {path}")
@@ -342,7 +353,7 @@ class ReportPage:
         """The file's details panel (its caption, size, rule), as text."""
         self.browser.click(self.button(path, "information-circle"), f"the details button of {path}")
         self.browser.wait(f"document.querySelector('nav').innerText.includes('DESCRIPTION') && "
-                          f"document.querySelector('nav').innerText.includes({json.dumps(path)})",
+                          f"document.querySelector('nav').innerText.includes({json.dumps(label(path))})",
                           f"the details of {path}")
         return self.text("nav")
 
@@ -446,7 +457,8 @@ def test_report_is_one_self_contained_html_file(tiny_run: Path) -> None:
         assert entry["data_uri"].startswith(f"data:{mime};") and ";base64," in entry["data_uri"], path
         embedded = base64.b64decode(entry["data_uri"].split(";base64,", 1)[1])
         assert embedded == (tiny_run / path).read_bytes(), path
-        assert CAPTION in " ".join(re.sub(r"<[^>]+>", " ", entry["caption"]).split()), path
+        caption = CAPTION if path == TABLES else PLOT_CAPTION
+        assert caption in " ".join(re.sub(r"<[^>]+>", " ", entry["caption"]).split()), path
 
 
 @needs_chromium
@@ -496,7 +508,7 @@ def test_report_renders_tables_plots_and_captions_in_chromium(tiny_run: Path, br
         page.shot(Path(path).stem)
         assert (image["width"], image["height"]) == png_size(tiny_run / path), path
         assert image["src"].startswith("data:image/png") and min(image["shown"]) > 100, image
-        assert CAPTION in page.details(path)
+        assert PLOT_CAPTION in page.details(path)
     assert_clean(browser, report)
 
 
@@ -516,7 +528,7 @@ def test_flipped_samples_appear_as_an_image_with_each_backends_top3(flipped_run:
     page.shot("flipped")
     assert (image["width"], image["height"]) == png_size(flipped_run / FLIPPED)
     assert image["src"].startswith("data:image/png") and min(image["shown"]) > 100, image
-    assert CAPTION in page.details(FLIPPED)
+    assert PLOT_CAPTION in page.details(FLIPPED)
 
     assert page.open_category("Comparison") == [TABLES]
     page.show(TABLES)

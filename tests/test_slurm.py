@@ -107,9 +107,10 @@ def planned_jobs(out: str) -> dict[str, dict]:
 
 
 def local_rules() -> set[str]:
-    """The Snakefile's localrules (a dry run does not mark them)."""
-    block = re.search(r"^localrules:\n((?:    \w+,?\n)+)", (REPO / "Snakefile").read_text(), re.M)
-    return set(re.findall(r"\w+", block.group(1))) | {"all"} if block else {"all"}
+    """The rules marked `localrule: True` (a dry run does not mark them)."""
+    text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
+    rules = re.findall(r"^rule (\w+):\n(?:(?!rule )[^\n]*\n)*?    localrule: True$", text, re.M)
+    return set(rules) | {"all"}
 
 
 def submitted_jobs(out: str) -> list[str]:
