@@ -455,3 +455,27 @@ def test_installed_tensorrt_stubs_are_recognised(tmp_path: Path) -> None:
 def test_unknown_flavour() -> None:
     with pytest.raises(UserError, match="tensorrt.flavour must be auto, tensorrt or tensorrt-rtx, not 'rtx'"):
         import_tensorrt("rtx")
+
+
+def test_a_builder_that_tensorrt_cannot_make_is_one_line() -> None:
+    """Full TensorRT 8.5.3 without a usable GPU: its binding raises TypeError ('factory function returned nullptr')
+    after logging the CUDA error; the build says so in one line instead of a traceback."""
+    from types import SimpleNamespace
+
+    from trtverify.engine import _Logger, make_builder
+
+    class Builder:
+        def __init__(self, logger: Any) -> None:
+            logger.log(2, "[checkMacros.cpp] cudaError 35: CUDA driver version is insufficient")
+            raise TypeError("pybind11::init(): factory function returned nullptr")
+
+    class BaseLogger:
+        WARNING = 2
+
+        def __init__(self) -> None:
+            pass
+
+    trt = SimpleNamespace(Builder=Builder, ILogger=BaseLogger, Logger=BaseLogger, __version__="8.5.3.1")
+    with pytest.raises(UserError, match=r"TensorRT 8.5.3.1 could not create a builder \(.*cudaError 35.*\); full "
+                                        r"TensorRT builds engines only on a machine with a supported NVIDIA GPU"):
+        make_builder(trt, _Logger(trt, echo=False))

@@ -70,9 +70,24 @@ class _Logger:
         self.logger = Logger()
 
 
+def make_builder(trt: Any, log: _Logger) -> Any:
+    """TensorRT's builder, or one line saying why there is none: without a usable GPU, TensorRT 8.5's Python
+    binding raises TypeError ("factory function returned nullptr") after logging the CUDA error."""
+    try:
+        builder = trt.Builder(log.logger)
+    except TypeError:
+        builder = None
+    if builder is None:
+        why = log.messages[-1] if log.messages else "no message from TensorRT"
+        raise UserError(f"TensorRT {version_of(trt)} could not create a builder ({why}); full TensorRT builds "
+                        "engines only on a machine with a supported NVIDIA GPU and driver (TensorRT-RTX builds on a "
+                        "CPU machine: tensorrt.flavour tensorrt-rtx)")
+    return builder
+
+
 def parse_onnx(trt: Any, log: _Logger, onnx_path: Path) -> tuple[Any, Any, Any]:
     """(builder, network, parser) for ``onnx_path``; the parser must stay alive as long as the network."""
-    builder: tensorrt.Builder = trt.Builder(log.logger)
+    builder: tensorrt.Builder = make_builder(trt, log)
     network: tensorrt.INetworkDefinition = builder.create_network(network_flags(trt))
     parser: tensorrt.OnnxParser = trt.OnnxParser(network, log.logger)
     if not parser.parse(Path(onnx_path).read_bytes()):
