@@ -278,12 +278,10 @@ def localization_sections(loc: Mapping[str, Any] | None, kind: str) -> list[tupl
 
 def attestation_rows(engines: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Any:
     """The attestation table of every model's engines, with the model as first column."""
-    headers, rows = ["model"], []
+    rows = []
     for model, records in engines.items():
-        headers_one, rows_one = attestation_table(records)
-        headers = ["model", *headers_one]
-        rows += [[model, *row] for row in rows_one]
-    return headers, rows
+        rows += [[model, *row] for row in attestation_table(records)[1]]
+    return ["model", *attestation_table({})[0]], rows
 
 
 def build_text(comparisons: Mapping[str, Mapping[str, Any]], extras: Sequence[tuple[str, Any]], kind: str,
@@ -376,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engines = engine_records(args.engine_info)
     notes = {model: model_notes(model, cmp, engines.get(model, {})) for model, cmp in comparisons.items()}
     if args.engine_info:
-        extras[:0] = [("TensorRT engines", engine_table(args.engine_info)),
+        extras[:0] = [("TensorRT engines", engine_table(engines)),
                       ("Precision attestation", attestation_rows(engines))]
 
     with atomic_path(args.plots, directory=True) as tmp_plots:

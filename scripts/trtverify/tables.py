@@ -305,18 +305,17 @@ def extra_tables(extras: Sequence[tuple[str, Table]], kind: str) -> list[str]:
     return [section_text(title, render(table, kind, numparse=False), kind, 2) for title, table in extras]
 
 
-def engine_table(paths: Sequence[str | Path]) -> Table:
-    """One row per engine build (the build_engine step's JSON): who built it, how, and how long it took."""
-    from .io import read_json
-
+def engine_table(engines: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Table:
+    """One row per engine build (model -> precision -> the build_engine step's JSON): who built it, how, and how
+    long it took."""
     header = ["model", "precision", "builder", "version", "batch min/opt/max", "tf32", "fp16", "tactic sources",
               "build s", "bytes"]
     rows = []
-    for path in paths:
-        info = read_json(path, what="engine build info")
-        profile = info.get("profile", {})
-        batches = "/".join(str(profile.get(k, ["?"])[0]) for k in ("min", "opt", "max"))
-        rows.append([Path(path).parent.parent.name, info.get("precision"), info.get("builder"),
-                     info.get("tensorrt_version"), batches, info.get("tf32"), info.get("fp16"),
-                     info.get("tactic_sources"), info.get("build_seconds"), info.get("engine_bytes")])
+    for model, records in engines.items():
+        for info in records.values():
+            profile = info.get("profile", {})
+            batches = "/".join(str(profile.get(k, ["?"])[0]) for k in ("min", "opt", "max"))
+            rows.append([model, info.get("precision"), info.get("builder"), info.get("tensorrt_version"), batches,
+                         info.get("tf32"), info.get("fp16"), info.get("tactic_sources"), info.get("build_seconds"),
+                         info.get("engine_bytes")])
     return header, rows
