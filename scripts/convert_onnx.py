@@ -5,9 +5,10 @@ SavedModel vs ONNX Runtime with the same tolerance policy as every compare pair.
   python scripts/convert_onnx.py --saved-model DIR --samples X.npy --labels Y.npy --opset 17 --batch-size 256 \
       [--noise-floor-samples 64] [--tolerances JSON] [--output-kind auto] --output model.onnx --check onnx_check.json
 
-The noise floor: on the first --noise-floor-samples samples, the SavedModel at batch 1 vs at --batch-size, and ONNX
-Runtime (CPU) with graph optimizations on vs off; the largest difference is the floor (docs/tolerances.md). Then
-both models run on every test sample and the pair is judged by trtverify.metrics.compare, as compare.py does: a
+Both models run on every test sample; then the noise floor is measured on the --noise-floor-samples samples where
+they differ most: the SavedModel at batch 1 vs at --batch-size, ONNX Runtime (CPU) with graph optimizations on vs
+off, and ONNX Runtime with one float32 rounding added to every layer; the largest difference is the floor
+(trtverify.noise, docs/tolerances.md). The pair is judged by trtverify.metrics.compare, as compare.py does: a
 mismatch fails the step, naming the figure, the bound and the remedy; inconclusive is recorded and left to the gate.
 The samples must be float32 (what train.py and import_model.py write); other dtypes are refused, not cast.
 """
@@ -28,7 +29,8 @@ import numpy as np
 from trtverify.backends import open_runner
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import NpyReader, atomic_path, load_npy, write_json
-from trtverify.metrics import OutputProfile, compare, profile_reference, softmax
+from trtverify.metrics import OutputProfile, compare, profile_reference
+from trtverify.noise import ROUNDING_CHECK, floor_of, ort_outputs, rounding_check, self_check, sensitive_samples
 from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
 
 
@@ -78,51 +80,30 @@ def run_batched(runner: Any, x: NpyReader, batch_size: int, stop: int | None = N
     return np.concatenate([runner.infer(batch) for _, batch in x.batches(batch_size, stop)])
 
 
-def ort_unoptimized(onnx_path: str, x: np.ndarray) -> np.ndarray:
-    """ONNX Runtime on the CPU with every graph optimization off (no fusions, no constant folding)."""
-    ort = require("onnxruntime", purpose="the noise floor", hint="pip install onnxruntime")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {session.get_inputs()[0].name: x})[0])
-
-
-def self_check(a: np.ndarray, b: np.ndarray, kind: str) -> dict[str, float]:
-    """How far two runs of the same model on the same inputs lie apart (and, for logits, after a softmax)."""
-    diff = np.abs(a.astype(np.float64) - b)
-    check = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
-    if kind == "logits":
-        check["softmax_max_abs_diff"] = float(np.abs(softmax(a.astype(np.float64)) - softmax(b)).max())
-    return check
-
-
-def noise_floor(checks: dict[str, dict[str, float]], samples: int, profile: OutputProfile) -> dict[str, Any]:
-    """The floor is the largest self-disagreement: a backend cannot be asked to agree better than the reference."""
-    floor = max(c["max_abs_diff"] for c in checks.values())
-    result = {"samples": samples, "checks": checks, "floor": floor, "scale": profile.scale,
-              "floor_normalised": floor / profile.scale, "output_kind": profile.kind}
-    if profile.kind == "logits":
-        result["softmax_floor"] = max(c["softmax_max_abs_diff"] for c in checks.values())
-    return result
-
-
 def measure(saved_model: str, onnx_path: str, x: NpyReader, batch_size: int, floor_samples: int,
             output_kind: str) -> tuple[dict[str, np.ndarray], dict[str, Any], OutputProfile, dict[str, Any]]:
-    """Both models on every sample, plus the two self-checks on the first ``floor_samples``."""
+    """Both models on every sample, then the three self-checks (trtverify.noise) on the ``floor_samples`` where the
+    two differ most."""
     m = min(floor_samples, len(x))
     with open_runner("savedmodel", saved_model) as runner:
         ref = run_batched(runner, x, batch_size)
-        ref_b1 = run_batched(runner, x, 1, m)
-    with open_runner("onnxruntime", onnx_path, providers=["CPUExecutionProvider"]) as runner:
-        ort = run_batched(runner, x, batch_size)
-        onnx_input = {"name": runner.input_name, "shape": [d if d else "batch" for d in runner.input_shape]}
-    if not np.isfinite(ort).all():
-        raise UserError("the ONNX model produces NaN/Inf on the test samples; the conversion is broken")
+        with open_runner("onnxruntime", onnx_path, providers=["CPUExecutionProvider"]) as ort_runner:
+            ort = run_batched(ort_runner, x, batch_size)
+            onnx_input = {"name": ort_runner.input_name,
+                          "shape": [d if d else "batch" for d in ort_runner.input_shape]}
+        if not np.isfinite(ort).all():
+            raise UserError("the ONNX model produces NaN/Inf on the test samples; the conversion is broken")
+        chosen = sensitive_samples(ref, ort, m)
+        xs = np.stack([x.read(int(i), int(i) + 1)[0] for i in chosen])
+        ref_b1 = np.concatenate([runner.infer(xs[i:i + 1]) for i in range(m)])
     profile = profile_reference(ref, override=output_kind)
-    checks = {f"savedmodel batch 1 vs batch {batch_size}": self_check(ref[:m], ref_b1, profile.kind),
-              "onnxruntime optimized vs unoptimized": self_check(ort[:m], ort_unoptimized(onnx_path, x.read(0, m)),
-                                                                 profile.kind)}
-    return {"savedmodel": ref, "onnxruntime": ort}, noise_floor(checks, m, profile), profile, onnx_input
+    kind = profile.kind
+    checks = {f"savedmodel batch 1 vs batch {batch_size}": self_check(ref[chosen], ref_b1, kind),
+              "onnxruntime optimized vs unoptimized": self_check(
+                  ort[chosen], ort_outputs(onnx_path, xs, batch_size, optimize=False), kind),
+              ROUNDING_CHECK: rounding_check(onnx_path, xs, ort[chosen], batch_size, kind)}
+    selection = f"the {m} of {len(x)} samples where savedmodel and onnxruntime differ most"
+    return {"savedmodel": ref, "onnxruntime": ort}, floor_of(checks, m, profile, selection), profile, onnx_input
 
 
 def main(argv: Sequence[str] | None = None) -> int:
