@@ -218,7 +218,10 @@ def test_convert_records_the_noise_floor_and_its_verdict(tiny_model: dict[str, P
     check = json.loads(tiny_model["check"].read_text())
     floor = check["noise_floor"]
     assert floor["samples"] == min(64, check["samples"])
-    assert set(floor["checks"]) == {"savedmodel batch 1 vs batch 256", "onnxruntime optimized vs unoptimized"}
+    assert set(floor["checks"]) == {"savedmodel batch 1 vs batch 256", "onnxruntime optimized vs unoptimized",
+                                    "onnxruntime with one float32 rounding per layer"}
+    assert floor["checks"]["onnxruntime with one float32 rounding per layer"]["tensors"] > 0
+    assert "differ most" in floor["selection"]
     assert floor["floor"] == max(c["max_abs_diff"] for c in floor["checks"].values())
     assert floor["output_kind"] == check["output"]["kind"] == "probabilities" and floor["scale"] == 1.0
     assert check["verdict"] in ("identical", "consistent", "drift", "inconclusive")
