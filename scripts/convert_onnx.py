@@ -28,7 +28,8 @@ import numpy as np
 from trtverify.backends import open_runner
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import NpyReader, atomic_path, load_npy, write_json
-from trtverify.metrics import OutputProfile, compare, profile_reference, softmax
+from trtverify.metrics import compare
+from trtverify.outputs import OutputProfile, profile_reference, softmax
 from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
 
 
