@@ -29,8 +29,9 @@ import numpy as np
 
 from trtverify import __version__
 from trtverify.errors import UserError, run_main
-from trtverify.io import atomic_path, read_json
-from trtverify.metrics import RELATIVE_FLOOR, Batch, NpyFile, compare
+from trtverify.io import NpyFile, atomic_path, read_json
+from trtverify.metrics import RELATIVE_FLOOR, compare
+from trtverify.pairstats import Batch
 from trtverify.tolerance import KINDS, TolerancePolicy, engine_precision, parse_json_option
 
 

@@ -29,8 +29,9 @@ import numpy as np
 from trtverify.backends import open_runner
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import NpyReader, atomic_path, load_npy, write_json
-from trtverify.metrics import OutputProfile, compare, profile_reference
+from trtverify.metrics import compare
 from trtverify.noise import ROUNDING_CHECK, floor_of, ort_outputs, rounding_check, self_check, sensitive_samples
+from trtverify.outputs import OutputProfile, profile_reference
 from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
 
 

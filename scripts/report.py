@@ -29,8 +29,7 @@ import numpy as np
 
 from trtverify import __version__
 from trtverify.errors import UserError, require, run_main
-from trtverify.io import atomic_path, read_json, write_json
-from trtverify.metrics import NpyFile
+from trtverify.io import NpyFile, atomic_path, read_json, write_json
 from trtverify.sketch import QuantileSketch
 from trtverify.tables import (UNITS, check_float_format, engine_table, extra_tables, headline, inconclusives, kind_of,
                               mismatches, model_intro, model_report, model_sections, render, section_text, speed_table,

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from trtverify.errors import UserError
-from trtverify import metrics
-from trtverify.metrics import (BackendNameError, ComparisonInputError, DTypeError, LabelError, NonFiniteError,
-                               NpyFile, ShapeError)
+from trtverify import intervals, metrics, outputs
+from trtverify.io import NpyFile
+from trtverify.validation import (BackendNameError, ComparisonInputError, DTypeError, LabelError, NonFiniteError,
+                                  ShapeError)
 from trtverify.tolerance import TolerancePolicy
 
 ALPHA = 0.01
@@ -358,20 +359,20 @@ def varied_logits(n: int = 200, c: int = 10, seed: int = 0) -> tuple[np.ndarray,
 
 
 def probs(z: np.ndarray) -> np.ndarray:
-    return metrics.softmax(z.astype(np.float64)).astype(np.float32)
+    return outputs.softmax(z.astype(np.float64)).astype(np.float32)
 
 
 def test_kinds_are_detected_from_the_reference() -> None:
     z, y = varied_logits()
-    assert metrics.profile_reference(probs(z)).kind == "probabilities"
-    assert metrics.profile_reference(z).kind == "logits"
-    assert metrics.profile_reference(z[:, :1]).kind == "other"
+    assert outputs.profile_reference(probs(z)).kind == "probabilities"
+    assert outputs.profile_reference(z).kind == "logits"
+    assert outputs.profile_reference(z[:, :1]).kind == "other"
     off = probs(z) * np.float32(1.01)                            # rows sum to 1.01: beyond the epsilon
-    assert metrics.profile_reference(off).kind == "logits"
-    forced = metrics.profile_reference(z, override="other")
+    assert outputs.profile_reference(off).kind == "logits"
+    forced = outputs.profile_reference(z, override="other")
     assert forced.kind == "other" and "config" in forced.how and "detected logits" in forced.how
     with pytest.raises(UserError, match="output kind 'scores' is unknown"):
-        metrics.profile_reference(z, override="scores")
+        outputs.profile_reference(z, override="scores")
 
 
 def test_logit_bounds_follow_the_spread() -> None:
@@ -408,12 +409,12 @@ def test_other_outputs_have_no_classification_metrics() -> None:
 
 def test_wilson_and_newcombe_against_hand_computed_values() -> None:
     # Wilson 8/10: centre (0.8 + z^2/20) / (1 + z^2/10), half-width z sqrt(0.016 + z^2/400) / (1 + z^2/10)
-    assert metrics.wilson(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
-    assert metrics.wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
-    assert metrics.wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert intervals.wilson(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert intervals.wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert intervals.wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
     # Newcombe (1998), table II example: 56/70 vs 48/80, difference 0.2, method 10 gives 0.0524 to 0.3339
-    assert metrics.newcombe(48, 80, 56, 70) == pytest.approx((0.0524, 0.3339), abs=1e-4)
-    assert metrics.wilson(1, 0) is None
+    assert intervals.newcombe(48, 80, 56, 70) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    assert intervals.wilson(1, 0) is None
 
 
 def test_accuracy_and_agreement_carry_their_intervals() -> None:
@@ -422,10 +423,10 @@ def test_accuracy_and_agreement_carry_their_intervals() -> None:
     y = y.copy()
     y[:20] = (y[:20] + 1) % 10                                   # 80 % accuracy for the reference
     result = metrics.compare({"savedmodel": p, "onnxruntime": p}, y)
-    assert result.backends["savedmodel"]["accuracy_ci95"] == pytest.approx(metrics.wilson(80, 100))
+    assert result.backends["savedmodel"]["accuracy_ci95"] == pytest.approx(intervals.wilson(80, 100))
     pair = result.pairs["savedmodel vs onnxruntime"]
-    assert pair.metrics["top1_agreement_ci95"] == pytest.approx(metrics.wilson(100, 100))
-    assert pair.metrics["accuracy_change_ci95"] == pytest.approx(metrics.newcombe(80, 100, 80, 100))
+    assert pair.metrics["top1_agreement_ci95"] == pytest.approx(intervals.wilson(100, 100))
+    assert pair.metrics["accuracy_change_ci95"] == pytest.approx(intervals.newcombe(80, 100, 80, 100))
 
 
 def test_a_flip_within_the_floor_is_a_tie_and_not_a_disagreement() -> None:

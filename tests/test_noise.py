@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper  # noqa: E402
 
-from trtverify.metrics import OutputProfile  # noqa: E402
+from trtverify.outputs import OutputProfile  # noqa: E402
 from trtverify.noise import ROUNDING, floor_of, ort_outputs, rounding_check, sensitive_samples, with_rounding  # noqa: E402
 
 

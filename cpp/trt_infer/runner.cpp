@@ -18,7 +18,7 @@ std::uint64_t product(std::vector<std::int64_t> const& dims, std::size_t from) {
 }  // namespace
 
 Runner::Runner(std::vector<char> const& plan, Logger& logger, DeviceMemoryWatch& memory)
-    : logger_(logger), memory_(memory) {
+    : logger_(logger), memory_(memory), stream_(make_stream()) {
     runtime_.reset(nvinfer1::createInferRuntime(logger_));
     if (!runtime_) throw Error("TensorRT could not create a runtime: " + logger_.last_error());
     engine_.reset(runtime_->deserializeCudaEngine(plan.data(), plan.size()));
@@ -81,14 +81,14 @@ void Runner::set_batch(std::uint64_t batch) {
     if (batch > capacity_ || per_sample != output_size_) {
         output_size_ = per_sample;
         capacity_ = std::max<std::uint64_t>(batch, capacity_);
-        device_in_ = std::make_unique<DeviceBuffer>(capacity_ * sample_size_ * sizeof(float));
-        device_out_ = std::make_unique<DeviceBuffer>(capacity_ * output_size_ * sizeof(float));
-        host_in_ = std::make_unique<PinnedBuffer>(capacity_ * sample_size_ * sizeof(float));
-        host_out_ = std::make_unique<PinnedBuffer>(capacity_ * output_size_ * sizeof(float));
+        device_in_ = device_buffer(capacity_ * sample_size_ * sizeof(float));
+        device_out_ = device_buffer(capacity_ * output_size_ * sizeof(float));
+        host_in_ = pinned_buffer(capacity_ * sample_size_ * sizeof(float));
+        host_out_ = pinned_buffer(capacity_ * output_size_ * sizeof(float));
         memory_.sample();
     }
-    if (!context_->setTensorAddress(io_.input.c_str(), device_in_->get()) ||
-        !context_->setTensorAddress(io_.output.c_str(), device_out_->get()))
+    if (!context_->setTensorAddress(io_.input.c_str(), device_in_.get()) ||
+        !context_->setTensorAddress(io_.output.c_str(), device_out_.get()))
         throw Error("TensorRT refused the tensor addresses: " + logger_.last_error());
 }
 
@@ -111,14 +111,14 @@ trtverify::Array Runner::predict(std::vector<float> const& samples, std::vector<
         set_batch(size);
         const std::size_t in_floats = static_cast<std::size_t>(size * sample_size_);
         const std::size_t out_floats = static_cast<std::size_t>(size * output_size_);
-        std::memcpy(host_in_->get(), samples.data() + chunk.begin * sample_size_, in_floats * sizeof(float));
-        CUDA_CHECK(cudaMemcpyAsync(device_in_->get(), host_in_->get(), in_floats * sizeof(float),
+        std::memcpy(host_in_.get(), samples.data() + chunk.begin * sample_size_, in_floats * sizeof(float));
+        CUDA_CHECK(cudaMemcpyAsync(device_in_.get(), host_in_.get(), in_floats * sizeof(float),
                                    cudaMemcpyHostToDevice, stream_.get()));
         enqueue();
-        CUDA_CHECK(cudaMemcpyAsync(host_out_->get(), device_out_->get(), out_floats * sizeof(float),
+        CUDA_CHECK(cudaMemcpyAsync(host_out_.get(), device_out_.get(), out_floats * sizeof(float),
                                    cudaMemcpyDeviceToHost, stream_.get()));
         CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-        out.insert(out.end(), host_out_->get(), host_out_->get() + out_floats);
+        out.insert(out.end(), floats(host_out_), floats(host_out_) + out_floats);
     }
     memory_.sample();
     std::vector<std::uint64_t> out_shape = {n};
@@ -135,35 +135,36 @@ Timings Runner::time(std::vector<float> const& batch_samples, std::uint64_t batc
     set_batch(batch);
     const std::size_t in_bytes = static_cast<std::size_t>(batch * sample_size_) * sizeof(float);
     const std::size_t out_bytes = static_cast<std::size_t>(batch * output_size_) * sizeof(float);
-    std::memcpy(host_in_->get(), batch_samples.data(), in_bytes);
-    CUDA_CHECK(cudaMemcpyAsync(device_in_->get(), host_in_->get(), in_bytes, cudaMemcpyHostToDevice, stream_.get()));
+    std::memcpy(host_in_.get(), batch_samples.data(), in_bytes);
+    CUDA_CHECK(cudaMemcpyAsync(device_in_.get(), host_in_.get(), in_bytes, cudaMemcpyHostToDevice, stream_.get()));
     // TensorRT needs one enqueue after a shape change before the enqueue can be captured in a graph.
     enqueue();
     CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
     Graph graph;
+    GraphExec exec;
     if (cuda_graph) {
         CUDA_CHECK(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal));
         const bool enqueued = context_->enqueueV3(stream_.get());
-        const cudaError_t captured = cudaStreamEndCapture(stream_.get(), &graph.graph);
+        const cudaError_t captured = cudaStreamEndCapture(stream_.get(), graph.out());
         if (!enqueued || captured != cudaSuccess)
             throw Error(std::string("this engine's enqueue cannot be captured in a CUDA graph (") +
                         (enqueued ? cudaGetErrorString(captured) : logger_.last_error().c_str()) +
                         "); time it without --cuda-graph");
-        CUDA_CHECK(cudaGraphInstantiateWithFlags(&graph.exec, graph.graph, 0));
+        CUDA_CHECK(cudaGraphInstantiateWithFlags(exec.out(), graph.get(), 0));
     }
-    Event start, compute_start, compute_end, end;
+    Event start = make_event(), compute_start = make_event(), compute_end = make_event(), end = make_event();
     Timings t;
     for (std::uint64_t i = 0; i < warmup + iterations; ++i) {
         CUDA_CHECK(cudaEventRecord(start.get(), stream_.get()));
         if (copies)
-            CUDA_CHECK(cudaMemcpyAsync(device_in_->get(), host_in_->get(), in_bytes, cudaMemcpyHostToDevice,
+            CUDA_CHECK(cudaMemcpyAsync(device_in_.get(), host_in_.get(), in_bytes, cudaMemcpyHostToDevice,
                                        stream_.get()));
         CUDA_CHECK(cudaEventRecord(compute_start.get(), stream_.get()));
-        if (cuda_graph) CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.get()));
+        if (cuda_graph) CUDA_CHECK(cudaGraphLaunch(exec.get(), stream_.get()));
         else enqueue();
         CUDA_CHECK(cudaEventRecord(compute_end.get(), stream_.get()));
         if (copies)
-            CUDA_CHECK(cudaMemcpyAsync(host_out_->get(), device_out_->get(), out_bytes, cudaMemcpyDeviceToHost,
+            CUDA_CHECK(cudaMemcpyAsync(host_out_.get(), device_out_.get(), out_bytes, cudaMemcpyDeviceToHost,
                                        stream_.get()));
         CUDA_CHECK(cudaEventRecord(end.get(), stream_.get()));
         CUDA_CHECK(cudaEventSynchronize(end.get()));

@@ -53,8 +53,8 @@ private:
     std::uint64_t output_size_ = 0;  // output floats per sample
     std::vector<std::int64_t> output_dims_;
     std::uint64_t capacity_ = 0;     // samples the buffers hold
-    std::unique_ptr<DeviceBuffer> device_in_, device_out_;
-    std::unique_ptr<PinnedBuffer> host_in_, host_out_;
+    DeviceBuffer device_in_, device_out_;
+    PinnedBuffer host_in_, host_out_;
 };
 
 }  // namespace trt_infer

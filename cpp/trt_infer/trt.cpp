@@ -68,18 +68,32 @@ char const* data_type_name(nvinfer1::DataType type) {
     }
 }
 
-DeviceBuffer::DeviceBuffer(std::size_t bytes) { CUDA_CHECK(cudaMalloc(&ptr_, bytes ? bytes : 1)); }
-DeviceBuffer::~DeviceBuffer() { cudaFree(ptr_); }
-PinnedBuffer::PinnedBuffer(std::size_t bytes) { CUDA_CHECK(cudaMallocHost(&ptr_, bytes ? bytes : 1)); }
-PinnedBuffer::~PinnedBuffer() { cudaFreeHost(ptr_); }
-Stream::Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
-Stream::~Stream() { cudaStreamDestroy(stream_); }
-Event::Event() { CUDA_CHECK(cudaEventCreate(&event_)); }
-Event::~Event() { cudaEventDestroy(event_); }
+// What the runner relies on: a buffer can be replaced by assignment and returned, never copied (a double free).
+static_assert(std::is_nothrow_move_assignable_v<DeviceBuffer> && std::is_nothrow_move_constructible_v<DeviceBuffer>);
+static_assert(!std::is_copy_constructible_v<PinnedBuffer> && !std::is_copy_assignable_v<PinnedBuffer>);
 
-Graph::~Graph() {
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
+DeviceBuffer device_buffer(std::size_t bytes) {
+    DeviceBuffer buffer;
+    CUDA_CHECK(cudaMalloc(buffer.out(), bytes ? bytes : 1));
+    return buffer;
+}
+
+PinnedBuffer pinned_buffer(std::size_t bytes) {
+    PinnedBuffer buffer;
+    CUDA_CHECK(cudaMallocHost(buffer.out(), bytes ? bytes : 1));
+    return buffer;
+}
+
+Stream make_stream() {
+    Stream stream;
+    CUDA_CHECK(cudaStreamCreateWithFlags(stream.out(), cudaStreamNonBlocking));
+    return stream;
+}
+
+Event make_event() {
+    Event event;
+    CUDA_CHECK(cudaEventCreate(event.out()));
+    return event;
 }
 
 double elapsed_ms(Event const& start, Event const& end) {

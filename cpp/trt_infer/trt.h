@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "trtverify/error.h"
@@ -43,64 +44,56 @@ std::vector<std::int64_t> to_vector(nvinfer1::Dims const& dims);
 nvinfer1::Dims with_batch(nvinfer1::Dims dims, std::int64_t batch);
 char const* data_type_name(nvinfer1::DataType type);
 
-// Device memory, pinned host memory, a stream, events and a CUDA graph, each freed by its destructor.
-class DeviceBuffer {
+// One owning CUDA handle, freed by `Free` exactly once: the idea of NVIDIA's samples' GenericBuffer (an allocator and
+// a deleter as policy) for every resource trt_infer holds. Move-only, so a runner can replace its buffers by
+// assignment and a function can return one; a moved-from or default one holds nothing and frees nothing.
+template <class Handle, cudaError_t (*Free)(Handle)>
+class Owned {
 public:
-    explicit DeviceBuffer(std::size_t bytes);
-    ~DeviceBuffer();
-    DeviceBuffer(DeviceBuffer const&) = delete;
-    DeviceBuffer& operator=(DeviceBuffer const&) = delete;
-    void* get() const { return ptr_; }
+    Owned() = default;
+    ~Owned() { reset(); }
+    Owned(Owned&& other) noexcept : handle_(std::exchange(other.handle_, Handle{})) {}
+    Owned& operator=(Owned&& other) noexcept {
+        if (this != &other) {
+            reset();
+            handle_ = std::exchange(other.handle_, Handle{});
+        }
+        return *this;
+    }
+    Owned(Owned const&) = delete;
+    Owned& operator=(Owned const&) = delete;
+
+    Handle get() const { return handle_; }
+    // Where a creating call writes the new handle (cudaMalloc(&p, ...) becomes cudaMalloc(x.out(), ...)); frees the
+    // old one first.
+    Handle* out() {
+        reset();
+        return &handle_;
+    }
+    void reset() noexcept {
+        if (handle_) Free(handle_);  // a failure to free has no one to report to in a destructor
+        handle_ = Handle{};
+    }
 
 private:
-    void* ptr_ = nullptr;
+    Handle handle_{};
 };
 
-class PinnedBuffer {
-public:
-    explicit PinnedBuffer(std::size_t bytes);
-    ~PinnedBuffer();
-    PinnedBuffer(PinnedBuffer const&) = delete;
-    PinnedBuffer& operator=(PinnedBuffer const&) = delete;
-    float* get() const { return static_cast<float*>(ptr_); }
+using DeviceBuffer = Owned<void*, cudaFree>;
+using PinnedBuffer = Owned<void*, cudaFreeHost>;
+using Stream = Owned<cudaStream_t, cudaStreamDestroy>;
+using Event = Owned<cudaEvent_t, cudaEventDestroy>;
+using Graph = Owned<cudaGraph_t, cudaGraphDestroy>;
+using GraphExec = Owned<cudaGraphExec_t, cudaGraphExecDestroy>;
 
-private:
-    void* ptr_ = nullptr;
-};
+// Made by the CUDA calls that create them, checked (a zero-byte buffer gets one byte, so its address is valid).
+DeviceBuffer device_buffer(std::size_t bytes);
+PinnedBuffer pinned_buffer(std::size_t bytes);
+Stream make_stream();
+Event make_event();
 
-class Stream {
-public:
-    Stream();
-    ~Stream();
-    Stream(Stream const&) = delete;
-    Stream& operator=(Stream const&) = delete;
-    cudaStream_t get() const { return stream_; }
-
-private:
-    cudaStream_t stream_ = nullptr;
-};
-
-class Event {
-public:
-    Event();
-    ~Event();
-    Event(Event const&) = delete;
-    Event& operator=(Event const&) = delete;
-    cudaEvent_t get() const { return event_; }
-
-private:
-    cudaEvent_t event_ = nullptr;
-};
-
-class Graph {
-public:
-    Graph() = default;
-    ~Graph();
-    Graph(Graph const&) = delete;
-    Graph& operator=(Graph const&) = delete;
-    cudaGraph_t graph = nullptr;
-    cudaGraphExec_t exec = nullptr;
-};
+// A pinned buffer's memory as the floats trt_infer keeps in it.
+inline float* floats(PinnedBuffer const& buffer) { return static_cast<float*>(buffer.get()); }
 
 // Milliseconds between two recorded events.
 double elapsed_ms(Event const& start, Event const& end);

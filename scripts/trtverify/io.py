@@ -239,6 +239,88 @@ class NpyReader:
             yield start, self.read(start, min(start + size, end))
 
 
+class NpyFile:
+    """A .npy file read by ranges of rows with ``pread``: never unpickles, never maps the whole file.
+
+    ``np.load(mmap_mode="r")`` would do for correctness, but pages of a mapped file count in the process's resident
+    memory once read, so a pass over 100,000 samples would hold every page it touched. Reading each batch into a
+    fresh buffer keeps memory at one batch. Fortran-ordered and version-3 files fall back to a memory map.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, what: str = "array") -> None:
+        self.path, self.what = Path(path), what
+        self._fd: int | None = None
+        self._map: np.ndarray | None = None
+        if not self.path.is_file():
+            raise UserError(f"{what} file {self.path} does not exist; run the step that writes it, or fix the path")
+        try:
+            header = read_npy_header(self.path, what)
+        except OSError as exc:
+            raise UserError(f"{what} file {self.path} could not be read ({exc}); check it") from None
+        if header is None:
+            raise UserError(f"{what} file {self.path} is an .npz archive, expected a single .npy array")
+        shape, fortran, dtype, self._offset = header
+        if shape is None or (fortran and len(shape) > 1):
+            mapped = self._open_map()
+            shape, dtype = mapped.shape, mapped.dtype
+        self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
+        self._row_items = math.prod(self.shape[1:])
+
+    def _open_map(self) -> np.ndarray:
+        try:
+            self._map = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise UserError(f"{self.what} file {self.path} could not be read ({exc}); regenerate it") from None
+        return self._map
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        """Rows ``key.start:key.stop`` (step 1) as a new array."""
+        if not isinstance(key, slice) or key.step not in (None, 1) or not self.shape:
+            raise TypeError("NpyFile supports only row ranges [start:stop]")
+        start, stop, _ = key.indices(self.shape[0])
+        stop = max(start, stop)
+        if self._map is not None:
+            return np.array(self._map[start:stop])
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        row_bytes = self._row_items * self.dtype.itemsize
+        size, at = (stop - start) * row_bytes, self._offset + start * row_bytes
+        buf = bytearray(size)
+        view, done = memoryview(buf), 0
+        while done < size:
+            n = os.preadv(self._fd, [view[done:]], at + done)
+            if n == 0:
+                raise UserError(f"{self.what} file {self.path} ended early; it is truncated: regenerate it")
+            done += n
+        return np.frombuffer(buf, dtype=self.dtype).reshape((stop - start,) + self.shape[1:])
+
+    def take(self, indices: Iterable[int]) -> np.ndarray:
+        """Rows at the given indices (a handful: one read each)."""
+        rows = [self[int(i):int(i) + 1] for i in indices]
+        return np.concatenate(rows) if rows else np.zeros((0,) + self.shape[1:], dtype=self.dtype)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "NpyFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class NpyWriter:
     """Rows written batch by batch into the final .npy: a header for the full shape, then pwrite at each batch's
     offset, renamed into place by ``close`` (atomic_path) only when every row is there. Nothing is concatenated,

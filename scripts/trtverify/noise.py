@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import require
-from .metrics import OutputProfile, softmax
+from .outputs import OutputProfile, softmax
 
 ROUNDING = 2.0 ** -24  # float32 unit roundoff: one rounding's relative error
 
