@@ -17,7 +17,8 @@ import pytest
 
 from conftest import REPO, run_script
 from trtverify import localize
-from trtverify.engine import ACCURACY_WARNING, BuildOptions, build_engine, parse_layer_information, precision_counts
+from trtverify.engine import (ACCURACY_WARNING, BuildOptions, build_engine, datatype_of, inspector_status,
+                              parse_layer_information, precision_counts)
 from trtverify.errors import MissingBackendError, UserError
 from trtverify.localize import Tap, layer_errors, layer_threshold, to_reference_layout
 from trtverify.tensorrt_compat import import_tensorrt
@@ -214,22 +215,86 @@ def test_layer_of_uses_the_common_scope() -> None:
 
 
 # ---------------------------------------------------------------- attestation
-INSPECTOR_JSON = {  # the shape of TensorRT 8.5's DETAILED engine information (trimmed)
-    "Layers": [{"Name": "conv + relu", "LayerType": "CaskConvolution",
-                "Outputs": [{"Name": "relu:0", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
-                "TacticName": "sm80_xmma_fprop_implicit_gemm_f16f16", "TacticValue": "0x1a"},
-               {"Name": "softmax", "LayerType": "Softmax",
-                "Outputs": [{"Name": "probs", "Format/Datatype": "Row major linear FP32"}], "TacticValue": "0x3"}],
-    "Bindings": ["input", "probs"]}
+INSPECTOR = REPO / "tests" / "data" / "inspector"  # TensorRT's own JSON, 8.5 and 10.x style (README.md there)
 
 
-def test_inspector_json_gives_each_layers_output_type_and_tactic() -> None:
-    layers = parse_layer_information(json.dumps(INSPECTOR_JSON))
-    assert [(r["name"], r["output_types"], r["tactic"]) for r in layers] == [
-        ("conv + relu", ["FP16"], "sm80_xmma_fprop_implicit_gemm_f16f16"), ("softmax", ["FP32"], "0x3")]
-    assert precision_counts(layers) == {"FP16": 1, "FP32": 1}
+def inspector_layers(name: str) -> list[dict[str, Any]]:
+    return parse_layer_information((INSPECTOR / name).read_text())
+
+
+def test_inspector_json_of_tensorrt_8_5_gives_each_layers_output_type_and_tactic() -> None:
+    layers = inspector_layers("trt85_detailed.json")
+    assert [r["output_types"] for r in layers] == [["FP16"], ["FP16"], ["FP32"], ["FP32"]]
+    assert layers[1]["tactic"].startswith("sm80_xmma_fprop") and layers[2]["tactic"] == "0x00000000000003ea"
+    assert [o["type"] for o in layers[3]["outputs"]] == ["FP32"] and datatype_of(
+        "Thirty-two wide channel vectorized row major Int8 format.") == "INT8"
+    assert precision_counts(layers) == {"FP16": 2, "FP32": 2} and inspector_status(layers, []) == "ok"
+    assert all(r["onnx_nodes"] == [] for r in layers)  # 8.5 has no Metadata: names are split instead
     names_only = parse_layer_information(json.dumps({"Layers": ["a", "b"]}))
     assert [r["name"] for r in names_only] == ["a", "b"] and precision_counts(names_only) == {}
+
+
+def test_inspector_json_of_tensorrt_10_reads_bare_types_and_the_onnx_nodes_in_metadata() -> None:
+    layers = inspector_layers("trt10_detailed.json")
+    assert [r["output_types"] for r in layers] == [["FP16"], ["FP16"], ["FP32"]]
+    assert layers[0]["onnx_nodes"] == ["Conv__339", "StatefulPartitionedCall/model/Conv1_relu/Relu6"]
+    assert layers[2]["tactic"] == "__myl_Softmax_0x9c2f11"  # 10.x: TacticName only
+
+
+def test_types_tensorrt_could_not_give_are_unknown_with_its_reason() -> None:
+    """8.5 without an execution context: every format is "N/A due to dynamic shapes"; that is said, not counted
+    as a type, and the record still holds the layers and tactics."""
+    layers = inspector_layers("trt85_dynamic_no_context.json")
+    assert {t for r in layers for t in r["output_types"]} == {"unknown"} and len(layers) == 3
+    status = inspector_status(layers, ["no execution context could be made for the inspector"])
+    assert status.startswith("ok; data types unknown for 3 of 3 layer outputs")
+    assert "N/A due to dynamic shapes" in status and status.endswith("no execution context could be made for the "
+                                                                     "inspector")
+    with pytest.raises(ValueError):
+        parse_layer_information("[1, 2]")
+
+
+def test_inspector_that_fails_is_recorded_as_unavailable_not_raised() -> None:
+    from types import SimpleNamespace
+
+    from trtverify.engine import inspect_layers
+
+    class Inspector:
+        execution_context = None
+
+        def get_engine_information(self, fmt: Any) -> str:
+            return "not json"
+
+    class Engine:
+        num_io_tensors = 0
+
+        def create_engine_inspector(self) -> Inspector:
+            return Inspector()
+
+        def create_execution_context(self) -> Any:
+            return object()
+
+    class Runtime:
+        def __init__(self, logger: Any) -> None:
+            pass
+
+        def deserialize_cuda_engine(self, data: bytes) -> Engine:
+            return Engine()
+
+    trt = SimpleNamespace(LayerInformationFormat=SimpleNamespace(JSON=1), Runtime=Runtime, ILogger=object,
+                          Logger=SimpleNamespace(WARNING=2), __version__="10.0.0")
+    layers, status = inspect_layers(trt, b"engine")
+    assert layers == [] and status.startswith("unavailable: the inspector's engine information could not be read")
+
+
+def test_tensorrt_10_layers_map_to_keras_layers_through_their_metadata() -> None:
+    from trtverify.localize_trt import layer_precisions
+
+    owners = {"Conv__339": "bn_Conv1", "StatefulPartitionedCall/model/Conv1_relu/Relu6": "Conv1_relu",
+              "StatefulPartitionedCall/model/block_1_add/add": "block_1_add"}
+    rows = layer_precisions(inspector_layers("trt10_detailed.json"), owners)
+    assert [(r["layers"], r["output_types"]) for r in rows] == [
+        (["bn_Conv1", "Conv1_relu"], ["FP16"]), (["block_1_add"], ["FP16"])]
 
 
 @pytest.mark.slow
@@ -283,8 +348,9 @@ def test_build_attests_tf32_and_inspector(tmp_path: Path, precision: str) -> Non
     att = info["attestation"]
     assert att["tf32_allowed"] is (precision == "tf32") and att["strict_fp32"] is (precision == "fp32")
     assert att["profiling_verbosity"] == "DETAILED"
-    if att["inspector"] == "ok":
-        assert att["layers"] and all(r["output_types"] for r in att["layers"])
+    if att["inspector"].startswith("ok"):  # on a GPU: the context at the opt shape gives every layer its types
+        assert att["layers"] and att["inspector"] == "ok", att["inspector"]
+        assert all(r["output_types"] and "unknown" not in r["output_types"] for r in att["layers"])
     else:
         assert att["inspector"].startswith("unavailable: the engine cannot be deserialized here") and not att["layers"]
 

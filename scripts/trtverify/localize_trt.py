@@ -102,12 +102,14 @@ def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[s
 
 
 def layer_precisions(engine_layers: Sequence[dict[str, Any]], owners: dict[str, str]) -> list[dict[str, Any]]:
-    """The inspector's layers in the user's layer names: TensorRT names a layer after its ONNX node(s), a fused one
-    after all of them ("Conv__339 + .../Conv1_relu_1/Relu6", "PWN(a, b)"), so each name is split into node names and
-    mapped through ``owners`` (ONNX node -> Keras layer). Reformat layers and others with no node are left out."""
+    """The inspector's layers in the user's layer names. TensorRT 10.x lists the ONNX nodes a layer came from in its
+    metadata; 8.5 names a layer after its ONNX node(s), a fused one after all of them ("Conv__339 +
+    .../Conv1_relu_1/Relu6", "PWN(a, b)"), so the name is split into node names. Either way the nodes are mapped
+    through ``owners`` (ONNX node -> Keras layer); reformat layers and others with no node are left out."""
     rows = []
     for layer in engine_layers:
-        tokens = [t.strip() for t in re.split(r" \+ |[(),]", str(layer["name"])) if t.strip()]
+        tokens = list(layer.get("onnx_nodes") or [])
+        tokens += [t.strip() for t in re.split(r" \+ |[(),]", str(layer["name"])) if t.strip()]
         keras = list(dict.fromkeys(owners[t] for t in tokens if t in owners))
         if keras:
             rows.append({"layers": keras, "tensorrt_layer": layer["name"], "output_types": layer["output_types"],
