@@ -3,7 +3,8 @@
 under the user's Keras layer name (docs/localization.md).
 
   python scripts/localize.py --saved-model DIR --onnx model.onnx --samples X.npy --num-samples 8 \
-      --precisions fp32 tf32 fp16 --tactic-sources=-CUBLAS,-CUBLAS_LT,-CUDNN --output localization.json
+      --precisions fp32 tf32 fp16 --tactic-sources=-CUBLAS,-CUBLAS_LT,-CUDNN [--trt-infer build/trt_infer] \
+      --output localization.json
 
 Without --saved-model (a machine with TensorRT but no TensorFlow) only the ONNX Runtime -> TensorRT hops run, with
 layers named from the ONNX model. A hop that cannot run here is recorded as skipped with its reason.
@@ -39,16 +40,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tactic-sources", default="default", help="like trtexec: -CUBLAS,-CUBLAS_LT,-CUDNN")
     p.add_argument("--flavour", default="auto", help="auto, tensorrt or tensorrt-rtx")
     p.add_argument("--workspace-mib", type=int, default=1024)
+    p.add_argument("--trt-infer", help="the C++ program (cpp/trt_infer): adds the TensorRT Python -> C++ hop, each "
+                   "debug engine run by both and compared bit for bit")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     onnx = require("onnx", purpose="localization", hint="pip install onnx")
     from trtverify import localize
-    from trtverify.localize_trt import onnx_vs_tensorrt
+    from trtverify.localize_trt import tensorrt_hops
 
     if not Path(args.onnx).is_file():
         raise UserError(f"ONNX model {args.onnx} does not exist; run the convert_onnx step first")
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be at least 1, not {args.num_samples}")
+    if args.trt_infer and not Path(args.trt_infer).is_file():
+        raise UserError(f"--trt-infer {args.trt_infer} does not exist; build it with the compile_cpp step")
     samples = load_npy(args.samples, what="test samples", dtype="float32", finite=True)[:args.num_samples]
     hops = []
     if args.saved_model:
@@ -60,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for precision in args.precisions:
         options = BuildOptions(precision=precision, workspace_mib=args.workspace_mib,
                                tactic_sources=args.tactic_sources, flavour=args.flavour)
-        hops.append(onnx_vs_tensorrt(Path(args.onnx), taps, reference, samples, options))
+        hops += tensorrt_hops(Path(args.onnx), taps, reference, samples, options,
+                              Path(args.trt_infer) if args.trt_infer else None)
     first = first_divergence(hops)
     write_json(args.output, {"onnx": args.onnx, "saved_model": args.saved_model, "samples": len(samples),
                              "layers_matched": len(taps), "first_divergence": first, "hops": hops})

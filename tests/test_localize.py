@@ -585,3 +585,137 @@ def test_inspector_gets_a_context_at_the_opt_shape_of_dynamic_inputs() -> None:
     trt = SimpleNamespace(TensorIOMode=SimpleNamespace(INPUT="in"))
     context = shaped_context(trt, Engine())
     assert context.shapes == {"x": (8, 32, 32, 3)}
+
+
+# ---------------------------------------------------------------- TensorRT Python -> C++ (trt_infer --dump-outputs)
+STAND_IN_DUMP = '''import json, re, sys
+from pathlib import Path
+import numpy as np
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+mode = Path(args["--engine"]).read_bytes()
+if mode == b"refuse":
+    sys.exit("trt_infer: error: the engine refused a batch of 4 samples for 'x'")
+x = np.load(args["--input"], allow_pickle=False)
+out = {"double": 2 * x, "total": x.sum(axis=1)}
+if mode == b"one-bit-off":
+    out["total"] = np.nextafter(out["total"], np.float32(np.inf))
+folder = Path(args["--dump-outputs"])
+folder.mkdir(parents=True)
+files = {}
+for i, (name, value) in enumerate(out.items()):  # named as trt_infer's dump_file_name names them
+    files[name] = f"{i:04d}_" + re.sub(r"[^A-Za-z0-9._-]", "_", name[:96]) + ".npy"
+    np.save(folder / files[name], value)
+(folder / "index.json").write_text(json.dumps({"tool": "stand-in", "tensors": files}))
+'''
+PARITY_TAPS = [Tap("conv", "", "double"), Tap("dense", "", "total")]
+
+
+def stand_in_trt_infer(tmp_path: Path) -> Path:
+    """A CPU stand-in for trt_infer --dump-outputs (proves the comparison and the plumbing, not TensorRT)."""
+    program = tmp_path / "trt_infer"
+    program.write_text(f"#!{sys.executable}\n{STAND_IN_DUMP}")
+    program.chmod(0o755)
+    return program
+
+
+def python_side(x: np.ndarray) -> dict[str, np.ndarray]:
+    return {"double": 2 * x, "total": x.sum(axis=1)}
+
+
+@pytest.mark.parametrize("engine, first", [(b"same", None), (b"one-bit-off", "dense")])
+def test_cpp_hop_is_judged_bit_for_bit_and_names_the_first_layer_that_differs(tmp_path: Path, engine: bytes,
+                                                                              first: str | None) -> None:
+    from trtverify.localize_cpp import python_vs_cpp
+
+    x = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
+    hop = python_vs_cpp(stand_in_trt_infer(tmp_path), engine, x, PARITY_TAPS, python_side(x), "fp16")
+    assert (hop["hop"], hop["status"], hop["threshold"]) == ("tensorrt_fp16->tensorrt_cpp_fp16", "compared", 0.0)
+    assert hop["first_divergent_layer"] == first and [r["layer"] for r in hop["layers"]] == ["conv", "dense"]
+    assert [r["divergent"] for r in hop["layers"]] == [False, first is not None]
+    if first:  # one ulp: far inside any tolerance, still a parity failure
+        assert 0 < hop["layers"][1]["max_abs_error"] < 1e-6
+
+
+def test_cpp_hop_records_why_trt_infer_could_not_run(tmp_path: Path) -> None:
+    from trtverify.localize_cpp import python_vs_cpp
+
+    x = np.ones((4, 3), np.float32)
+    hop = python_vs_cpp(stand_in_trt_infer(tmp_path), b"refuse", x, PARITY_TAPS, python_side(x), "fp32")
+    assert hop["status"] == "skipped" and hop["layers"] == []
+    assert hop["reason"].endswith("trt_infer: error: the engine refused a batch of 4 samples for 'x'")
+
+
+def test_parity_keeps_nan_at_the_same_place_identical_and_a_dtype_change_not() -> None:
+    from trtverify.localize_cpp import bit_identical, parity_hop
+
+    a = np.array([[1.0, np.nan], [np.inf, 2.0]], np.float32)
+    assert bit_identical(a, a.copy()) and not bit_identical(a, a.astype(np.float16))
+    hop = parity_hop("h", "fp16", [Tap("overflow", "", "t")], {"t": a}, {"t": a.copy()})
+    assert hop["first_divergent_layer"] is None  # an FP16 overflow seen by both harnesses is no parity failure
+
+
+def test_dump_index_may_not_point_outside_its_folder(tmp_path: Path) -> None:
+    from trtverify.localize_cpp import read_dump
+
+    np.save(tmp_path / "x.npy", np.zeros(2))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "index.json").write_text(json.dumps({"tensors": {"t": "../x.npy"}}))
+    with pytest.raises(UserError, match="points outside the folder"):
+        read_dump(tmp_path / "d")
+    with pytest.raises(UserError, match="no index.json"):
+        read_dump(tmp_path)
+
+
+def scoped_onnx(path: Path) -> Path:
+    """A conv net named like a Keras export (StatefulPartitionedCall/net/<layer>/<op>), built with onnx.helper."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    s = "StatefulPartitionedCall/net/"
+    nodes = [helper.make_node("Conv", ["x", s + "conv/kernel"], [s + "conv/Conv:0"], s + "conv/Conv", pads=[1] * 4),
+             helper.make_node("Relu", [s + "conv/Conv:0"], [s + "relu/Relu:0"], s + "relu/Relu"),
+             helper.make_node("Flatten", [s + "relu/Relu:0"], [s + "flatten/Reshape:0"], s + "flatten/Reshape"),
+             helper.make_node("MatMul", [s + "flatten/Reshape:0", s + "dense/kernel"], ["y"], s + "dense/MatMul")]
+    weights = [numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), s + "conv/kernel"),
+               numpy_helper.from_array(rng.normal(size=(256, 5)).astype(np.float32) / 16, s + "dense/kernel")]
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_cli_adds_the_cpp_hop_after_each_tensorrt_hop(tmp_path: Path) -> None:
+    """Where TensorRT cannot run (here), each C++ hop is skipped with the Python side's reason; no numbers."""
+    pytest.importorskip("onnxruntime")
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).normal(size=(4, 3, 8, 8)).astype(np.float32))
+    out = tmp_path / "loc.json"
+    run_script("localize.py", "--onnx", scoped_onnx(tmp_path / "m.onnx"), "--samples", tmp_path / "x.npy",
+               "--precisions", "fp32", "--flavour", "tensorrt", "--trt-infer", stand_in_trt_infer(tmp_path),
+               "--output", out)
+    loc = json.loads(out.read_text())
+    assert [h["hop"] for h in loc["hops"]] == ["onnxruntime->tensorrt_fp32", "tensorrt_fp32->tensorrt_cpp_fp32"]
+    if loc["hops"][0]["status"] == "skipped":
+        assert loc["hops"][1]["status"] == "skipped" and loc["hops"][1]["reason"].startswith(
+            "the Python side of the engine did not run")
+    assert loc["layers_matched"] == 4
+
+
+@pytest.mark.gpu
+def test_cpp_hop_on_a_gpu(full_tensorrt_and_pycuda: None, tmp_path: Path) -> None:
+    """The real trt_infer (TRTVERIFY_TRT_INFER) on the same debug engine as Python: bit-identical at every layer."""
+    import os
+
+    binary = os.environ.get("TRTVERIFY_TRT_INFER")
+    if not binary:
+        pytest.skip("set TRTVERIFY_TRT_INFER to a trt_infer built against this TensorRT")
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).normal(size=(4, 3, 8, 8)).astype(np.float32))
+    out = tmp_path / "loc.json"
+    run_script("localize.py", "--onnx", scoped_onnx(tmp_path / "m.onnx"), "--samples", tmp_path / "x.npy",
+               "--precisions", "fp32", "fp16", "--tactic-sources=-CUBLAS,-CUBLAS_LT,-CUDNN", "--trt-infer", binary,
+               "--output", out)
+    cpp = [h for h in json.loads(out.read_text())["hops"] if "tensorrt_cpp" in h["hop"]]
+    assert len(cpp) == 2 and all(h["status"] == "compared" and h["layers"] for h in cpp), cpp
+    assert all(h["first_divergent_layer"] is None for h in cpp)

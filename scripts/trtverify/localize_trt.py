@@ -19,6 +19,7 @@ import numpy as np
 from .engine import BuildOptions, _Logger, attest, configure, parse_onnx
 from .errors import MissingBackendError, UserError, require
 from .localize import Tap, hop_result, layer_errors, layer_threshold, node_display_names, skipped_hop
+from .localize_cpp import python_vs_cpp
 from .tensorrt_compat import dims, import_tensorrt, version_of
 
 
@@ -117,16 +118,37 @@ def layer_precisions(engine_layers: Sequence[dict[str, Any]], owners: dict[str, 
     return rows
 
 
+def tensorrt_hops(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
+                  options: BuildOptions, trt_infer: Path | None = None) -> list[dict[str, Any]]:
+    """The ONNX Runtime -> TensorRT hop at ``options.precision`` and, with the C++ program ``trt_infer``, the
+    TensorRT Python -> C++ hop on the same debug engine (skipped with the reason when the Python side did not run)."""
+    hop, run = _onnx_vs_tensorrt(onnx_path, taps, reference, samples, options)
+    if trt_infer is None:
+        return [hop]
+    if run is None:
+        cpp = skipped_hop(f"tensorrt_{options.precision}->tensorrt_cpp_{options.precision}", options.precision,
+                          f"the Python side of the engine did not run: {hop.get('reason')}")
+    else:
+        cpp = python_vs_cpp(trt_infer, run[0], samples, taps, run[1], options.precision)
+    return [hop, cpp]
+
+
 def onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
                      options: BuildOptions) -> dict[str, Any]:
     """The hop at ``options.precision``: compared, or skipped with the reason (nothing is filled in)."""
+    return _onnx_vs_tensorrt(onnx_path, taps, reference, samples, options)[0]
+
+
+def _onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
+                      options: BuildOptions) -> tuple[dict[str, Any], tuple[bytes, dict[str, np.ndarray]] | None]:
+    """(the hop, (the debug engine, its outputs) where it ran)."""
     hop = f"onnxruntime->tensorrt_{options.precision}"
     batch = len(samples)
     options = BuildOptions(**{**options.__dict__, "min_batch": 1, "opt_batch": batch, "max_batch": batch})
     try:
         trt, serialized, marked, info = build_debug_engine(onnx_path, [t.onnx_tensor for t in taps], options)
     except UserError as exc:  # TensorRT missing, or a precision this builder lacks (fp16 on TensorRT-RTX)
-        return skipped_hop(hop, options.precision, f"no debug engine: {exc}")
+        return skipped_hop(hop, options.precision, f"no debug engine: {exc}"), None
     onnx = require("onnx", purpose="localization (ONNX side)", hint="pip install onnx")
     info["layer_precisions"] = layer_precisions(info["attestation"]["layers"],
                                                 node_display_names(onnx.load(str(onnx_path))))
@@ -135,11 +157,11 @@ def onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, 
     except (UserError, MissingBackendError) as exc:
         reason = (f"{info['builder']} {info['tensorrt_version']} built the debug engine with {len(marked)} of "
                   f"{len(taps)} layer tensors marked, but it cannot run here: {exc}")
-        return {**skipped_hop(hop, options.precision, reason), "debug_engine": info}
+        return {**skipped_hop(hop, options.precision, reason), "debug_engine": info}, None
     found = [t for t in taps if t.onnx_tensor in values]
     threshold = layer_threshold(options.precision)
     rows, notes = layer_errors(found, reference, values, threshold, other_side="tensorrt")
     missing = [t.layer for t in taps if t.onnx_tensor not in values]
     if missing:
         notes.append(f"not in TensorRT's network (renamed or folded by the parser): {', '.join(missing)}")
-    return {**hop_result(hop, rows, notes, threshold, options.precision), "debug_engine": info}
+    return {**hop_result(hop, rows, notes, threshold, options.precision), "debug_engine": info}, (serialized, values)
