@@ -191,8 +191,9 @@ def test_overflow_diverges_and_stays_valid_json() -> None:
 
 def test_threshold_is_relative_to_the_layers_spread() -> None:
     tap = Tap("conv", "t:0", "o:0")
-    ref = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32) * 1000
-    noise = ref + ref.std() * 1e-4  # tiny relative to the spread, large in absolute terms
+    ref = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32) * 10000
+    noise = ref + ref.std() * layer_threshold("fp32") / 2  # below the threshold relative to the spread, large in
+    # absolute terms
     rows, _ = layer_errors([tap], {"t:0": ref}, {"o:0": noise}, layer_threshold("fp32"))
     assert not rows[0].divergent and rows[0].max_abs_error > 0.05
     rows, _ = layer_errors([tap], {"t:0": ref}, {"o:0": ref * 1.1}, layer_threshold("fp32"))
@@ -719,3 +720,32 @@ def test_cpp_hop_on_a_gpu(full_tensorrt_and_pycuda: None, tmp_path: Path) -> Non
     cpp = [h for h in json.loads(out.read_text())["hops"] if "tensorrt_cpp" in h["hop"]]
     assert len(cpp) == 2 and all(h["status"] == "compared" and h["layers"] for h in cpp), cpp
     assert all(h["first_divergent_layer"] is None for h in cpp)
+
+
+# ---------------------------------------------------------------- thresholds from the tolerance policy
+def test_thresholds_follow_the_tolerance_policy_and_the_measured_floor() -> None:
+    from trtverify.localize import LayerThresholds
+    from trtverify.tolerance import DEFAULTS, FLOOR_MULTIPLE, FP32_MINIMUM, TolerancePolicy
+
+    base = LayerThresholds()
+    assert base.value("fp32") == pytest.approx(FP32_MINIMUM + DEFAULTS["fp32"]["rtol"])
+    assert base.value("fp32") < base.value("tf32") <= base.value("fp16")
+    floored = LayerThresholds(floor_normalised=1e-4, floor_from="results/m/onnx_check.json")
+    assert floored.value("fp32") == pytest.approx(FLOOR_MULTIPLE * 1e-4 + DEFAULTS["fp32"]["rtol"])
+    record = floored.record("fp32")
+    assert record["atol_source"] == "measured floor" and record["noise_floor_from"] == "results/m/onnx_check.json"
+    override = LayerThresholds(TolerancePolicy({"fp16": {"atol": 0.1, "reason": "measured on our GPUs"}}))
+    assert override.value("fp16") == pytest.approx(0.1 + DEFAULTS["fp16"]["rtol"])
+    assert override.record("fp16")["atol_source"] == "config" and "measured on our GPUs" in override.record(
+        "fp16")["reason"]
+
+
+def test_cli_noise_floor_without_the_floor_is_one_line(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 8, 8), np.float32))
+    (tmp_path / "onnx_check.json").write_text(json.dumps({"noise_floor": {"floor": 1e-6}}))
+    out = tmp_path / "loc.json"
+    proc = run_script("localize.py", "--onnx", scoped_onnx(tmp_path / "m.onnx"), "--samples", tmp_path / "x.npy",
+                      "--noise-floor", tmp_path / "onnx_check.json", "--output", out, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "no noise_floor.floor_normalised" in lines[0]
+    assert not out.exists()

@@ -53,8 +53,7 @@ def parity_hop(name: str, precision: str, taps: Sequence[Tap], python: dict[str,
     missing = [t.layer for t in taps if t.onnx_tensor in python and t.onnx_tensor not in cpp]
     if missing:
         notes.append(f"not in trt_infer's outputs: {', '.join(missing)}")
-    hop = hop_result(name, rows, notes, 0.0, precision)
-    return {**hop, "threshold_rule": PARITY_RULE}
+    return {**hop_result(name, rows, notes, 0.0, precision, {"rule": PARITY_RULE}), "threshold_rule": PARITY_RULE}
 
 
 def python_vs_cpp(trt_infer: Path, serialized: bytes, samples: np.ndarray, taps: Sequence[Tap],

@@ -18,7 +18,7 @@ import numpy as np
 
 from .engine import BuildOptions, _Logger, attest, configure, parse_onnx
 from .errors import MissingBackendError, UserError, require
-from .localize import Tap, hop_result, layer_errors, layer_threshold, node_display_names, skipped_hop
+from .localize import LayerThresholds, Tap, hop_result, layer_errors, node_display_names, skipped_hop
 from .localize_cpp import python_vs_cpp
 from .tensorrt_compat import dims, import_tensorrt, version_of
 
@@ -118,11 +118,15 @@ def layer_precisions(engine_layers: Sequence[dict[str, Any]], owners: dict[str, 
     return rows
 
 
+DebugRun = tuple[bytes, dict[str, np.ndarray]]  # a debug engine and its outputs, for the C++ hop
+
+
 def tensorrt_hops(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
-                  options: BuildOptions, trt_infer: Path | None = None) -> list[dict[str, Any]]:
+                  options: BuildOptions, trt_infer: Path | None = None,
+                  thresholds: LayerThresholds | None = None) -> list[dict[str, Any]]:
     """The ONNX Runtime -> TensorRT hop at ``options.precision`` and, with the C++ program ``trt_infer``, the
     TensorRT Python -> C++ hop on the same debug engine (skipped with the reason when the Python side did not run)."""
-    hop, run = _onnx_vs_tensorrt(onnx_path, taps, reference, samples, options)
+    hop, run = _onnx_vs_tensorrt(onnx_path, taps, reference, samples, options, thresholds)
     if trt_infer is None:
         return [hop]
     if run is None:
@@ -134,13 +138,14 @@ def tensorrt_hops(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.
 
 
 def onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
-                     options: BuildOptions) -> dict[str, Any]:
+                     options: BuildOptions, thresholds: LayerThresholds | None = None) -> dict[str, Any]:
     """The hop at ``options.precision``: compared, or skipped with the reason (nothing is filled in)."""
-    return _onnx_vs_tensorrt(onnx_path, taps, reference, samples, options)[0]
+    return _onnx_vs_tensorrt(onnx_path, taps, reference, samples, options, thresholds)[0]
 
 
 def _onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
-                      options: BuildOptions) -> tuple[dict[str, Any], tuple[bytes, dict[str, np.ndarray]] | None]:
+                      options: BuildOptions,
+                      thresholds: LayerThresholds | None) -> tuple[dict[str, Any], DebugRun | None]:
     """(the hop, (the debug engine, its outputs) where it ran)."""
     hop = f"onnxruntime->tensorrt_{options.precision}"
     batch = len(samples)
@@ -159,9 +164,11 @@ def _onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str,
                   f"{len(taps)} layer tensors marked, but it cannot run here: {exc}")
         return {**skipped_hop(hop, options.precision, reason), "debug_engine": info}, None
     found = [t for t in taps if t.onnx_tensor in values]
-    threshold = layer_threshold(options.precision)
+    thresholds = thresholds or LayerThresholds()
+    threshold = thresholds.value(options.precision)
     rows, notes = layer_errors(found, reference, values, threshold, other_side="tensorrt")
     missing = [t.layer for t in taps if t.onnx_tensor not in values]
     if missing:
         notes.append(f"not in TensorRT's network (renamed or folded by the parser): {', '.join(missing)}")
-    return {**hop_result(hop, rows, notes, threshold, options.precision), "debug_engine": info}, (serialized, values)
+    result = hop_result(hop, rows, notes, threshold, options.precision, thresholds.record(options.precision))
+    return {**result, "debug_engine": info}, (serialized, values)
