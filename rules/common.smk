@@ -313,6 +313,16 @@ def costs_args(w, output):
     ]
 
 
+def localize_trt_infer(w):
+    """The C++ program, when the tensorrt_cpp backend is configured: localization then adds the TensorRT Python ->
+    C++ hop (each debug engine run by both, compared bit for bit)."""
+    return ["results/bin/trt_infer"] if "tensorrt_cpp" in config["backends"] else []
+
+
+def localize_trt_infer_flag(w):
+    return ["--trt-infer"] if localize_trt_infer(w) else []
+
+
 def localizations_run(w):
     """The localization.json files the user asked for, since localize runs on demand only. The report includes
     those that exist, and is redone when one is added or changes."""

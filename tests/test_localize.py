@@ -17,7 +17,8 @@ import pytest
 
 from conftest import REPO, run_script
 from trtverify import localize
-from trtverify.engine import ACCURACY_WARNING, BuildOptions, build_engine, parse_layer_information, precision_counts
+from trtverify.engine import (ACCURACY_WARNING, BuildOptions, build_engine, datatype_of, inspector_status,
+                              parse_layer_information, precision_counts)
 from trtverify.errors import MissingBackendError, UserError
 from trtverify.localize import Tap, layer_errors, layer_threshold, to_reference_layout
 from trtverify.tensorrt_compat import import_tensorrt
@@ -190,8 +191,9 @@ def test_overflow_diverges_and_stays_valid_json() -> None:
 
 def test_threshold_is_relative_to_the_layers_spread() -> None:
     tap = Tap("conv", "t:0", "o:0")
-    ref = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32) * 1000
-    noise = ref + ref.std() * 1e-4  # tiny relative to the spread, large in absolute terms
+    ref = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32) * 10000
+    noise = ref + ref.std() * layer_threshold("fp32") / 2  # below the threshold relative to the spread, large in
+    # absolute terms
     rows, _ = layer_errors([tap], {"t:0": ref}, {"o:0": noise}, layer_threshold("fp32"))
     assert not rows[0].divergent and rows[0].max_abs_error > 0.05
     rows, _ = layer_errors([tap], {"t:0": ref}, {"o:0": ref * 1.1}, layer_threshold("fp32"))
@@ -214,22 +216,86 @@ def test_layer_of_uses_the_common_scope() -> None:
 
 
 # ---------------------------------------------------------------- attestation
-INSPECTOR_JSON = {  # the shape of TensorRT 8.5's DETAILED engine information (trimmed)
-    "Layers": [{"Name": "conv + relu", "LayerType": "CaskConvolution",
-                "Outputs": [{"Name": "relu:0", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
-                "TacticName": "sm80_xmma_fprop_implicit_gemm_f16f16", "TacticValue": "0x1a"},
-               {"Name": "softmax", "LayerType": "Softmax",
-                "Outputs": [{"Name": "probs", "Format/Datatype": "Row major linear FP32"}], "TacticValue": "0x3"}],
-    "Bindings": ["input", "probs"]}
+INSPECTOR = REPO / "tests" / "data" / "inspector"  # TensorRT's own JSON, 8.5 and 10.x style (README.md there)
 
 
-def test_inspector_json_gives_each_layers_output_type_and_tactic() -> None:
-    layers = parse_layer_information(json.dumps(INSPECTOR_JSON))
-    assert [(r["name"], r["output_types"], r["tactic"]) for r in layers] == [
-        ("conv + relu", ["FP16"], "sm80_xmma_fprop_implicit_gemm_f16f16"), ("softmax", ["FP32"], "0x3")]
-    assert precision_counts(layers) == {"FP16": 1, "FP32": 1}
+def inspector_layers(name: str) -> list[dict[str, Any]]:
+    return parse_layer_information((INSPECTOR / name).read_text())
+
+
+def test_inspector_json_of_tensorrt_8_5_gives_each_layers_output_type_and_tactic() -> None:
+    layers = inspector_layers("trt85_detailed.json")
+    assert [r["output_types"] for r in layers] == [["FP16"], ["FP16"], ["FP32"], ["FP32"]]
+    assert layers[1]["tactic"].startswith("sm80_xmma_fprop") and layers[2]["tactic"] == "0x00000000000003ea"
+    assert [o["type"] for o in layers[3]["outputs"]] == ["FP32"] and datatype_of(
+        "Thirty-two wide channel vectorized row major Int8 format.") == "INT8"
+    assert precision_counts(layers) == {"FP16": 2, "FP32": 2} and inspector_status(layers, []) == "ok"
+    assert all(r["onnx_nodes"] == [] for r in layers)  # 8.5 has no Metadata: names are split instead
     names_only = parse_layer_information(json.dumps({"Layers": ["a", "b"]}))
     assert [r["name"] for r in names_only] == ["a", "b"] and precision_counts(names_only) == {}
+
+
+def test_inspector_json_of_tensorrt_10_reads_bare_types_and_the_onnx_nodes_in_metadata() -> None:
+    layers = inspector_layers("trt10_detailed.json")
+    assert [r["output_types"] for r in layers] == [["FP16"], ["FP16"], ["FP32"]]
+    assert layers[0]["onnx_nodes"] == ["Conv__339", "StatefulPartitionedCall/model/Conv1_relu/Relu6"]
+    assert layers[2]["tactic"] == "__myl_Softmax_0x9c2f11"  # 10.x: TacticName only
+
+
+def test_types_tensorrt_could_not_give_are_unknown_with_its_reason() -> None:
+    """8.5 without an execution context: every format is "N/A due to dynamic shapes"; that is said, not counted
+    as a type, and the record still holds the layers and tactics."""
+    layers = inspector_layers("trt85_dynamic_no_context.json")
+    assert {t for r in layers for t in r["output_types"]} == {"unknown"} and len(layers) == 3
+    status = inspector_status(layers, ["no execution context could be made for the inspector"])
+    assert status.startswith("ok; data types unknown for 3 of 3 layer outputs")
+    assert "N/A due to dynamic shapes" in status and status.endswith("no execution context could be made for the "
+                                                                     "inspector")
+    with pytest.raises(ValueError):
+        parse_layer_information("[1, 2]")
+
+
+def test_inspector_that_fails_is_recorded_as_unavailable_not_raised() -> None:
+    from types import SimpleNamespace
+
+    from trtverify.engine import inspect_layers
+
+    class Inspector:
+        execution_context = None
+
+        def get_engine_information(self, fmt: Any) -> str:
+            return "not json"
+
+    class Engine:
+        num_io_tensors = 0
+
+        def create_engine_inspector(self) -> Inspector:
+            return Inspector()
+
+        def create_execution_context(self) -> Any:
+            return object()
+
+    class Runtime:
+        def __init__(self, logger: Any) -> None:
+            pass
+
+        def deserialize_cuda_engine(self, data: bytes) -> Engine:
+            return Engine()
+
+    trt = SimpleNamespace(LayerInformationFormat=SimpleNamespace(JSON=1), Runtime=Runtime, ILogger=object,
+                          Logger=SimpleNamespace(WARNING=2), __version__="10.0.0")
+    layers, status = inspect_layers(trt, b"engine")
+    assert layers == [] and status.startswith("unavailable: the inspector's engine information could not be read")
+
+
+def test_tensorrt_10_layers_map_to_keras_layers_through_their_metadata() -> None:
+    from trtverify.localize_trt import layer_precisions
+
+    owners = {"Conv__339": "bn_Conv1", "StatefulPartitionedCall/model/Conv1_relu/Relu6": "Conv1_relu",
+              "StatefulPartitionedCall/model/block_1_add/add": "block_1_add"}
+    rows = layer_precisions(inspector_layers("trt10_detailed.json"), owners)
+    assert [(r["layers"], r["output_types"]) for r in rows] == [
+        (["bn_Conv1", "Conv1_relu"], ["FP16"]), (["block_1_add"], ["FP16"])]
 
 
 @pytest.mark.slow
@@ -283,8 +349,9 @@ def test_build_attests_tf32_and_inspector(tmp_path: Path, precision: str) -> Non
     att = info["attestation"]
     assert att["tf32_allowed"] is (precision == "tf32") and att["strict_fp32"] is (precision == "fp32")
     assert att["profiling_verbosity"] == "DETAILED"
-    if att["inspector"] == "ok":
-        assert att["layers"] and all(r["output_types"] for r in att["layers"])
+    if att["inspector"].startswith("ok"):  # on a GPU: the context at the opt shape gives every layer its types
+        assert att["layers"] and att["inspector"] == "ok", att["inspector"]
+        assert all(r["output_types"] and "unknown" not in r["output_types"] for r in att["layers"])
     else:
         assert att["inspector"].startswith("unavailable: the engine cannot be deserialized here") and not att["layers"]
 
@@ -519,3 +586,166 @@ def test_inspector_gets_a_context_at_the_opt_shape_of_dynamic_inputs() -> None:
     trt = SimpleNamespace(TensorIOMode=SimpleNamespace(INPUT="in"))
     context = shaped_context(trt, Engine())
     assert context.shapes == {"x": (8, 32, 32, 3)}
+
+
+# ---------------------------------------------------------------- TensorRT Python -> C++ (trt_infer --dump-outputs)
+STAND_IN_DUMP = '''import json, re, sys
+from pathlib import Path
+import numpy as np
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+mode = Path(args["--engine"]).read_bytes()
+if mode == b"refuse":
+    sys.exit("trt_infer: error: the engine refused a batch of 4 samples for 'x'")
+x = np.load(args["--input"], allow_pickle=False)
+out = {"double": 2 * x, "total": x.sum(axis=1)}
+if mode == b"one-bit-off":
+    out["total"] = np.nextafter(out["total"], np.float32(np.inf))
+folder = Path(args["--dump-outputs"])
+folder.mkdir(parents=True)
+files = {}
+for i, (name, value) in enumerate(out.items()):  # named as trt_infer's dump_file_name names them
+    files[name] = f"{i:04d}_" + re.sub(r"[^A-Za-z0-9._-]", "_", name[:96]) + ".npy"
+    np.save(folder / files[name], value)
+(folder / "index.json").write_text(json.dumps({"tool": "stand-in", "tensors": files}))
+'''
+PARITY_TAPS = [Tap("conv", "", "double"), Tap("dense", "", "total")]
+
+
+def stand_in_trt_infer(tmp_path: Path) -> Path:
+    """A CPU stand-in for trt_infer --dump-outputs (proves the comparison and the plumbing, not TensorRT)."""
+    program = tmp_path / "trt_infer"
+    program.write_text(f"#!{sys.executable}\n{STAND_IN_DUMP}")
+    program.chmod(0o755)
+    return program
+
+
+def python_side(x: np.ndarray) -> dict[str, np.ndarray]:
+    return {"double": 2 * x, "total": x.sum(axis=1)}
+
+
+@pytest.mark.parametrize("engine, first", [(b"same", None), (b"one-bit-off", "dense")])
+def test_cpp_hop_is_judged_bit_for_bit_and_names_the_first_layer_that_differs(tmp_path: Path, engine: bytes,
+                                                                              first: str | None) -> None:
+    from trtverify.localize_cpp import python_vs_cpp
+
+    x = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
+    hop = python_vs_cpp(stand_in_trt_infer(tmp_path), engine, x, PARITY_TAPS, python_side(x), "fp16")
+    assert (hop["hop"], hop["status"], hop["threshold"]) == ("tensorrt_fp16->tensorrt_cpp_fp16", "compared", 0.0)
+    assert hop["first_divergent_layer"] == first and [r["layer"] for r in hop["layers"]] == ["conv", "dense"]
+    assert [r["divergent"] for r in hop["layers"]] == [False, first is not None]
+    if first:  # one ulp: far inside any tolerance, still a parity failure
+        assert 0 < hop["layers"][1]["max_abs_error"] < 1e-6
+
+
+def test_cpp_hop_records_why_trt_infer_could_not_run(tmp_path: Path) -> None:
+    from trtverify.localize_cpp import python_vs_cpp
+
+    x = np.ones((4, 3), np.float32)
+    hop = python_vs_cpp(stand_in_trt_infer(tmp_path), b"refuse", x, PARITY_TAPS, python_side(x), "fp32")
+    assert hop["status"] == "skipped" and hop["layers"] == []
+    assert hop["reason"].endswith("trt_infer: error: the engine refused a batch of 4 samples for 'x'")
+
+
+def test_parity_keeps_nan_at_the_same_place_identical_and_a_dtype_change_not() -> None:
+    from trtverify.localize_cpp import bit_identical, parity_hop
+
+    a = np.array([[1.0, np.nan], [np.inf, 2.0]], np.float32)
+    assert bit_identical(a, a.copy()) and not bit_identical(a, a.astype(np.float16))
+    hop = parity_hop("h", "fp16", [Tap("overflow", "", "t")], {"t": a}, {"t": a.copy()})
+    assert hop["first_divergent_layer"] is None  # an FP16 overflow seen by both harnesses is no parity failure
+
+
+def test_dump_index_may_not_point_outside_its_folder(tmp_path: Path) -> None:
+    from trtverify.localize_cpp import read_dump
+
+    np.save(tmp_path / "x.npy", np.zeros(2))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "index.json").write_text(json.dumps({"tensors": {"t": "../x.npy"}}))
+    with pytest.raises(UserError, match="points outside the folder"):
+        read_dump(tmp_path / "d")
+    with pytest.raises(UserError, match="no index.json"):
+        read_dump(tmp_path)
+
+
+def scoped_onnx(path: Path) -> Path:
+    """A conv net named like a Keras export (StatefulPartitionedCall/net/<layer>/<op>), built with onnx.helper."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    s = "StatefulPartitionedCall/net/"
+    nodes = [helper.make_node("Conv", ["x", s + "conv/kernel"], [s + "conv/Conv:0"], s + "conv/Conv", pads=[1] * 4),
+             helper.make_node("Relu", [s + "conv/Conv:0"], [s + "relu/Relu:0"], s + "relu/Relu"),
+             helper.make_node("Flatten", [s + "relu/Relu:0"], [s + "flatten/Reshape:0"], s + "flatten/Reshape"),
+             helper.make_node("MatMul", [s + "flatten/Reshape:0", s + "dense/kernel"], ["y"], s + "dense/MatMul")]
+    weights = [numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), s + "conv/kernel"),
+               numpy_helper.from_array(rng.normal(size=(256, 5)).astype(np.float32) / 16, s + "dense/kernel")]
+    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_cli_adds_the_cpp_hop_after_each_tensorrt_hop(tmp_path: Path) -> None:
+    """Where TensorRT cannot run (here), each C++ hop is skipped with the Python side's reason; no numbers."""
+    pytest.importorskip("onnxruntime")
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).normal(size=(4, 3, 8, 8)).astype(np.float32))
+    out = tmp_path / "loc.json"
+    run_script("localize.py", "--onnx", scoped_onnx(tmp_path / "m.onnx"), "--samples", tmp_path / "x.npy",
+               "--precisions", "fp32", "--flavour", "tensorrt", "--trt-infer", stand_in_trt_infer(tmp_path),
+               "--output", out)
+    loc = json.loads(out.read_text())
+    assert [h["hop"] for h in loc["hops"]] == ["onnxruntime->tensorrt_fp32", "tensorrt_fp32->tensorrt_cpp_fp32"]
+    if loc["hops"][0]["status"] == "skipped":
+        assert loc["hops"][1]["status"] == "skipped" and loc["hops"][1]["reason"].startswith(
+            "the Python side of the engine did not run")
+    assert loc["layers_matched"] == 4
+
+
+@pytest.mark.gpu
+def test_cpp_hop_on_a_gpu(full_tensorrt_and_pycuda: None, tmp_path: Path) -> None:
+    """The real trt_infer (TRTVERIFY_TRT_INFER) on the same debug engine as Python: bit-identical at every layer."""
+    import os
+
+    binary = os.environ.get("TRTVERIFY_TRT_INFER")
+    if not binary:
+        pytest.skip("set TRTVERIFY_TRT_INFER to a trt_infer built against this TensorRT")
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).normal(size=(4, 3, 8, 8)).astype(np.float32))
+    out = tmp_path / "loc.json"
+    run_script("localize.py", "--onnx", scoped_onnx(tmp_path / "m.onnx"), "--samples", tmp_path / "x.npy",
+               "--precisions", "fp32", "fp16", "--tactic-sources=-CUBLAS,-CUBLAS_LT,-CUDNN", "--trt-infer", binary,
+               "--output", out)
+    cpp = [h for h in json.loads(out.read_text())["hops"] if "tensorrt_cpp" in h["hop"]]
+    assert len(cpp) == 2 and all(h["status"] == "compared" and h["layers"] for h in cpp), cpp
+    assert all(h["first_divergent_layer"] is None for h in cpp)
+
+
+# ---------------------------------------------------------------- thresholds from the tolerance policy
+def test_thresholds_follow_the_tolerance_policy_and_the_measured_floor() -> None:
+    from trtverify.localize import LayerThresholds
+    from trtverify.tolerance import DEFAULTS, FLOOR_MULTIPLE, FP32_MINIMUM, TolerancePolicy
+
+    base = LayerThresholds()
+    assert base.value("fp32") == pytest.approx(FP32_MINIMUM + DEFAULTS["fp32"]["rtol"])
+    assert base.value("fp32") < base.value("tf32") <= base.value("fp16")
+    floored = LayerThresholds(floor_normalised=1e-4, floor_from="results/m/onnx_check.json")
+    assert floored.value("fp32") == pytest.approx(FLOOR_MULTIPLE * 1e-4 + DEFAULTS["fp32"]["rtol"])
+    record = floored.record("fp32")
+    assert record["atol_source"] == "measured floor" and record["noise_floor_from"] == "results/m/onnx_check.json"
+    override = LayerThresholds(TolerancePolicy({"fp16": {"atol": 0.1, "reason": "measured on our GPUs"}}))
+    assert override.value("fp16") == pytest.approx(0.1 + DEFAULTS["fp16"]["rtol"])
+    assert override.record("fp16")["atol_source"] == "config" and "measured on our GPUs" in override.record(
+        "fp16")["reason"]
+
+
+def test_cli_noise_floor_without_the_floor_is_one_line(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 8, 8), np.float32))
+    (tmp_path / "onnx_check.json").write_text(json.dumps({"noise_floor": {"floor": 1e-6}}))
+    out = tmp_path / "loc.json"
+    proc = run_script("localize.py", "--onnx", scoped_onnx(tmp_path / "m.onnx"), "--samples", tmp_path / "x.npy",
+                      "--noise-floor", tmp_path / "onnx_check.json", "--output", out, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "no noise_floor.floor_normalised" in lines[0]
+    assert not out.exists()

@@ -14,7 +14,7 @@ std::string infer_usage() {
                  [--min-batch N --opt-batch N --max-batch N] [--workspace-mib N] [--tactic-sources SPEC]
                  --input PATH [--input-format npy|csv] [--output PATH.npy]
                  [--batch N] [--timing PATH.json] [--warmup N] [--iterations N] [--cuda-graph]
-                 [--no-copies-in-timing]
+                 [--no-copies-in-timing] [--dump-outputs DIR]
 
 Runs a TensorRT engine on float32 samples (N, ...) from .npy or the pipeline's CSV and writes the predictions
 (float32, (N, classes)) as .npy. With --onnx, first builds the engine from ONNX (one optimization profile on the
@@ -33,6 +33,9 @@ batch dimension) and saves it to --engine.
   --timing PATH.json     time --iterations runs of one batch after --warmup runs (20, 200)
   --cuda-graph           time CUDA graph launches of the captured enqueue
   --no-copies-in-timing  leave the host-device copies out of the timed loop
+  --dump-outputs DIR     run all samples as one batch and write EVERY output tensor of the engine (a localization
+                         engine marks intermediate tensors as outputs) to DIR as .npy, with DIR/index.json mapping
+                         each tensor name to its file (written last); not with --output or --timing
 
 Exit status: 0 success, 1 error (one line on stderr), 2 usage error.)";
 }
@@ -97,6 +100,7 @@ InferOptions parse_infer_args(const std::vector<std::string>& args) {
         else if (name == "--output") o.output = take();
         else if (name == "--batch") o.batch = parse_count(name, take(), 1);
         else if (name == "--timing") o.timing = take();
+        else if (name == "--dump-outputs") o.dump_outputs = take();
         else if (name == "--warmup") o.warmup = parse_count(name, take(), 0);
         else if (name == "--iterations") o.iterations = parse_count(name, take(), 1);
         else throw UsageError("unknown option '" + args[i] + "' (see --help)");
@@ -112,6 +116,8 @@ InferOptions parse_infer_args(const std::vector<std::string>& args) {
         throw UsageError("the profile needs --min-batch (" + std::to_string(o.min_batch) + ") <= --opt-batch (" +
                          std::to_string(o.opt_batch) + ") <= --max-batch (" + std::to_string(o.max_batch) + ")");
     }
+    if (!o.dump_outputs.empty() && (!o.output.empty() || !o.timing.empty()))
+        throw UsageError("--dump-outputs runs one batch of every output; give it without --output and --timing");
     if (o.max_batch > INT32_MAX) throw UsageError("--max-batch must fit in 32 bits");
     if (o.input_format.empty()) o.input_format = ends_with(o.input, ".csv") ? "csv" : "npy";
     if (o.input_format != "npy" && o.input_format != "csv")
@@ -177,6 +183,17 @@ void check_input_shape(const std::vector<std::uint64_t>& samples_shape, const st
                     dims_repr(engine_dims) + " (-1: any); pass samples of that shape (N first)");
     }
     if (samples_shape[0] == 0) throw Error("the input has no samples (shape starts with 0)");
+}
+
+std::string dump_file_name(const std::string& tensor, std::size_t index) {
+    std::string name = std::to_string(index);
+    name.insert(0, name.size() < 4 ? 4 - name.size() : 0, '0');
+    name += '_';
+    for (std::size_t i = 0; i < tensor.size() && i < 96; ++i) {
+        const unsigned char c = static_cast<unsigned char>(tensor[i]);
+        name += std::isalnum(c) || c == '.' || c == '_' || c == '-' ? static_cast<char>(c) : '_';
+    }
+    return name + ".npy";
 }
 
 std::vector<float> tile_samples(const std::vector<float>& samples, std::uint64_t sample_size, std::uint64_t batch) {

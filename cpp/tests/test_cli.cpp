@@ -94,3 +94,16 @@ TEST(tiling_repeats_samples_in_order) {
     CHECK(t == (std::vector<float>{1, 2, 3, 4, 5, 6, 1, 2, 3, 4}));
     CHECK(tile_samples({1, 2, 3, 4}, 2, 1) == (std::vector<float>{1, 2}));
 }
+
+TEST(cli_dump_outputs) {
+    const auto o = parse({"--engine", "e", "--input", "x.npy", "--dump-outputs", "out"});
+    CHECK_EQ(o.dump_outputs, "out");
+    CHECK_THROWS(parse({"--engine", "e", "--input", "x.npy", "--dump-outputs", "d", "--output", "p.npy"}),
+                 "without --output and --timing");
+    CHECK_THROWS(parse({"--engine", "e", "--input", "x.npy", "--dump-outputs", "d", "--timing", "t.json"}),
+                 "without --output and --timing");
+    CHECK_EQ(dump_file_name("StatefulPartitionedCall/model/conv/Relu:0", 7),
+             "0007_StatefulPartitionedCall_model_conv_Relu_0.npy");
+    CHECK_EQ(dump_file_name("../x", 12345), "12345_.._x.npy");  // no '/' survives: the file stays in the folder
+    CHECK_EQ(dump_file_name(std::string(200, 'a'), 0).size(), 4u + 1u + 96u + 4u);
+}

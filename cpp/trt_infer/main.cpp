@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "build.h"
+#include "dump.h"
 #include "runner.h"
 #include "trt.h"
 #include "trtverify/cli.h"
@@ -51,6 +52,10 @@ int run(InferOptions const& o) {
     DeviceMemoryWatch memory;  // before the engine exists: its and our allocations count, the CUDA context not
     const std::string version = tensorrt_version();
     if (!o.onnx.empty()) plan = build_engine(o, logger);
+    if (!o.dump_outputs.empty()) {  // localization: every output of a debug engine, in its own code path
+        dump_outputs(o, plan, samples, logger);
+        return 0;
+    }
 
     Runner runner(plan, logger, memory);
     const EngineIO& io = runner.io();

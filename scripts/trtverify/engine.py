@@ -180,7 +180,6 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> tuple[bytes, dict[st
 # fallbacks or reformats, loops, and weights cast down (INT64 -> INT32).
 ACCURACY_WARNING = re.compile(r"subnormal|out of range|overflow|underflow|fp16|half|precision|fall(ing)? ?back|"
                               r"loop|cast down|clamp|denormal|accuracy", re.IGNORECASE)
-_DATATYPE = re.compile(r"\b(FP32|FP16|BF16|FP8|INT8|INT32|INT64|Bool|UInt8)\b", re.IGNORECASE)
 
 
 def attest(trt: Any, config: Any, serialized: bytes, precision: str, messages: list[str]) -> dict[str, Any]:
@@ -199,7 +198,8 @@ def attest(trt: Any, config: Any, serialized: bytes, precision: str, messages: l
 
 def inspect_layers(trt: Any, serialized: bytes) -> tuple[list[dict[str, Any]], str]:
     """(layers, "ok") from the engine inspector, or ([], "unavailable: why"): the inspector needs a deserialized
-    engine, which needs the GPU (and TensorRT) the engine was built for."""
+    engine, which needs the GPU (and TensorRT) the engine was built for. Where it ran but some layers' data types
+    are not known, the status says how many and TensorRT's own words for why."""
     if not hasattr(trt, "LayerInformationFormat"):
         return [], f"unavailable: TensorRT {version_of(trt)} has no engine inspector (added in 8.2)"
     log = _Logger(trt, echo=False)
@@ -209,15 +209,37 @@ def inspect_layers(trt: Any, serialized: bytes) -> tuple[list[dict[str, Any]], s
         return [], f"unavailable: the engine cannot be deserialized here to inspect it ({why})"
     inspector = engine.create_engine_inspector()
     context = shaped_context(trt, engine)
-    if context is not None:
+    notes = []
+    if context is None:
+        notes.append("no execution context could be made for the inspector")
+    elif hasattr(inspector, "execution_context"):  # the binding's name in 8.5.3 (python/src/infer/pyCore.cpp) and 10.x
         inspector.execution_context = context
-    return parse_layer_information(inspector.get_engine_information(trt.LayerInformationFormat.JSON)), "ok"
+    else:
+        notes.append(f"TensorRT {version_of(trt)}'s inspector takes no execution context")
+    try:
+        text = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+        layers = parse_layer_information(text)
+    except (RuntimeError, TypeError, ValueError) as exc:  # a binding error or JSON TensorRT should not write
+        return [], f"unavailable: the inspector's engine information could not be read ({exc})"
+    return layers, inspector_status(layers, notes)
+
+
+def inspector_status(layers: list[dict[str, Any]], notes: list[str]) -> str:
+    """"ok", or "ok; data types unknown for N of M layer outputs (TensorRT: '...')" with why the context is missing."""
+    outputs = [o for layer in layers for o in layer["outputs"]]
+    unknown = [o for o in outputs if o["type"] == "unknown"]
+    if not unknown:
+        return "ok"
+    said = sorted({o["format"] for o in unknown})
+    return (f"ok; data types unknown for {len(unknown)} of {len(outputs)} layer outputs (TensorRT wrote: "
+            f"{'; '.join(repr(s) for s in said[:3])})" + "".join(f"; {n}" for n in notes))
 
 
 def shaped_context(trt: Any, engine: Any) -> Any:
     """An execution context with every dynamic input at its profile's opt shape: without one, the inspector of an
     engine with dynamic shapes reports each layer's data type as "N/A due to dynamic shapes" (seen on TensorRT
-    8.5.3, H200). None where a context cannot be made (then the types stay N/A, which the record shows)."""
+    8.5.3, H200; TensorRT's documented remedy is the inspector's execution context). None where a context cannot
+    be made (then the types stay unknown, which the record shows)."""
     context = engine.create_execution_context()
     if context is None:
         return None
@@ -228,18 +250,44 @@ def shaped_context(trt: Any, engine: Any) -> Any:
     return context
 
 
+# A tensor's data type as the inspector writes it, mapped as NVIDIA's TensorRT Engine Explorer does
+# (tools/experimental/trt-engine-explorer/trex/activations.py): TensorRT 8.x writes a format description
+# ("Row major linear FP32", "Channel major FP16 format where channel % 8 == 0", "... row major Int8 format."),
+# 10.x writes the bare type for its generated kernels ("Float", "Half", "Int32").
+_TYPE_WORDS = {"fp32": "FP32", "float": "FP32", "fp16": "FP16", "half": "FP16", "bf16": "BF16", "bfloat16": "BF16",
+               "fp8": "FP8", "double": "FP64", "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
+               "uint8": "UINT8", "bool": "BOOL"}
+_DATATYPE = re.compile(r"\b(" + "|".join(_TYPE_WORDS) + r")\b", re.IGNORECASE)
+# TensorRT >= 8.6 names the ONNX nodes a layer came from in "Metadata": "[ONNX Layer: a]\x1e[ONNX Layer: b]".
+_ONNX_NODE = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]+)\]")
+
+
+def datatype_of(text: str) -> str:
+    """FP32, FP16, INT8, ... or "unknown" (e.g. TensorRT 8.5's "N/A due to dynamic shapes")."""
+    m = _DATATYPE.search(text)
+    return _TYPE_WORDS[m.group(1).lower()] if m else "unknown"
+
+
 def parse_layer_information(text: str) -> list[dict[str, Any]]:
-    """Per layer: name, type, the data types of its outputs, and its tactic, from the inspector's JSON (with
-    LAYER_NAMES_ONLY verbosity the layers are bare names)."""
+    """Per layer: name, type, each output's data type (with the inspector's own words), the data types alone, the
+    tactic (8.x: TacticName, else TacticValue; 10.x: TacticName) and the ONNX nodes it came from (10.x
+    Metadata). With LAYER_NAMES_ONLY verbosity the layers are bare names. Raises ValueError on text that is not the
+    inspector's JSON."""
+    info = json.loads(text)
+    if not isinstance(info, dict) or not isinstance(info.get("Layers", []), list):
+        raise ValueError("no 'Layers' list in the inspector's JSON")
     rows: list[dict[str, Any]] = []
-    for layer in json.loads(text).get("Layers", []):
+    for layer in info.get("Layers", []):
         if isinstance(layer, str):
-            rows.append({"name": layer, "type": None, "output_types": [], "tactic": None})
+            rows.append({"name": layer, "type": None, "outputs": [], "output_types": [], "tactic": None,
+                         "onnx_nodes": []})
             continue
-        formats = [str(o.get("Format/Datatype", "")) for o in layer.get("Outputs", [])]
-        rows.append({"name": layer.get("Name"), "type": layer.get("LayerType"),
-                     "output_types": [m.group(1).upper() if (m := _DATATYPE.search(f)) else f for f in formats],
-                     "tactic": layer.get("TacticName") or layer.get("TacticValue")})
+        outputs = [{"name": o.get("Name"), "format": str(o.get("Format/Datatype", "")),
+                    "type": datatype_of(str(o.get("Format/Datatype", "")))} for o in layer.get("Outputs", [])]
+        rows.append({"name": layer.get("Name"), "type": layer.get("LayerType"), "outputs": outputs,
+                     "output_types": [o["type"] for o in outputs],
+                     "tactic": layer.get("TacticName") or layer.get("TacticValue"),
+                     "onnx_nodes": _ONNX_NODE.findall(str(layer.get("Metadata", "")))})
     return rows
 
 

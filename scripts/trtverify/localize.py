@@ -11,33 +11,57 @@ the LAST one it produces (fused layers: the last layer of the fusion); layers wi
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Iterable, Sequence
 
 import numpy as np
 
 from .errors import UserError, require
+from .tolerance import PRECISIONS, Tolerance, TolerancePolicy
 
 # Op types whose outputs are weights or bookkeeping, never a layer's activation.
 _NOT_ACTIVATIONS = {"Const", "Identity", "ReadVariableOp", "Placeholder", "NoOp", "Shape", "Cast"}
 
 
-def layer_threshold(precision: str) -> float:
-    """Largest relative error of one layer (RMS of the difference over the reference layer's std, across the
-    samples) that still counts as agreement in ``precision``. The ONE rule localization judges by, to be pointed at
-    the noise-floor policy of tolerance.py (issue 11) once it exists.
+@dataclass(frozen=True)
+class LayerThresholds:
+    """What localization judges a layer by: the project's tolerance policy (tolerance.py, docs/tolerances.md) at
+    the hop's precision, with the model's measured noise floor (onnx_check.json) and the config's overrides.
 
-    Rule: FP32 kernels that only reorder sums stay near 1e-5 even 60 layers deep (measured on the correct
-    MobileNetV2 conversion of tests/test_localize.py: at most 3.9e-5, median 2.7e-6), so 1e-3 leaves a margin of 25x
-    while a real defect (a weight off by 10 %) lands near 1e-1. TF32 and FP16 keep a 10-bit mantissa (unit
-    roundoff 4.9e-4) that accumulates over a deep net; 5e-2, a hundred roundoffs, is where a layer stops being
-    rounding and starts being wrong (an FP16 overflow gives inf, divergent at any threshold).
+    Rule: a layer's relative error is its RMS error in units of the reference layer's spread (std over the
+    samples), so it is held to the policy's bound for one element one spread in size, in the policy's normalised
+    units: atol + rtol. An fp32 hop thus follows the floor (atol = max(10 x floor, 1e-5)) and TF32/FP16 hops their
+    own bounds, never tighter than fp32's; a config override of atol or rtol moves the layer threshold with the
+    verdicts. The first layer past it, or not finite (an FP16 overflow), is where the error jumps.
     """
-    thresholds = {"fp32": 1e-3, "tf32": 5e-2, "fp16": 5e-2}
-    if precision not in thresholds:
-        raise UserError(f"localization knows precisions {', '.join(thresholds)}, not '{precision}'")
-    return thresholds[precision]
+
+    policy: TolerancePolicy = field(default_factory=TolerancePolicy)
+    floor_normalised: float = 0.0      # the reference's noise floor over its output scale (onnx_check.json)
+    floor_from: str | None = None      # the file it was read from; None: no floor measured, the policy's minimum
+
+    def tolerance(self, precision: str) -> Tolerance:
+        if precision not in PRECISIONS:
+            raise UserError(f"localization knows precisions {', '.join(PRECISIONS)}, not '{precision}'")
+        return self.policy.for_precision(precision, scale=1.0, floor=self.floor_normalised)
+
+    def value(self, precision: str) -> float:
+        tolerance = self.tolerance(precision)
+        return tolerance.atol + tolerance.rtol
+
+    def record(self, precision: str) -> dict[str, Any]:
+        """Where the threshold came from, for localization.json."""
+        t = self.tolerance(precision)
+        return {"rule": "atol + rtol of the tolerance policy at this precision, in units of the reference layer's "
+                        "spread (trtverify.localize.LayerThresholds)",
+                "atol": t.atol, "rtol": t.rtol, "atol_source": t.source, "reason": t.reason,
+                "noise_floor_normalised": self.floor_normalised,
+                "noise_floor_from": self.floor_from or "none given: the policy's minimum"}
+
+
+def layer_threshold(precision: str, thresholds: LayerThresholds | None = None) -> float:
+    """Largest relative error of one layer that still counts as agreement in ``precision`` (LayerThresholds)."""
+    return (thresholds or LayerThresholds()).value(precision)
 
 
 @dataclass(frozen=True)
@@ -317,11 +341,11 @@ def _finite(row: LayerError) -> dict[str, Any]:
 
 
 def hop_result(name: str, rows: Sequence[LayerError], notes: Sequence[str], threshold: float,
-               precision: str) -> dict[str, Any]:
+               precision: str, source: dict[str, Any] | None = None) -> dict[str, Any]:
     first = first_divergent(rows)
     return {"hop": name, "status": "compared", "precision": precision, "threshold": threshold,
             "threshold_rule": "RMS error / the reference layer's std over the samples > threshold, or not finite "
-                              "(trtverify.localize.layer_threshold)",
+                              "(trtverify.localize.layer_threshold)", "threshold_source": source,
             "first_divergent_layer": first.layer if first else None,
             "first_divergent_fused": first.fused if first else [],
             "layers": [_finite(r) for r in rows], "notes": list(notes)}
@@ -333,8 +357,9 @@ def skipped_hop(name: str, precision: str, reason: str) -> dict[str, Any]:
             "first_divergent_layer": None, "first_divergent_fused": [], "layers": [], "notes": []}
 
 
-def savedmodel_vs_onnx(saved_model: str | Path, onnx_path: str | Path,
-                       samples: np.ndarray) -> tuple[dict[str, Any], list[Tap], dict[str, np.ndarray]]:
+def savedmodel_vs_onnx(saved_model: str | Path, onnx_path: str | Path, samples: np.ndarray,
+                       thresholds: LayerThresholds | None = None) -> tuple[dict[str, Any], list[Tap],
+                                                                          dict[str, np.ndarray]]:
     """The SavedModel -> ONNX Runtime hop. Returns its result, the taps, and ONNX Runtime's tapped tensors (the
     reference of the next hop)."""
     onnx = require("onnx", purpose="localization (ONNX side)", hint="pip install onnx")
@@ -346,6 +371,8 @@ def savedmodel_vs_onnx(saved_model: str | Path, onnx_path: str | Path,
                         "from this SavedModel with tf2onnx?")
     tf_values = run_tf(frozen, samples, [t.tf_tensor for t in taps])
     onnx_values = run_onnx(model, samples, [t.onnx_tensor for t in taps])
-    threshold = layer_threshold("fp32")
+    thresholds = thresholds or LayerThresholds()
+    threshold = thresholds.value("fp32")
     rows, notes = layer_errors(taps, tf_values, onnx_values, threshold)
-    return hop_result("savedmodel->onnxruntime", rows, notes, threshold, "fp32"), taps, onnx_values
+    return (hop_result("savedmodel->onnxruntime", rows, notes, threshold, "fp32", thresholds.record("fp32")), taps,
+            onnx_values)

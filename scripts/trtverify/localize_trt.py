@@ -18,7 +18,8 @@ import numpy as np
 
 from .engine import BuildOptions, _Logger, attest, configure, parse_onnx
 from .errors import MissingBackendError, UserError, require
-from .localize import Tap, hop_result, layer_errors, layer_threshold, node_display_names, skipped_hop
+from .localize import LayerThresholds, Tap, hop_result, layer_errors, node_display_names, skipped_hop
+from .localize_cpp import python_vs_cpp
 from .tensorrt_compat import dims, import_tensorrt, version_of
 
 
@@ -102,12 +103,14 @@ def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[s
 
 
 def layer_precisions(engine_layers: Sequence[dict[str, Any]], owners: dict[str, str]) -> list[dict[str, Any]]:
-    """The inspector's layers in the user's layer names: TensorRT names a layer after its ONNX node(s), a fused one
-    after all of them ("Conv__339 + .../Conv1_relu_1/Relu6", "PWN(a, b)"), so each name is split into node names and
-    mapped through ``owners`` (ONNX node -> Keras layer). Reformat layers and others with no node are left out."""
+    """The inspector's layers in the user's layer names. TensorRT 10.x lists the ONNX nodes a layer came from in its
+    metadata; 8.5 names a layer after its ONNX node(s), a fused one after all of them ("Conv__339 +
+    .../Conv1_relu_1/Relu6", "PWN(a, b)"), so the name is split into node names. Either way the nodes are mapped
+    through ``owners`` (ONNX node -> Keras layer); reformat layers and others with no node are left out."""
     rows = []
     for layer in engine_layers:
-        tokens = [t.strip() for t in re.split(r" \+ |[(),]", str(layer["name"])) if t.strip()]
+        tokens = list(layer.get("onnx_nodes") or [])
+        tokens += [t.strip() for t in re.split(r" \+ |[(),]", str(layer["name"])) if t.strip()]
         keras = list(dict.fromkeys(owners[t] for t in tokens if t in owners))
         if keras:
             rows.append({"layers": keras, "tensorrt_layer": layer["name"], "output_types": layer["output_types"],
@@ -115,16 +118,42 @@ def layer_precisions(engine_layers: Sequence[dict[str, Any]], owners: dict[str, 
     return rows
 
 
+DebugRun = tuple[bytes, dict[str, np.ndarray]]  # a debug engine and its outputs, for the C++ hop
+
+
+def tensorrt_hops(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
+                  options: BuildOptions, trt_infer: Path | None = None,
+                  thresholds: LayerThresholds | None = None) -> list[dict[str, Any]]:
+    """The ONNX Runtime -> TensorRT hop at ``options.precision`` and, with the C++ program ``trt_infer``, the
+    TensorRT Python -> C++ hop on the same debug engine (skipped with the reason when the Python side did not run)."""
+    hop, run = _onnx_vs_tensorrt(onnx_path, taps, reference, samples, options, thresholds)
+    if trt_infer is None:
+        return [hop]
+    if run is None:
+        cpp = skipped_hop(f"tensorrt_{options.precision}->tensorrt_cpp_{options.precision}", options.precision,
+                          f"the Python side of the engine did not run: {hop.get('reason')}")
+    else:
+        cpp = python_vs_cpp(trt_infer, run[0], samples, taps, run[1], options.precision)
+    return [hop, cpp]
+
+
 def onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
-                     options: BuildOptions) -> dict[str, Any]:
+                     options: BuildOptions, thresholds: LayerThresholds | None = None) -> dict[str, Any]:
     """The hop at ``options.precision``: compared, or skipped with the reason (nothing is filled in)."""
+    return _onnx_vs_tensorrt(onnx_path, taps, reference, samples, options, thresholds)[0]
+
+
+def _onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, np.ndarray], samples: np.ndarray,
+                      options: BuildOptions,
+                      thresholds: LayerThresholds | None) -> tuple[dict[str, Any], DebugRun | None]:
+    """(the hop, (the debug engine, its outputs) where it ran)."""
     hop = f"onnxruntime->tensorrt_{options.precision}"
     batch = len(samples)
     options = BuildOptions(**{**options.__dict__, "min_batch": 1, "opt_batch": batch, "max_batch": batch})
     try:
         trt, serialized, marked, info = build_debug_engine(onnx_path, [t.onnx_tensor for t in taps], options)
     except UserError as exc:  # TensorRT missing, or a precision this builder lacks (fp16 on TensorRT-RTX)
-        return skipped_hop(hop, options.precision, f"no debug engine: {exc}")
+        return skipped_hop(hop, options.precision, f"no debug engine: {exc}"), None
     onnx = require("onnx", purpose="localization (ONNX side)", hint="pip install onnx")
     info["layer_precisions"] = layer_precisions(info["attestation"]["layers"],
                                                 node_display_names(onnx.load(str(onnx_path))))
@@ -133,11 +162,13 @@ def onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str, 
     except (UserError, MissingBackendError) as exc:
         reason = (f"{info['builder']} {info['tensorrt_version']} built the debug engine with {len(marked)} of "
                   f"{len(taps)} layer tensors marked, but it cannot run here: {exc}")
-        return {**skipped_hop(hop, options.precision, reason), "debug_engine": info}
+        return {**skipped_hop(hop, options.precision, reason), "debug_engine": info}, None
     found = [t for t in taps if t.onnx_tensor in values]
-    threshold = layer_threshold(options.precision)
+    thresholds = thresholds or LayerThresholds()
+    threshold = thresholds.value(options.precision)
     rows, notes = layer_errors(found, reference, values, threshold, other_side="tensorrt")
     missing = [t.layer for t in taps if t.onnx_tensor not in values]
     if missing:
         notes.append(f"not in TensorRT's network (renamed or folded by the parser): {', '.join(missing)}")
-    return {**hop_result(hop, rows, notes, threshold, options.precision), "debug_engine": info}
+    result = hop_result(hop, rows, notes, threshold, options.precision, thresholds.record(options.precision))
+    return {**result, "debug_engine": info}, (serialized, values)

@@ -17,6 +17,7 @@ struct InferOptions {
     std::string output;
     std::uint64_t batch = 0;  // 0: the profile's max batch
     std::string timing;
+    std::string dump_outputs;  // a folder: every output tensor as .npy plus index.json (localization engines)
     std::uint64_t warmup = 20, iterations = 200;
     bool cuda_graph = false;
     bool copies_in_timing = true;
@@ -53,5 +54,10 @@ void check_input_shape(const std::vector<std::uint64_t>& samples_shape, const st
 std::vector<float> tile_samples(const std::vector<float>& samples, std::uint64_t sample_size, std::uint64_t batch);
 
 std::string dims_repr(const std::vector<std::int64_t>& dims);
+
+// The file that --dump-outputs writes output `index` (in the engine's order) named `tensor` to: the index, then the
+// name with every character outside [A-Za-z0-9._-] replaced by '_', at most 96 of them, then ".npy". TensorRT names
+// tensors after the model's ("StatefulPartitionedCall/model/conv/Relu:0"); the index keeps two such names apart.
+std::string dump_file_name(const std::string& tensor, std::size_t index);
 
 }  // namespace trtverify
