@@ -49,6 +49,10 @@ def bench(*args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
     return run_script("benchmark.py", *args, check=check)
 
 
+def cpp_row(*args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run_script("bench_cpp_row.py", *args, check=check)
+
+
 def check_row(row: dict[str, Any], *, backend: str, batch: int, iterations: int) -> None:
     assert tuple(row) == ROW_KEYS
     assert (row["backend"], row["batch"], row["iterations"]) == (backend, batch, iterations)
@@ -81,7 +85,7 @@ def test_onnxruntime_row(tiny_onnx: dict[str, Path], tmp_path: Path, batch: int)
 
 
 def test_tile_batch_repeats_the_samples_in_order() -> None:
-    from benchmark import tile_batch
+    from trtverify.benchrow import tile_batch
 
     x = np.arange(3, dtype=np.float32).reshape(3, 1)
     assert tile_batch(x, 2)[:, 0].tolist() == [0, 1]
@@ -90,7 +94,7 @@ def test_tile_batch_repeats_the_samples_in_order() -> None:
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--cuda-graph"], "--cuda-graph applies to the tensorrt backend only"),
+    (["--warmup", "-1"], "--warmup >= 0"),
     (["--providers", "NoSuchExecutionProvider"], "available here: "),
     (["--iterations", "0"], "--iterations >= 1"),
 ])
@@ -114,17 +118,19 @@ def test_samples_that_do_not_fit_the_model(tiny_onnx: dict[str, Path], tmp_path:
 def test_tensorrt_without_its_stack_is_a_user_error(tiny_onnx: dict[str, Path], tmp_path: Path) -> None:
     engine = tmp_path / "fp32.trt"
     engine.write_bytes(b"not an engine")
-    proc = bench("--backend", "tensorrt", "--artifact", engine, "--samples", tiny_onnx["samples"], "--batch-size", 2,
-                 "--model", "tiny", "--output", tmp_path / "row.json", check=False)
+    proc = run_script("benchmark_tensorrt.py", "--artifact", engine, "--samples", tiny_onnx["samples"],
+                      "--batch-size", 2, "--model", "tiny", "--output", tmp_path / "row.json", check=False)
     if proc.returncode == 0:
         pytest.skip("a full TensorRT stack is installed here")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "error:" in proc.stderr and not (tmp_path / "row.json").exists()
 
 
-def test_help_and_import_need_no_framework() -> None:
-    assert "--from-cpp-timing" in bench("--help").stdout
-    code = ("import sys, benchmark, trtverify.benchstats; "
+@pytest.mark.parametrize("program,option", [("benchmark.py", "--providers"), ("benchmark_tensorrt.py", "--overlap"),
+                                            ("bench_cpp_row.py", "--timing")])
+def test_help_and_import_need_no_framework(program: str, option: str) -> None:
+    assert option in run_script(program, "--help").stdout
+    code = (f"import sys, {program[:-3]}, trtverify.benchstats; "
             "print(sorted({'tensorflow', 'onnxruntime', 'tensorrt', 'pycuda'} & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO / "scripts")
     assert proc.stdout.strip() == "[]", proc.stderr
@@ -148,7 +154,7 @@ def cpp_timing(**overrides: Any) -> dict[str, Any]:
 def test_cpp_timing_becomes_a_row(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text(json.dumps(cpp_timing()))
     out = tmp_path / "tensorrt_cpp_fp16_b32.json"
-    bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--batch-size", 32, "--output", out)
+    cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--batch-size", 32, "--output", out)
     row = json.loads(out.read_text())
     assert tuple(row) == ROW_KEYS
     assert (row["backend"], row["precision"], row["batch"], row["cuda_graph"]) == ("tensorrt_cpp", "fp16", 32, True)
@@ -166,7 +172,7 @@ def test_cpp_timing_is_rounded_like_the_python_rows(tmp_path: Path) -> None:
     raw = {"mean": 0.0712595196813345, "p50": 0.06977600231766701, "p90": 0.083347200602293, "p95": 0.0905311964452266,
            "p99": 0.09408448107540607, "min": 0.0613120011985302, "max": 0.09638399630784988}
     (tmp_path / "t.json").write_text(json.dumps(cpp_timing(end_to_end_ms=raw, gpu_compute_ms=raw)))
-    bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json")
+    cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json")
     row = json.loads((tmp_path / "row.json").read_text())
     for key in ("latency_ms", "gpu_compute_ms"):
         assert row[key] == {k: round(v, STAT_DIGITS) for k, v in raw.items()}
@@ -175,11 +181,19 @@ def test_cpp_timing_is_rounded_like_the_python_rows(tmp_path: Path) -> None:
 
 def test_cpp_timing_without_copies_or_precision(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text(json.dumps(cpp_timing(copies_included=False, precision="unknown")))
-    bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--precision", "tf32",
+    cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--precision", "tf32",
           "--output", tmp_path / "row.json")
     row = json.loads((tmp_path / "row.json").read_text())
     assert (row["copies_included"], row["precision"]) == (False, "tf32")
     assert "enqueueV3 (end to end)" in row["timer"]
+
+
+def test_overlapped_cpp_timing_says_so(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text(json.dumps(cpp_timing(overlap=True, cuda_graph=False)))
+    cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json")
+    row = json.loads((tmp_path / "row.json").read_text())
+    assert row["details"]["overlap"] is True and "interval between completions" in row["timer"]
+    assert row["details"]["of_compute_limit"] == pytest.approx(0.05 / 0.2)
 
 
 @pytest.mark.parametrize("timing,extra,message", [
@@ -192,7 +206,7 @@ def test_cpp_timing_without_copies_or_precision(tmp_path: Path) -> None:
 ])
 def test_bad_cpp_timing_is_refused(tmp_path: Path, timing: dict[str, Any], extra: list[str], message: str) -> None:
     (tmp_path / "t.json").write_text(json.dumps(timing))
-    proc = bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json",
+    proc = cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json",
                  *extra, check=False)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "row.json").exists()
@@ -269,13 +283,13 @@ class FakeTensorRTRunner:
 
 
 def test_tensorrt_gpu_times_skip_the_warmup() -> None:
-    from benchmark import measure_tensorrt
+    from trtverify.benchgpu import measure_tensorrt
 
     runner = FakeTensorRTRunner(slow=1 + 4)  # the check call and four warm-up calls are slow
     m = measure_tensorrt(runner, np.zeros((4, 8, 8, 1), np.float32), warmup=4, iterations=10, cuda_graph=False)
     assert m["gpu"].count == 10 and m["gpu"].max == pytest.approx(1.0) and m["gpu"].min == pytest.approx(1.0)
     assert m["latency"].count == 10 and m["latency"].max == pytest.approx(1.0)  # events: the same GPU clock
-    assert m["host_latency"].count == 10
+    assert set(m["details"]["host_latency_ms"]) == set(STAT_KEYS) and m["details"]["overlap"] is False
     assert runner.calls[:3] == ["stage", "execute", "fetch"] and runner.calls[3:] == ["stage", "execute",
                                                                                       "download"] * 14
 
@@ -283,7 +297,7 @@ def test_tensorrt_gpu_times_skip_the_warmup() -> None:
 def test_cuda_graph_captures_execute_once_and_launches_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
-    from benchmark import measure_tensorrt
+    from trtverify.benchgpu import measure_tensorrt
 
     log = []
     driver = types.SimpleNamespace(
@@ -308,6 +322,111 @@ def test_cuda_graph_captures_execute_once_and_launches_it(monkeypatch: pytest.Mo
     driver.cuStreamEndCapture = lambda s: (901, None)  # e.g. an operation the capture could not record
     with pytest.raises(UserError, match="cannot be captured"):
         measure_tensorrt(FakeTensorRTRunner(slow=0), np.zeros((2, 8, 8, 1), np.float32), 0, 1, cuda_graph=True)
+
+
+class SimGpu:
+    """pycuda.driver's streams, events and async copies on a simulated GPU timeline, for the overlapped timing.
+
+    Each stream runs its operations in order, each starting once the stream is free, the events it was told to
+    wait for have happened and the host has issued it (the host clock moves only when it waits on an event);
+    copies and executes take fixed times. Device buffers check the data hazards a wrong pipeline would create.
+    """
+
+    def __init__(self, upload_ms: float, compute_ms: float, download_ms: float) -> None:
+        self.host, self.upload_ms, self.compute_ms, self.download_ms = 0.0, upload_ms, compute_ms, download_ms
+        sim = self
+
+        class Stream:
+            handle = 7
+
+            def __init__(self) -> None:
+                self.free = 0.0
+
+            def wait_for_event(self, event: "Event") -> None:
+                self.free = max(self.free, event.at)
+
+            def synchronize(self) -> None:
+                sim.host = max(sim.host, self.free)
+
+        class Event:
+            def record(self, stream: Stream) -> None:
+                self.at = max(stream.free, sim.host)
+
+            def synchronize(self) -> None:
+                sim.host = max(sim.host, self.at)
+
+            def time_since(self, start: "Event") -> float:
+                return self.at - start.at
+
+        self.Stream, self.Event = Stream, Event
+
+    def run(self, stream: Any, ms: float) -> tuple[float, float]:
+        start = max(stream.free, self.host)
+        stream.free = start + ms
+        return start, stream.free
+
+    def memcpy_htod_async(self, dst: "SimBuffer", src: np.ndarray, stream: Any) -> None:
+        start, dst.ready = self.run(stream, self.upload_ms)
+        assert start >= dst.read_until, "an upload overwrote an input its execute had not finished reading"
+
+    def memcpy_dtoh_async(self, dst: np.ndarray, src: "SimBuffer", stream: Any) -> None:
+        start, src.read_until = self.run(stream, self.download_ms)
+        assert start >= src.ready, "a download started before the execute that writes its output had finished"
+
+
+class SimBuffer:
+    def __init__(self) -> None:
+        self.ready = self.read_until = 0.0
+
+
+class SimSlot:
+    def __init__(self, sim: SimGpu, n: int) -> None:
+        self.sim, self.d_in, self.d_out = sim, SimBuffer(), SimBuffer()
+        self.h_in, self.h_out = np.empty((n, 8, 8, 1), np.float32), np.full((n, CLASSES), 0.1, np.float32)
+        self.executes = 0
+
+    def execute(self, stream: Any) -> None:
+        start, end = self.sim.run(stream, self.sim.compute_ms)
+        assert start >= self.d_in.ready, "an execute started before its upload had finished"
+        assert start >= self.d_out.read_until, "an execute overwrote an output still being downloaded"
+        self.d_in.read_until, self.d_out.ready = end, end
+        self.executes += 1
+
+
+class SimRunner:
+    def __init__(self, sim: SimGpu) -> None:
+        self.cuda, self.stream, self.slots = sim, sim.Stream(), []
+
+    def add_slot(self, n: int) -> SimSlot:
+        self.slots.append(SimSlot(self.cuda, n))
+        return self.slots[-1]
+
+
+@pytest.mark.parametrize("upload,compute,download,period", [
+    (1.0, 2.0, 0.5, 2.0),  # compute-bound: the copies hide behind compute entirely
+    (3.0, 1.0, 0.5, 3.0),  # upload-bound: the period is the upload's time, compute waits
+])
+def test_overlapped_timing_reaches_the_slowest_stage(upload: float, compute: float, download: float,
+                                                     period: float) -> None:
+    """One batch at a time takes upload + compute + download; two in flight, the slowest of the three."""
+    from trtverify.benchgpu import measure_overlapped
+
+    runner = SimRunner(SimGpu(upload, compute, download))
+    batch = np.ones((4, 8, 8, 1), np.float32)
+    m = measure_overlapped(runner, batch, warmup=3, iterations=20)
+    assert m["latency"].count == 20 and m["latency"].mean == pytest.approx(period)
+    assert m["latency"].max == pytest.approx(period)  # steady state from the first timed batch on
+    assert m["gpu"].mean == pytest.approx(compute) and m["details"]["overlap"] is True
+    assert [s.executes for s in runner.slots] == [1 + 12, 1 + 11]  # one untimed setup execute each, then alternating
+    assert all((s.h_in == batch).all() for s in runner.slots)  # pinned inputs filled once, before timing
+
+
+def test_overlapped_timing_without_warmup_counts_the_pipeline_fill() -> None:
+    from trtverify.benchgpu import measure_overlapped
+
+    m = measure_overlapped(SimRunner(SimGpu(1.0, 2.0, 0.5)), np.ones((2, 8, 8, 1), np.float32), 0, 4)
+    # the first batch completes 3.5 ms after the first upload was issued, each later one 2 ms after the previous
+    assert m["latency"].max == pytest.approx(3.5) and m["latency"].mean == pytest.approx((3.5 + 3 * 2.0) / 4)
 
 
 # ---------------------------------------------------------------- TensorRT on a GPU
@@ -346,8 +465,8 @@ def test_tensorrt_row(tiny_onnx: dict[str, Path], tmp_path: Path, cuda_graph: bo
                "--info", tmp_path / "build.json")
     out = tmp_path / "tensorrt_fp32_b8.json"
     args = ["--cuda-graph"] if cuda_graph else []
-    bench("--backend", "tensorrt", "--artifact", engine, "--samples", tiny_onnx["samples"], "--batch-size", 8,
-          "--warmup", 5, "--iterations", 50, "--model", "tiny", "--output", out, *args)
+    run_script("benchmark_tensorrt.py", "--artifact", engine, "--samples", tiny_onnx["samples"], "--batch-size", 8,
+               "--warmup", 5, "--iterations", 50, "--model", "tiny", "--output", out, *args)
     row = json.loads(out.read_text())
     check_row(row, backend="tensorrt", batch=8, iterations=50)
     gpu = row["gpu_compute_ms"]

@@ -134,7 +134,7 @@ trtverify::Array Runner::predict(std::vector<float> const& samples, std::vector<
     return trtverify::make_float32(out_shape, out);
 }
 
-// The documented per-iteration work, the same as scripts/benchmark.py's measure_tensorrt: the batch sits in pinned
+// The documented per-iteration work, the same as scripts/trtverify/benchgpu.py's measure_tensorrt: the batch sits in pinned
 // host memory before the loop; each iteration is H2D copy, enqueue (or graph launch), D2H copy on one stream, then a
 // wait, timed by CUDA events (end to end around all three, compute around the enqueue).
 Timings Runner::time(std::vector<float> const& batch_samples, std::uint64_t batch, std::uint64_t warmup,
