@@ -544,6 +544,61 @@ def test_measured_rows_feed_the_table(tiny_onnx: dict[str, Path], tmp_path: Path
     assert len((tmp_path / "t.tsv").read_text().splitlines()) == 3
 
 
+# ---------------------------------------------------------------- tools/gpu_bench.sh and its table
+FAKE_TRT_INFER = """#!/usr/bin/env python3
+import json, sys
+a = sys.argv[1:]
+overlap, batch = "--overlap" in a, int(a[a.index("--batch") + 1])
+e2e, gpu = (1.1, 1.0) if overlap else (2.0, 1.0)
+stats = lambda m: dict(mean=m, p50=m, p90=m, p95=m, p99=m, min=m, max=m)
+json.dump(dict(tool="trt_infer", tensorrt_version="8.5.3", device="fake GPU", precision=a[a.index("--precision") + 1],
+               batch=batch, warmup=1, iterations=2, cuda_graph=False, overlap=overlap, gpu_compute_ms=stats(gpu),
+               end_to_end_ms=stats(e2e), throughput_samples_per_s=batch * 1000 / e2e, peak_gpu_memory_bytes=1,
+               peak_host_rss_bytes=1), open(a[a.index("--timing") + 1], "w"))
+"""
+
+
+def test_gpu_bench_records_each_failure_and_goes_on(tmp_path: Path) -> None:
+    """Python's TensorRT path fails here (no pycuda); the fake C++ rows still reach the table."""
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    (tmp_path / "work" / "m" / "engines").mkdir(parents=True)
+    (tmp_path / "work" / "m" / "engines" / "fp16.trt").write_bytes(b"engine")
+    np.save(tmp_path / "models" / "m" / "test_samples.npy", np.zeros((2, 4, 4, 3), np.float32))
+    fake = tmp_path / "trt_infer"
+    fake.write_text(FAKE_TRT_INFER)
+    fake.chmod(0o755)
+    env = {**os.environ, "BENCH_OUT": str(tmp_path / "out"), "MODELS_DIR": str(tmp_path / "models"),
+           "WORK": str(tmp_path / "work"), "CPP_BIN": str(fake), "PY": sys.executable, "BENCH_PRECISIONS": "fp16",
+           "BENCH_BATCHES": "128", "PYTHONPATH": str(REPO / "scripts")}
+    proc = subprocess.run(["bash", str(REPO / "tools" / "gpu_bench.sh"), "m"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failures = (tmp_path / "out" / "failures.txt").read_text().splitlines()
+    assert [f.split("\t")[0] for f in failures] == ["python_m_fp16_b128", "python_m_fp16_b128_overlap"]
+    tsv = [r.split("\t") for r in (tmp_path / "out" / "bench.tsv").read_text().splitlines()]
+    assert [r[:4] + r[5:7] + [r[9]] + [r[11]] for r in tsv[1:]] == [
+        ["m", "fp16", "128", "overlap", "116364", "128000", "1.1", "missing"],
+        ["m", "fp16", "128", "serial", "64000", "128000", "2.0", "missing"]]
+
+
+def test_gpu_bench_table_goals(tmp_path: Path) -> None:
+    def row(backend: str, batch: int, e2e: float, gpu: float, overlap: bool) -> dict[str, Any]:
+        lat = {k: e2e for k in STAT_KEYS}
+        return fake_row(backend, batch, e2e, latency_ms=lat, gpu_compute_ms={k: gpu for k in STAT_KEYS},
+                        details={"overlap": overlap})
+
+    rows = [row("tensorrt", 128, 1.15, 1.0, True), row("tensorrt_cpp", 128, 1.1, 1.0, True),
+            row("tensorrt", 32, 2.0, 1.0, False), row("tensorrt_cpp", 32, 1.0, 0.9, False),
+            row("tensorrt", 1, 9.0, 1.0, False), row("tensorrt_cpp", 1, 1.0, 1.0, False)]
+    write_rows(tmp_path, rows)
+    subprocess.run([sys.executable, REPO / "tools" / "gpu_bench_table.py", tmp_path, "--tsv", tmp_path / "t.tsv"],
+                   check=True, capture_output=True)
+    tsv = [r.split("\t") for r in (tmp_path / "t.tsv").read_text().splitlines()]
+    got = {(r[2], r[3]): (r[7], r[10], r[11]) for r in tsv[1:]}
+    assert got == {("128", "overlap"): ("1.045", "ok", "ok"),  # Python 4.5 % slower; e2e 1.15x, 1.1x compute
+                   ("32", "serial"): ("2.0", "MISS", ""),       # the e2e goal is for batch 128 only
+                   ("1", "serial"): ("9.0", "", "")}            # and the Python goal for batch >= 32
+
+
 # ---------------------------------------------------------------- pipeline_costs.py
 def test_pipeline_costs_gathers_every_rule(tmp_path: Path) -> None:
     root = tmp_path / "results" / "benchmarks"
