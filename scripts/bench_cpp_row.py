@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from trtverify.benchrow import print_row, row_from_cpp_timing
+from trtverify.benchrow import row_from_cpp_timing, write_row
 from trtverify.errors import UserError, run_main
-from trtverify.io import read_json, write_json
+from trtverify.io import read_json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,8 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               args.precision)
     if args.batch_size is not None and args.batch_size != row["batch"]:
         raise UserError(f"{args.timing} is for batch {row['batch']}, not {args.batch_size}")
-    write_json(args.output, row)
-    print_row(row)
+    write_row(args.output, row)
     return 0
 
 

@@ -19,10 +19,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from trtverify.benchrow import (check_counts, check_output, cpu_model, gpu_name, load_average, load_samples,
-                                measured_row, measurement_args, print_row, tile_batch, timed)
+                                measured_row, measurement_args, measuring_main, tile_batch, timed)
 from trtverify.benchstats import summarize
 from trtverify.errors import UserError, run_main
-from trtverify.io import write_json
 
 BACKENDS = ("savedmodel", "onnxruntime")
 
@@ -73,12 +72,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    row = run_benchmark(args)
-    write_json(args.output, row)
-    print_row(row)
-    return 0
+main = measuring_main(parse_args, run_benchmark)
 
 
 if __name__ == "__main__":

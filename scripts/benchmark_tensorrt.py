@@ -16,10 +16,9 @@ import argparse
 from typing import Any, Sequence
 
 from trtverify.benchgpu import GpuMemory, measure_overlapped, measure_tensorrt, pycuda_version
-from trtverify.benchrow import check_counts, load_average, load_samples, measured_row, measurement_args, print_row, \
-    tile_batch
-from trtverify.errors import UserError, run_main
-from trtverify.io import write_json
+from trtverify.benchrow import (check_counts, load_average, load_samples, measured_row, measurement_args,
+                                measuring_main, tile_batch)
+from trtverify.errors import run_main
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,22 +43,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     measurement_args(p)
     p.add_argument("--precision", default="fp32", help="recorded in the row: the engine's build precision")
-    p.add_argument("--cuda-graph", action="store_true", help="launch execute() as a captured CUDA graph")
-    p.add_argument("--overlap", action="store_true",
-                   help="throughput mode: two batches in flight, copies overlapped with compute")
+    mode = p.add_mutually_exclusive_group()  # overlap runs two execution contexts, which no graph captures here
+    mode.add_argument("--cuda-graph", action="store_true", help="launch execute() as a captured CUDA graph")
+    mode.add_argument("--overlap", action="store_true",
+                      help="throughput mode: two batches in flight, copies overlapped with compute")
     args = p.parse_args(argv)
     check_counts(args)
-    if args.overlap and args.cuda_graph:
-        raise UserError("--overlap times two execution contexts without graphs; drop --cuda-graph or --overlap")
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    row = run_benchmark(args)
-    write_json(args.output, row)
-    print_row(row)
-    return 0
+main = measuring_main(parse_args, run_benchmark)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .benchstats import PERCENTILE_METHOD, STAT_DIGITS, STAT_KEYS, LatencyStats, make_row, throughput, time_calls
 from .errors import UserError
-from .io import load_npy
+from .io import load_npy, write_json
 
 FRAMEWORK_KEYS = {"savedmodel": "tensorflow_version", "onnxruntime": "onnxruntime_version",
                   "tensorrt": "tensorrt_version"}
@@ -125,7 +125,21 @@ def check_counts(args: argparse.Namespace) -> None:
         raise UserError("need --batch-size >= 1, --iterations >= 1 and --warmup >= 0")
 
 
-def print_row(row: dict[str, Any]) -> None:
+def measuring_main(parse_args: Callable[[Sequence[str] | None], argparse.Namespace],
+                   measure: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[Sequence[str] | None], int]:
+    """The ``main`` of a program that measures: parse its command line, measure, write the row."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        args = parse_args(argv)
+        write_row(args.output, measure(args))
+        return 0
+
+    return main
+
+
+def write_row(path: str, row: dict[str, Any]) -> None:
+    """Write the row (atomically) and say what it measured on stderr."""
+    write_json(path, row)
     lat = row["latency_ms"]
     print(f"{row['backend']} b{row['batch']}: p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, "
           f"{row['throughput_samples_per_s']:.1f} samples/s on {row['device']}", file=sys.stderr)
