@@ -18,6 +18,7 @@
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo" || exit 1
+# shellcheck source=/dev/null  # the GPU kit's environment (LD_LIBRARY_PATH, PYTHONPATH), git-ignored
 [ -f .gpu/kit/env.sh ] && source .gpu/kit/env.sh
 out=${BENCH_OUT:-${OUT:-/tmp}/gpu-bench} models_dir=${MODELS_DIR:-.gpu/models} work=${WORK:-/tmp/proof}
 CPP_BIN=${CPP_BIN:-/tmp/bin/trt_infer} PY=${PY:-python3} TRT_ROOT=${TRT_ROOT:-/tmp/trt85}
@@ -37,8 +38,10 @@ step() {
   local name=$1 t0=$SECONDS rc; shift
   timeout "$limit" "$@" > "$out/logs/$name.log" 2>&1; rc=$?
   printf '%-40s rc %s  %4ss\n' "$name" "$rc" "$((SECONDS - t0))"
-  [ "$rc" -eq 0 ] || { printf '%s\texit %s\t%s\n' "$name" "$rc" "$(tail -1 "$out/logs/$name.log")" >> "$out/failures.txt"
-                       tail -3 "$out/logs/$name.log" | sed 's/^/  | /'; }
+  if [ "$rc" -ne 0 ]; then
+    printf '%s\texit %s\t%s\n' "$name" "$rc" "$(tail -1 "$out/logs/$name.log")" >> "$out/failures.txt"
+    tail -3 "$out/logs/$name.log" | sed 's/^/  | /'
+  fi
   return "$rc"
 }
 
@@ -59,9 +62,10 @@ for m in "${models[@]}"; do
     [ -f "$engine" ] && continue
     mkdir -p "$work/$m/engines"
     # proof.sh's options, so that its engines and these are interchangeable
-    limit=600 step "build_${m}_$p" "$PY" scripts/build_engine.py --onnx "$models_dir/$m/model.onnx" --precision "$p" \
-      --min-batch 1 --opt-batch 32 --max-batch 256 --workspace-mib 1024 --tactic-sources="${TACTICS:--CUBLAS,-CUBLAS_LT,-CUDNN}" \
-      --flavour tensorrt --engine "$engine" --info "$work/$m/engines/$p.json"
+    limit=600 step "build_${m}_$p" "$PY" scripts/build_engine.py --onnx "$models_dir/$m/model.onnx" \
+      --precision "$p" --min-batch 1 --opt-batch 32 --max-batch 256 --workspace-mib 1024 \
+      --tactic-sources="${TACTICS:--CUBLAS,-CUBLAS_LT,-CUDNN}" --flavour tensorrt --engine "$engine" \
+      --info "$work/$m/engines/$p.json"
   done
   [ "$build_only" = 1 ] && continue
   for p in ${BENCH_PRECISIONS:-fp32 fp16}; do
