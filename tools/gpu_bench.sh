@@ -85,7 +85,10 @@ for m in "${models[@]}"; do
     done
   done
 done
-[ "$build_only" = 1 ] && { echo "engines built; failures: $(wc -l < "$out/failures.txt")"; exit 0; }
+if [ "$build_only" = 1 ]; then
+  echo "== build done; failures: $(wc -l < "$out/failures.txt")"
+  [ ! -s "$out/failures.txt" ]; exit
+fi
 "$PY" tools/gpu_bench_table.py "$out/rows" --tsv "$out/bench.tsv" | tee "$out/table.txt"
 echo "== failures: $(wc -l < "$out/failures.txt") (failures.txt); results in $out"
 [ ! -s "$out/failures.txt" ]
