@@ -22,6 +22,7 @@ struct Timings {
     // One batch: host-to-device copy + enqueue + device-to-host copy (unless left out). Overlapped: the interval
     // between consecutive batches' completions (end of their device-to-host copies), the steady-state period.
     std::vector<double> end_to_end_ms;
+    double host_span_ms = 0;  // overlapped: the host clock from the first timed upload's issue to the last completion
 };
 
 class Runner {
