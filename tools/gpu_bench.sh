@@ -90,5 +90,5 @@ if [ "$build_only" = 1 ]; then
   [ ! -s "$out/failures.txt" ]; exit
 fi
 "$PY" tools/gpu_bench_table.py "$out/rows" --tsv "$out/bench.tsv" | tee "$out/table.txt"
-echo "== failures: $(wc -l < "$out/failures.txt") (failures.txt); results in $out"
+echo "== ${SECONDS} s; failures: $(wc -l < "$out/failures.txt") (failures.txt); results in $out"
 [ ! -s "$out/failures.txt" ]
