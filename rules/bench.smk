@@ -91,8 +91,8 @@ rule benchmark_tensorrt:
     """Time a TensorRT engine through the Python API at one batch size (optionally as a CUDA graph)."""
     input:
         image=container_input("tensorrt"),
-        script=script("benchmark.py"),
-        code=code_of("benchmark.py", "trtverify/backends/tensorrt.py"),
+        script=script("benchmark_tensorrt.py"),
+        code=code_of("benchmark_tensorrt.py", "trtverify/backends/tensorrt.py"),
         artifact="results/{model}/engines/{precision}.trt",
         samples="results/{model}/data/test_samples.npy",
     output:
@@ -117,7 +117,7 @@ rule benchmark_tensorrt:
         iterations=BENCH["iterations"],
         cuda_graph="--cuda-graph" if BENCH["cuda_graph"] else "",
     shell:
-        "python {input.script:q} --backend tensorrt --artifact {input.artifact:q} --samples {input.samples:q}"
+        "python {input.script:q} --artifact {input.artifact:q} --samples {input.samples:q}"
         " --precision {wildcards.precision:q} --batch-size {wildcards.batch:q} --warmup {params.warmup:q}"
         " --iterations {params.iterations:q} {params.cuda_graph:q} --model {wildcards.model:q}"
         " --output {output.row:q} > {log:q} 2>&1"
@@ -128,8 +128,8 @@ rule benchmark_tensorrt_cpp:
     like the Python backends'."""
     input:
         image=container_input("tensorrt"),
-        script=script("benchmark.py"),
-        code=code_of("benchmark.py"),
+        script=script("bench_cpp_row.py"),
+        code=code_of("bench_cpp_row.py"),
         binary="results/bin/trt_infer",
         engine="results/{model}/engines/{precision}.trt",
         samples="results/{model}/data/test_samples.npy",
@@ -160,7 +160,7 @@ rule benchmark_tensorrt_cpp:
         " --input {input.samples:q} --batch {wildcards.batch:q}"
         " --warmup {params.warmup:q} --iterations {params.iterations:q} {params.cuda_graph:q}"
         " --timing {output.timing:q}"
-        " && python {input.script:q} --from-cpp-timing {output.timing:q} --model {wildcards.model:q}"
+        " && python {input.script:q} --timing {output.timing:q} --model {wildcards.model:q}"
         " --precision {wildcards.precision:q} --batch-size {wildcards.batch:q} --output {output.row:q})"
         " > {log:q} 2>&1"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Gather benchmark rows (scripts/benchmark.py) into one table, a JSON file and plots; print the table.
+"""Gather benchmark rows (scripts/benchmark*.py, bench_cpp_row.py) into one table, a JSON file and plots; print it.
 
   python scripts/bench_table.py results/*/bench/*.json --tsv results/benchmarks.tsv \
       --json results/benchmarks.json --plots results/bench_plots [--baseline savedmodel]
@@ -68,7 +68,7 @@ def load_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
         row = read_json(path, what="benchmark row")
         if not isinstance(row, dict) or set(ROW_KEYS) - set(row):
             missing = sorted(set(ROW_KEYS) - set(row)) if isinstance(row, dict) else "everything"
-            raise UserError(f"{path} is not a benchmark row (missing {missing}); rerun scripts/benchmark.py")
+            raise UserError(f"{path} is not a benchmark row (missing {missing}); rerun its benchmark step")
         key = (row["model"], label(row), row["batch"])
         if key in seen:
             raise UserError(f"{path} and {seen[key]} both measure {key}; give each measurement its own row")

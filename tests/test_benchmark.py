@@ -49,6 +49,10 @@ def bench(*args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
     return run_script("benchmark.py", *args, check=check)
 
 
+def cpp_row(*args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run_script("bench_cpp_row.py", *args, check=check)
+
+
 def check_row(row: dict[str, Any], *, backend: str, batch: int, iterations: int) -> None:
     assert tuple(row) == ROW_KEYS
     assert (row["backend"], row["batch"], row["iterations"]) == (backend, batch, iterations)
@@ -81,7 +85,7 @@ def test_onnxruntime_row(tiny_onnx: dict[str, Path], tmp_path: Path, batch: int)
 
 
 def test_tile_batch_repeats_the_samples_in_order() -> None:
-    from benchmark import tile_batch
+    from trtverify.benchrow import tile_batch
 
     x = np.arange(3, dtype=np.float32).reshape(3, 1)
     assert tile_batch(x, 2)[:, 0].tolist() == [0, 1]
@@ -90,7 +94,7 @@ def test_tile_batch_repeats_the_samples_in_order() -> None:
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--cuda-graph"], "--cuda-graph applies to the tensorrt backend only"),
+    (["--warmup", "-1"], "--warmup >= 0"),
     (["--providers", "NoSuchExecutionProvider"], "available here: "),
     (["--iterations", "0"], "--iterations >= 1"),
 ])
@@ -114,17 +118,19 @@ def test_samples_that_do_not_fit_the_model(tiny_onnx: dict[str, Path], tmp_path:
 def test_tensorrt_without_its_stack_is_a_user_error(tiny_onnx: dict[str, Path], tmp_path: Path) -> None:
     engine = tmp_path / "fp32.trt"
     engine.write_bytes(b"not an engine")
-    proc = bench("--backend", "tensorrt", "--artifact", engine, "--samples", tiny_onnx["samples"], "--batch-size", 2,
-                 "--model", "tiny", "--output", tmp_path / "row.json", check=False)
+    proc = run_script("benchmark_tensorrt.py", "--artifact", engine, "--samples", tiny_onnx["samples"],
+                      "--batch-size", 2, "--model", "tiny", "--output", tmp_path / "row.json", check=False)
     if proc.returncode == 0:
         pytest.skip("a full TensorRT stack is installed here")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "error:" in proc.stderr and not (tmp_path / "row.json").exists()
 
 
-def test_help_and_import_need_no_framework() -> None:
-    assert "--from-cpp-timing" in bench("--help").stdout
-    code = ("import sys, benchmark, trtverify.benchstats; "
+@pytest.mark.parametrize("program,option", [("benchmark.py", "--providers"), ("benchmark_tensorrt.py", "--overlap"),
+                                            ("bench_cpp_row.py", "--timing")])
+def test_help_and_import_need_no_framework(program: str, option: str) -> None:
+    assert option in run_script(program, "--help").stdout
+    code = (f"import sys, {program[:-3]}, trtverify.benchstats; "
             "print(sorted({'tensorflow', 'onnxruntime', 'tensorrt', 'pycuda'} & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO / "scripts")
     assert proc.stdout.strip() == "[]", proc.stderr
@@ -148,7 +154,7 @@ def cpp_timing(**overrides: Any) -> dict[str, Any]:
 def test_cpp_timing_becomes_a_row(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text(json.dumps(cpp_timing()))
     out = tmp_path / "tensorrt_cpp_fp16_b32.json"
-    bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--batch-size", 32, "--output", out)
+    cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--batch-size", 32, "--output", out)
     row = json.loads(out.read_text())
     assert tuple(row) == ROW_KEYS
     assert (row["backend"], row["precision"], row["batch"], row["cuda_graph"]) == ("tensorrt_cpp", "fp16", 32, True)
@@ -166,7 +172,7 @@ def test_cpp_timing_is_rounded_like_the_python_rows(tmp_path: Path) -> None:
     raw = {"mean": 0.0712595196813345, "p50": 0.06977600231766701, "p90": 0.083347200602293, "p95": 0.0905311964452266,
            "p99": 0.09408448107540607, "min": 0.0613120011985302, "max": 0.09638399630784988}
     (tmp_path / "t.json").write_text(json.dumps(cpp_timing(end_to_end_ms=raw, gpu_compute_ms=raw)))
-    bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json")
+    cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json")
     row = json.loads((tmp_path / "row.json").read_text())
     for key in ("latency_ms", "gpu_compute_ms"):
         assert row[key] == {k: round(v, STAT_DIGITS) for k, v in raw.items()}
@@ -175,11 +181,19 @@ def test_cpp_timing_is_rounded_like_the_python_rows(tmp_path: Path) -> None:
 
 def test_cpp_timing_without_copies_or_precision(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text(json.dumps(cpp_timing(copies_included=False, precision="unknown")))
-    bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--precision", "tf32",
+    cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--precision", "tf32",
           "--output", tmp_path / "row.json")
     row = json.loads((tmp_path / "row.json").read_text())
     assert (row["copies_included"], row["precision"]) == (False, "tf32")
     assert "enqueueV3 (end to end)" in row["timer"]
+
+
+def test_overlapped_cpp_timing_says_so(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text(json.dumps(cpp_timing(overlap=True, cuda_graph=False)))
+    cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json")
+    row = json.loads((tmp_path / "row.json").read_text())
+    assert row["details"]["overlap"] is True and "interval between completions" in row["timer"]
+    assert row["details"]["of_compute_limit"] == pytest.approx(0.05 / 0.2)
 
 
 @pytest.mark.parametrize("timing,extra,message", [
@@ -192,7 +206,7 @@ def test_cpp_timing_without_copies_or_precision(tmp_path: Path) -> None:
 ])
 def test_bad_cpp_timing_is_refused(tmp_path: Path, timing: dict[str, Any], extra: list[str], message: str) -> None:
     (tmp_path / "t.json").write_text(json.dumps(timing))
-    proc = bench("--from-cpp-timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json",
+    proc = cpp_row("--timing", tmp_path / "t.json", "--model", "tiny", "--output", tmp_path / "row.json",
                  *extra, check=False)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "row.json").exists()
@@ -269,13 +283,13 @@ class FakeTensorRTRunner:
 
 
 def test_tensorrt_gpu_times_skip_the_warmup() -> None:
-    from benchmark import measure_tensorrt
+    from trtverify.benchgpu import measure_tensorrt
 
     runner = FakeTensorRTRunner(slow=1 + 4)  # the check call and four warm-up calls are slow
     m = measure_tensorrt(runner, np.zeros((4, 8, 8, 1), np.float32), warmup=4, iterations=10, cuda_graph=False)
     assert m["gpu"].count == 10 and m["gpu"].max == pytest.approx(1.0) and m["gpu"].min == pytest.approx(1.0)
     assert m["latency"].count == 10 and m["latency"].max == pytest.approx(1.0)  # events: the same GPU clock
-    assert m["host_latency"].count == 10
+    assert set(m["details"]["host_latency_ms"]) == set(STAT_KEYS) and m["details"]["overlap"] is False
     assert runner.calls[:3] == ["stage", "execute", "fetch"] and runner.calls[3:] == ["stage", "execute",
                                                                                       "download"] * 14
 
@@ -283,7 +297,7 @@ def test_tensorrt_gpu_times_skip_the_warmup() -> None:
 def test_cuda_graph_captures_execute_once_and_launches_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
-    from benchmark import measure_tensorrt
+    from trtverify.benchgpu import measure_tensorrt
 
     log = []
     driver = types.SimpleNamespace(
@@ -310,6 +324,111 @@ def test_cuda_graph_captures_execute_once_and_launches_it(monkeypatch: pytest.Mo
         measure_tensorrt(FakeTensorRTRunner(slow=0), np.zeros((2, 8, 8, 1), np.float32), 0, 1, cuda_graph=True)
 
 
+class SimGpu:
+    """pycuda.driver's streams, events and async copies on a simulated GPU timeline, for the overlapped timing.
+
+    Each stream runs its operations in order, each starting once the stream is free, the events it was told to
+    wait for have happened and the host has issued it (the host clock moves only when it waits on an event);
+    copies and executes take fixed times. Device buffers check the data hazards a wrong pipeline would create.
+    """
+
+    def __init__(self, upload_ms: float, compute_ms: float, download_ms: float) -> None:
+        self.host, self.upload_ms, self.compute_ms, self.download_ms = 0.0, upload_ms, compute_ms, download_ms
+        sim = self
+
+        class Stream:
+            handle = 7
+
+            def __init__(self) -> None:
+                self.free = 0.0
+
+            def wait_for_event(self, event: "Event") -> None:
+                self.free = max(self.free, event.at)
+
+            def synchronize(self) -> None:
+                sim.host = max(sim.host, self.free)
+
+        class Event:
+            def record(self, stream: Stream) -> None:
+                self.at = max(stream.free, sim.host)
+
+            def synchronize(self) -> None:
+                sim.host = max(sim.host, self.at)
+
+            def time_since(self, start: "Event") -> float:
+                return self.at - start.at
+
+        self.Stream, self.Event = Stream, Event
+
+    def run(self, stream: Any, ms: float) -> tuple[float, float]:
+        start = max(stream.free, self.host)
+        stream.free = start + ms
+        return start, stream.free
+
+    def memcpy_htod_async(self, dst: "SimBuffer", src: np.ndarray, stream: Any) -> None:
+        start, dst.ready = self.run(stream, self.upload_ms)
+        assert start >= dst.read_until, "an upload overwrote an input its execute had not finished reading"
+
+    def memcpy_dtoh_async(self, dst: np.ndarray, src: "SimBuffer", stream: Any) -> None:
+        start, src.read_until = self.run(stream, self.download_ms)
+        assert start >= src.ready, "a download started before the execute that writes its output had finished"
+
+
+class SimBuffer:
+    def __init__(self) -> None:
+        self.ready = self.read_until = 0.0
+
+
+class SimSlot:
+    def __init__(self, sim: SimGpu, n: int) -> None:
+        self.sim, self.d_in, self.d_out = sim, SimBuffer(), SimBuffer()
+        self.h_in, self.h_out = np.empty((n, 8, 8, 1), np.float32), np.full((n, CLASSES), 0.1, np.float32)
+        self.executes = 0
+
+    def execute(self, stream: Any) -> None:
+        start, end = self.sim.run(stream, self.sim.compute_ms)
+        assert start >= self.d_in.ready, "an execute started before its upload had finished"
+        assert start >= self.d_out.read_until, "an execute overwrote an output still being downloaded"
+        self.d_in.read_until, self.d_out.ready = end, end
+        self.executes += 1
+
+
+class SimRunner:
+    def __init__(self, sim: SimGpu) -> None:
+        self.cuda, self.stream, self.slots = sim, sim.Stream(), []
+
+    def add_slot(self, n: int) -> SimSlot:
+        self.slots.append(SimSlot(self.cuda, n))
+        return self.slots[-1]
+
+
+@pytest.mark.parametrize("upload,compute,download,period", [
+    (1.0, 2.0, 0.5, 2.0),  # compute-bound: the copies hide behind compute entirely
+    (3.0, 1.0, 0.5, 3.0),  # upload-bound: the period is the upload's time, compute waits
+])
+def test_overlapped_timing_reaches_the_slowest_stage(upload: float, compute: float, download: float,
+                                                     period: float) -> None:
+    """One batch at a time takes upload + compute + download; two in flight, the slowest of the three."""
+    from trtverify.benchgpu import measure_overlapped
+
+    runner = SimRunner(SimGpu(upload, compute, download))
+    batch = np.ones((4, 8, 8, 1), np.float32)
+    m = measure_overlapped(runner, batch, warmup=3, iterations=20)
+    assert m["latency"].count == 20 and m["latency"].mean == pytest.approx(period)
+    assert m["latency"].max == pytest.approx(period)  # steady state from the first timed batch on
+    assert m["gpu"].mean == pytest.approx(compute) and m["details"]["overlap"] is True
+    assert [s.executes for s in runner.slots] == [1 + 12, 1 + 11]  # one untimed setup execute each, then alternating
+    assert all((s.h_in == batch).all() for s in runner.slots)  # pinned inputs filled once, before timing
+
+
+def test_overlapped_timing_without_warmup_counts_the_pipeline_fill() -> None:
+    from trtverify.benchgpu import measure_overlapped
+
+    m = measure_overlapped(SimRunner(SimGpu(1.0, 2.0, 0.5)), np.ones((2, 8, 8, 1), np.float32), 0, 4)
+    # the first batch completes 3.5 ms after the first upload was issued, each later one 2 ms after the previous
+    assert m["latency"].max == pytest.approx(3.5) and m["latency"].mean == pytest.approx((3.5 + 3 * 2.0) / 4)
+
+
 # ---------------------------------------------------------------- TensorRT on a GPU
 def gpu_stack_missing() -> str | None:
     """Why the TensorRT benchmark cannot run here, or None."""
@@ -333,8 +452,8 @@ def gpu_stack_missing() -> str | None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("cuda_graph", [False, True])
-def test_tensorrt_row(tiny_onnx: dict[str, Path], tmp_path: Path, cuda_graph: bool) -> None:
+@pytest.mark.parametrize("cuda_graph,overlap", [(False, False), (True, False), (False, True)])
+def test_tensorrt_row(tiny_onnx: dict[str, Path], tmp_path: Path, cuda_graph: bool, overlap: bool) -> None:
     reason = gpu_stack_missing()
     if reason:
         pytest.skip(reason)
@@ -345,15 +464,20 @@ def test_tensorrt_row(tiny_onnx: dict[str, Path], tmp_path: Path, cuda_graph: bo
                "--opt-batch", 8, "--max-batch", 16, "--workspace-mib", 256, "--engine", engine,
                "--info", tmp_path / "build.json")
     out = tmp_path / "tensorrt_fp32_b8.json"
-    args = ["--cuda-graph"] if cuda_graph else []
-    bench("--backend", "tensorrt", "--artifact", engine, "--samples", tiny_onnx["samples"], "--batch-size", 8,
-          "--warmup", 5, "--iterations", 50, "--model", "tiny", "--output", out, *args)
+    args = ["--cuda-graph"] if cuda_graph else ["--overlap"] if overlap else []
+    run_script("benchmark_tensorrt.py", "--artifact", engine, "--samples", tiny_onnx["samples"], "--batch-size", 8,
+               "--warmup", 5, "--iterations", 50, "--model", "tiny", "--output", out, *args)
     row = json.loads(out.read_text())
     check_row(row, backend="tensorrt", batch=8, iterations=50)
     gpu = row["gpu_compute_ms"]
     assert set(gpu) == set(STAT_KEYS) and 0 < gpu["p50"] <= gpu["p99"]
-    assert gpu["mean"] < row["latency_ms"]["mean"]  # execute alone is part of stage + execute + fetch
-    assert row["gpu_memory_bytes"] > 0 and row["cuda_graph"] is cuda_graph
+    # execute alone is part of stage + execute + fetch; overlapped, the executes are serial on one stream, so the
+    # mean interval between completions cannot be shorter than the mean execute (up to the events' resolution)
+    if overlap:
+        assert gpu["mean"] <= row["latency_ms"]["mean"] + 0.001
+    else:
+        assert gpu["mean"] < row["latency_ms"]["mean"]
+    assert row["gpu_memory_bytes"] > 0 and row["cuda_graph"] is cuda_graph and row["details"]["overlap"] is overlap
 
 
 # ---------------------------------------------------------------- bench_table.py
@@ -423,6 +547,61 @@ def test_measured_rows_feed_the_table(tiny_onnx: dict[str, Path], tmp_path: Path
               "--batch-size", batch, "--warmup", 1, "--iterations", 5, "--model", "tiny", "--output", rows[-1])
     run_script("bench_table.py", *rows, "--tsv", tmp_path / "t.tsv", "--json", tmp_path / "t.json")
     assert len((tmp_path / "t.tsv").read_text().splitlines()) == 3
+
+
+# ---------------------------------------------------------------- tools/gpu_bench.sh and its table
+FAKE_TRT_INFER = """#!/usr/bin/env python3
+import json, sys
+a = sys.argv[1:]
+overlap, batch = "--overlap" in a, int(a[a.index("--batch") + 1])
+e2e, gpu = (1.1, 1.0) if overlap else (2.0, 1.0)
+stats = lambda m: dict(mean=m, p50=m, p90=m, p95=m, p99=m, min=m, max=m)
+json.dump(dict(tool="trt_infer", tensorrt_version="8.5.3", device="fake GPU", precision=a[a.index("--precision") + 1],
+               batch=batch, warmup=1, iterations=2, cuda_graph=False, overlap=overlap, gpu_compute_ms=stats(gpu),
+               end_to_end_ms=stats(e2e), throughput_samples_per_s=batch * 1000 / e2e, peak_gpu_memory_bytes=1,
+               peak_host_rss_bytes=1), open(a[a.index("--timing") + 1], "w"))
+"""
+
+
+def test_gpu_bench_records_each_failure_and_goes_on(tmp_path: Path) -> None:
+    """Python's TensorRT path fails here (no pycuda); the fake C++ rows still reach the table."""
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    (tmp_path / "work" / "m" / "engines").mkdir(parents=True)
+    (tmp_path / "work" / "m" / "engines" / "fp16.trt").write_bytes(b"engine")
+    np.save(tmp_path / "models" / "m" / "test_samples.npy", np.zeros((2, 4, 4, 3), np.float32))
+    fake = tmp_path / "trt_infer"
+    fake.write_text(FAKE_TRT_INFER)
+    fake.chmod(0o755)
+    env = {**os.environ, "BENCH_OUT": str(tmp_path / "out"), "MODELS_DIR": str(tmp_path / "models"),
+           "WORK": str(tmp_path / "work"), "CPP_BIN": str(fake), "PY": sys.executable, "BENCH_PRECISIONS": "fp16",
+           "BENCH_BATCHES": "128", "PYTHONPATH": str(REPO / "scripts")}
+    proc = subprocess.run(["bash", str(REPO / "tools" / "gpu_bench.sh"), "m"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failures = (tmp_path / "out" / "failures.txt").read_text().splitlines()
+    assert [f.split("\t")[0] for f in failures] == ["python_m_fp16_b128", "python_m_fp16_b128_overlap"]
+    tsv = [r.split("\t") for r in (tmp_path / "out" / "bench.tsv").read_text().splitlines()]
+    assert [r[:4] + r[5:7] + [r[9]] + [r[11]] for r in tsv[1:]] == [
+        ["m", "fp16", "128", "overlap", "116364", "128000", "1.1", "missing"],
+        ["m", "fp16", "128", "serial", "64000", "128000", "2.0", "missing"]]
+
+
+def test_gpu_bench_table_goals(tmp_path: Path) -> None:
+    def row(backend: str, batch: int, e2e: float, gpu: float, overlap: bool) -> dict[str, Any]:
+        lat = {k: e2e for k in STAT_KEYS}
+        return fake_row(backend, batch, e2e, latency_ms=lat, gpu_compute_ms={k: gpu for k in STAT_KEYS},
+                        details={"overlap": overlap})
+
+    rows = [row("tensorrt", 128, 1.15, 1.0, True), row("tensorrt_cpp", 128, 1.1, 1.0, True),
+            row("tensorrt", 32, 2.0, 1.0, False), row("tensorrt_cpp", 32, 1.0, 0.9, False),
+            row("tensorrt", 1, 9.0, 1.0, False), row("tensorrt_cpp", 1, 1.0, 1.0, False)]
+    write_rows(tmp_path, rows)
+    subprocess.run([sys.executable, REPO / "tools" / "gpu_bench_table.py", tmp_path, "--tsv", tmp_path / "t.tsv"],
+                   check=True, capture_output=True)
+    tsv = [r.split("\t") for r in (tmp_path / "t.tsv").read_text().splitlines()]
+    got = {(r[2], r[3]): (r[7], r[10], r[11]) for r in tsv[1:]}
+    assert got == {("128", "overlap"): ("1.045", "ok", "ok"),  # Python 4.5 % slower; e2e 1.15x, 1.1x compute
+                   ("32", "serial"): ("2.0", "MISS", ""),       # the e2e goal is for batch 128 only
+                   ("1", "serial"): ("9.0", "", "")}            # and the Python goal for batch >= 32
 
 
 # ---------------------------------------------------------------- pipeline_costs.py

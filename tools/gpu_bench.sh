@@ -1,56 +1,94 @@
 #!/usr/bin/env bash
-# TensorRT from Python and from C++ on the same engine, the same documented work per iteration (the batch in pinned
-# memory before timing; H2D + execute + D2H on one stream, CUDA events: scripts/benchmark.py measure_tensorrt and
-# cpp/trt_infer/runner.cpp Runner::time), at batch 1, 32, 128, with and without a CUDA graph.
-# Run from the repo root on the GPU machine, after the engines exist, e.g. from .gpu/models/NAME/extra.sh:
-#   bash tools/gpu_bench.sh
-# Env (as .gpu/proof.sh sets it for extra.sh): MODEL_DIR (test_samples.npy), MODEL_WORK (engines/P.trt), CPP_BIN,
-# PY; optional BENCH_PRECISIONS ("fp32 fp16"), BENCH_BATCHES ("1 32 128"), ITERATIONS (200), WARMUP (20).
-# Writes $MODEL_WORK/extra/: one JSON row per measurement and bench.tsv (one line per row, with throughput against
-# the GPU-compute limit), and prints the TSV.
+# TensorRT from Python and from C++ on the same engines, MobileNetV2 and ResNet50 at 224x224 (tools/gpu_models.py),
+# fp32 and fp16, batch 1, 32 and 128, one batch at a time and overlapped (--overlap, two batches in flight), the
+# same documented work in both (docs/benchmarks.md, "What is timed"); prints one table: end-to-end and compute-limit
+# throughput, Python/C++ and end-to-end/compute ratios, and the issue-15 goals (Python within 1.05x of C++ at
+# batch >= 32; end to end within 1.2x of compute at batch 128).
+#
+# From the repo root on the GPU machine, after .gpu/PLAN.md's calls 1-6 (libraries, tensorrt + pycuda in /tmp/site)
+# and `bash .gpu/models/resnet50_224/extra.sh assemble`:
+#   bash tools/gpu_bench.sh build        # engines + trt_infer only (when a call's 600 s would not hold both)
+#   bash tools/gpu_bench.sh [MODEL ...]  # measure (building what is missing); default: mobilenetv2_224 resnet50_224
+# Engines are shared with .gpu/proof.sh ($WORK/NAME/engines/P.trt, the same build options), so after a proof run
+# nothing is built. Each measurement's failure (or timeout) is recorded in failures.txt and the rest go on.
+# Env: BENCH_OUT (${OUT:-/tmp}/gpu-bench: rows, timing files, logs, bench.tsv, table.txt), MODELS_DIR (.gpu/models),
+# WORK (/tmp/proof), CPP_BIN (/tmp/bin/trt_infer), PY (python3), TRT_ROOT (/tmp/trt85), BENCH_PRECISIONS
+# ("fp32 fp16"), BENCH_BATCHES ("1 32 128"), ITERATIONS (100), WARMUP (10), TACTICS (-CUBLAS,-CUBLAS_LT,-CUDNN),
+# STEP_TIMEOUT (120 s per measurement).
 set -uo pipefail
-out=$MODEL_WORK/extra
-mkdir -p "$out"
-model=$(basename "$MODEL_DIR")
-samples=$MODEL_DIR/test_samples.npy
-iters=${ITERATIONS:-200} warm=${WARMUP:-20} failures=0
-# run CMD...: echo it, run it, count a failure; returns its status (so `run A && run B` skips B after A failed).
-run() {
-  local rc
-  echo "+ $*"; "$@"; rc=$?
-  [ "$rc" -eq 0 ] || { echo "FAILED (exit $rc): $*"; failures=$((failures + 1)); }
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo" || exit 1
+# shellcheck source=/dev/null  # the GPU kit's environment (LD_LIBRARY_PATH, PYTHONPATH), git-ignored
+[ -f .gpu/kit/env.sh ] && source .gpu/kit/env.sh
+out=${BENCH_OUT:-${OUT:-/tmp}/gpu-bench} models_dir=${MODELS_DIR:-.gpu/models} work=${WORK:-/tmp/proof}
+CPP_BIN=${CPP_BIN:-/tmp/bin/trt_infer} PY=${PY:-python3} TRT_ROOT=${TRT_ROOT:-/tmp/trt85}
+iters=${ITERATIONS:-100} warm=${WARMUP:-10} limit=${STEP_TIMEOUT:-120}
+mkdir -p "$out/logs" "$out/rows"
+: > "$out/failures.txt"
+build_only=0
+if [ "${1:-}" = build ]; then build_only=1; shift; fi
+models=("$@")
+if [ ${#models[@]} -eq 0 ] && [ -n "${MODEL_DIR:-}" ]; then  # from a model's extra.sh under proof.sh: that model
+  models=("$(basename "$MODEL_DIR")") models_dir=$(dirname "$MODEL_DIR") work=$(dirname "${MODEL_WORK:-$work/.}")
+fi
+[ ${#models[@]} -gt 0 ] || models=(mobilenetv2_224 resnet50_224)
+
+# step NAME CMD...: runs CMD (at most $limit s) with its output in logs/NAME.log; a failure is recorded, not fatal.
+step() {
+  local name=$1 t0=$SECONDS rc; shift
+  timeout "$limit" "$@" > "$out/logs/$name.log" 2>&1; rc=$?
+  printf '%-40s rc %s  %4ss\n' "$name" "$rc" "$((SECONDS - t0))"
+  if [ "$rc" -ne 0 ]; then
+    printf '%s\texit %s\t%s\n' "$name" "$rc" "$(tail -1 "$out/logs/$name.log")" >> "$out/failures.txt"
+    tail -3 "$out/logs/$name.log" | sed 's/^/  | /'
+  fi
   return "$rc"
 }
-for p in ${BENCH_PRECISIONS:-fp32 fp16}; do
-  engine=$MODEL_WORK/engines/$p.trt
-  [ -f "$engine" ] || { echo "no engine $engine: skipped"; failures=$((failures + 1)); continue; }
-  for b in ${BENCH_BATCHES:-1 32 128}; do
-    for graph in "" --cuda-graph; do
-      tag=${p}_b${b}${graph:+_graph}
-      run "$CPP_BIN" --engine "$engine" --precision "$p" --input "$samples" --batch "$b" --warmup "$warm" \
-        --iterations "$iters" $graph --timing "$out/cpp_$tag.timing.json" &&
-        run "$PY" scripts/benchmark.py --from-cpp-timing "$out/cpp_$tag.timing.json" --model "$model" \
-          --batch-size "$b" --output "$out/tensorrt_cpp_$tag.json"
-      run "$PY" scripts/benchmark.py --backend tensorrt --artifact "$engine" --precision "$p" --samples "$samples" \
-        --batch-size "$b" --warmup "$warm" --iterations "$iters" $graph --model "$model" \
-        --output "$out/tensorrt_$tag.json"
+
+echo "== gpu_bench $(date -u +%FT%TZ): ${models[*]}, iterations $iters, warm-up $warm, out $out"
+{ nvidia-smi -L; "$PY" -c 'import sys, numpy; print("python", sys.version.split()[0], "numpy", numpy.__version__)'
+  "$PY" -c 'import tensorrt as t, pycuda; print("tensorrt", t.__version__, "pycuda", pycuda.VERSION_TEXT)' 2>&1 |
+    tail -1
+  "$PY" -c 'import cuda; print("cuda-python present (only --cuda-graph uses it; not timed here)")' 2>/dev/null ||
+    echo "cuda-python absent: fine, nothing here captures CUDA graphs"; } 2>&1 | tee "$out/environment.txt"
+if [ ! -x "$CPP_BIN" ]; then
+  limit=600 step compile_cpp "$PY" scripts/compile_cpp.py --source cpp --jobs "$(nproc)" --output "$CPP_BIN" \
+    --cmake-args="-DTensorRT_ROOT=$TRT_ROOT -DCUDAToolkit_ROOT=/usr/local/cuda"
+fi
+for m in "${models[@]}"; do
+  samples=$models_dir/$m/test_samples.npy
+  for p in ${BENCH_PRECISIONS:-fp32 fp16}; do
+    engine=$work/$m/engines/$p.trt
+    [ -f "$engine" ] && continue
+    mkdir -p "$work/$m/engines"
+    # proof.sh's options, so that its engines and these are interchangeable
+    limit=600 step "build_${m}_$p" "$PY" scripts/build_engine.py --onnx "$models_dir/$m/model.onnx" \
+      --precision "$p" --min-batch 1 --opt-batch 32 --max-batch 256 --workspace-mib 1024 \
+      --tactic-sources="${TACTICS:--CUBLAS,-CUBLAS_LT,-CUDNN}" --flavour tensorrt --engine "$engine" \
+      --info "$work/$m/engines/$p.json"
+  done
+  [ "$build_only" = 1 ] && continue
+  for p in ${BENCH_PRECISIONS:-fp32 fp16}; do
+    engine=$work/$m/engines/$p.trt
+    [ -f "$engine" ] || { printf '%s\tno engine\t%s\n' "${m}_$p" "$engine" >> "$out/failures.txt"; continue; }
+    for b in ${BENCH_BATCHES:-1 32 128}; do
+      for mode in "" --overlap; do
+        tag=${m}_${p}_b${b}${mode:+_overlap}
+        step "cpp_$tag" "$CPP_BIN" --engine "$engine" --precision "$p" --input "$samples" --batch "$b" \
+          --warmup "$warm" --iterations "$iters" $mode --timing "$out/rows/cpp_$tag.timing.json" &&
+          step "cpp_row_$tag" "$PY" scripts/bench_cpp_row.py --timing "$out/rows/cpp_$tag.timing.json" --model "$m" \
+            --precision "$p" --batch-size "$b" --output "$out/rows/tensorrt_cpp_$tag.json"
+        step "python_$tag" "$PY" scripts/benchmark_tensorrt.py --artifact "$engine" --precision "$p" \
+          --samples "$samples" --batch-size "$b" --warmup "$warm" --iterations "$iters" $mode --model "$m" \
+          --output "$out/rows/tensorrt_$tag.json"
+      done
     done
   done
 done
-"$PY" - "$out" <<'EOF'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-cols = ["model", "backend", "precision", "batch", "cuda_graph", "e2e_mean_ms", "e2e_p50_ms", "gpu_mean_ms",
-        "throughput", "compute_limit", "of_compute_limit", "host_p50_ms"]
-lines = ["\t".join(cols)]
-for f in sorted(out.glob("tensorrt*.json")):
-    r = json.loads(f.read_text())
-    d, lat, gpu = r["details"], r["latency_ms"], r["gpu_compute_ms"] or {}
-    host = d.get("host_latency_ms") or {}
-    lines.append("\t".join(str(v) for v in [r["model"], r["backend"], r["precision"], r["batch"], r["cuda_graph"],
-                 lat["mean"], lat["p50"], gpu.get("mean"), r["throughput_samples_per_s"],
-                 d.get("compute_limit_samples_per_s"), d.get("of_compute_limit"), host.get("p50", "")]))
-(out / "bench.tsv").write_text("\n".join(lines) + "\n")
-print("\n".join(lines))
-EOF
-[ "$failures" -eq 0 ]
+if [ "$build_only" = 1 ]; then
+  echo "== build done; failures: $(wc -l < "$out/failures.txt")"
+  [ ! -s "$out/failures.txt" ]; exit
+fi
+"$PY" tools/gpu_bench_table.py "$out/rows" --tsv "$out/bench.tsv" | tee "$out/table.txt"
+echo "== ${SECONDS} s; failures: $(wc -l < "$out/failures.txt") (failures.txt); results in $out"
+[ ! -s "$out/failures.txt" ]

@@ -14,7 +14,7 @@ std::string infer_usage() {
                  [--min-batch N --opt-batch N --max-batch N] [--workspace-mib N] [--tactic-sources SPEC]
                  --input PATH [--input-format npy|csv] [--output PATH.npy]
                  [--batch N] [--timing PATH.json] [--warmup N] [--iterations N] [--cuda-graph]
-                 [--no-copies-in-timing] [--dump-outputs DIR]
+                 [--no-copies-in-timing] [--overlap] [--dump-outputs DIR]
 
 Runs a TensorRT engine on float32 samples (N, ...) from .npy or the pipeline's CSV and writes the predictions
 (float32, (N, classes)) as .npy. With --onnx, first builds the engine from ONNX (one optimization profile on the
@@ -33,6 +33,8 @@ batch dimension) and saves it to --engine.
   --timing PATH.json     time --iterations runs of one batch after --warmup runs (20, 200)
   --cuda-graph           time CUDA graph launches of the captured enqueue
   --no-copies-in-timing  leave the host-device copies out of the timed loop
+  --overlap              throughput mode: two batches in flight, the copies of one overlapping the other's
+                         compute (docs/benchmarks.md, "Overlapped copies"); not with the two options above
   --dump-outputs DIR     run all samples as one batch and write EVERY output tensor of the engine (a localization
                          engine marks intermediate tensors as outputs) to DIR as .npy, with DIR/index.json mapping
                          each tensor name to its file (written last); not with --output or --timing
@@ -76,9 +78,10 @@ InferOptions parse_infer_args(const std::vector<std::string>& args) {
             return o;
         }
         if (!seen.insert(name).second) throw UsageError(name + " is given twice");
-        if (name == "--cuda-graph" || name == "--no-copies-in-timing") {
+        if (name == "--cuda-graph" || name == "--no-copies-in-timing" || name == "--overlap") {
             if (has_value) throw UsageError(name + " takes no value");
             if (name == "--cuda-graph") o.cuda_graph = true;
+            else if (name == "--overlap") o.overlap = true;
             else o.copies_in_timing = false;
             continue;
         }
@@ -118,6 +121,11 @@ InferOptions parse_infer_args(const std::vector<std::string>& args) {
     }
     if (!o.dump_outputs.empty() && (!o.output.empty() || !o.timing.empty()))
         throw UsageError("--dump-outputs runs one batch of every output; give it without --output and --timing");
+    // Overlap is about hiding the copies behind compute, one context per batch in flight: without copies there is
+    // nothing to hide, and a graph per context is not implemented (Python's graphs need cuda-python anyway).
+    if (o.overlap && (o.cuda_graph || !o.copies_in_timing))
+        throw UsageError("--overlap times the copies overlapped with compute; "
+                         "drop --cuda-graph and --no-copies-in-timing");
     if (o.max_batch > INT32_MAX) throw UsageError("--max-batch must fit in 32 bits");
     if (o.input_format.empty()) o.input_format = ends_with(o.input, ".csv") ? "csv" : "npy";
     if (o.input_format != "npy" && o.input_format != "csv")

@@ -20,7 +20,9 @@ TEST(cli_defaults_and_values) {
     CHECK_EQ(o.iterations, 200u);
     CHECK(o.copies_in_timing);
     CHECK(!o.cuda_graph);
+    CHECK(!o.overlap);
     CHECK(o.precision.empty());
+    CHECK(parse({"--engine", "e", "--input", "x", "--timing", "t.json", "--overlap"}).overlap);
     const auto b = parse({"--engine", "e", "--onnx", "m.onnx", "--precision", "fp16", "--min-batch", "2",
                           "--opt-batch", "4", "--max-batch", "8", "--workspace-mib", "64", "--tactic-sources",
                           "-CUBLAS,-CUDNN", "--input", "x.npy", "--batch", "3", "--timing", "t.json", "--warmup", "0",
@@ -43,6 +45,9 @@ TEST(cli_usage_errors) {
     CHECK_THROWS(parse({"--engine", "e", "--input", "x", "--iterations", "1e3"}), "--iterations needs an integer");
     CHECK_THROWS(parse({"--engine", "e", "--input", "x", "--precision", "int8"}), "fp32, tf32 or fp16");
     CHECK_THROWS(parse({"--engine", "e", "--input", "x", "--max-batch", "8"}), "only when building");
+    CHECK_THROWS(parse({"--engine", "e", "--input", "x", "--overlap", "--cuda-graph"}), "drop --cuda-graph");
+    CHECK_THROWS(parse({"--engine", "e", "--input", "x", "--no-copies-in-timing", "--overlap"}), "drop --cuda-graph");
+    CHECK_THROWS(parse({"--engine", "e", "--input", "x", "--overlap=1"}), "--overlap takes no value");
     CHECK_THROWS(parse({"--engine", "e", "--onnx", "m", "--input", "x", "--min-batch", "9", "--max-batch", "8"}),
                  "--min-batch (9) <= --opt-batch (32) <= --max-batch (8)");
     CHECK_THROWS(parse({"--engine", "e", "--input", "x", "--input-format", "json"}), "npy or csv");

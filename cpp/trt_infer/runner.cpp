@@ -1,6 +1,7 @@
 #include "runner.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "trtverify/cli.h"
@@ -14,6 +15,14 @@ std::uint64_t product(std::vector<std::int64_t> const& dims, std::size_t from) {
     for (std::size_t i = from; i < dims.size(); ++i) n *= static_cast<std::uint64_t>(dims[i]);
     return n;
 }
+
+// One batch in flight in throughput mode: an execution context of its own (two enqueues never share a context's
+// activation memory) bound to its own device buffers, and pinned host buffers holding its input and output.
+struct Slot {
+    Ptr<nvinfer1::IExecutionContext> context;
+    std::unique_ptr<DeviceBuffer> device_in, device_out;
+    std::unique_ptr<PinnedBuffer> host_in, host_out;
+};
 
 }  // namespace
 
@@ -126,7 +135,7 @@ trtverify::Array Runner::predict(std::vector<float> const& samples, std::vector<
     return trtverify::make_float32(out_shape, out);
 }
 
-// The documented per-iteration work, the same as scripts/benchmark.py's measure_tensorrt: the batch sits in pinned
+// The documented per-iteration work, the same as scripts/trtverify/benchgpu.py's measure_tensorrt: the batch sits in pinned
 // host memory before the loop; each iteration is H2D copy, enqueue (or graph launch), D2H copy on one stream, then a
 // wait, timed by CUDA events (end to end around all three, compute around the enqueue).
 Timings Runner::time(std::vector<float> const& batch_samples, std::uint64_t batch, std::uint64_t warmup,
@@ -171,6 +180,72 @@ Timings Runner::time(std::vector<float> const& batch_samples, std::uint64_t batc
         if (i < warmup) continue;
         t.gpu_compute_ms.push_back(elapsed_ms(compute_start, compute_end));
         t.end_to_end_ms.push_back(elapsed_ms(start, end));
+    }
+    memory_.sample();
+    return t;
+}
+
+// Throughput mode, the same as scripts/trtverify/benchgpu.py's measure_overlapped (docs/benchmarks.md, "Overlapped
+// copies"): uploads on one stream, enqueues on the runner's stream, downloads on a third; batch i uses slot i % 2 and
+// waits on the GPU (stream waits) for its upload before computing and for its compute before downloading. The host
+// waits for batch i-2's download before reusing its slot, as a caller taking each output would. Recorded: compute
+// (events around each enqueue) and the interval between consecutive completions (ends of the downloads).
+Timings Runner::time_overlapped(std::vector<float> const& batch_samples, std::uint64_t batch, std::uint64_t warmup,
+                                std::uint64_t iterations) {
+    trtverify::check_batch_in_profile(batch, io_.min_batch, io_.max_batch, io_.input);
+    set_batch(batch);  // output_size_ for this batch
+    const std::size_t in_bytes = static_cast<std::size_t>(batch * sample_size_) * sizeof(float);
+    const std::size_t out_bytes = static_cast<std::size_t>(batch * output_size_) * sizeof(float);
+    const nvinfer1::Dims shape =
+        with_batch(engine_->getTensorShape(io_.input.c_str()), static_cast<std::int64_t>(batch));
+    Slot slots[2];
+    for (Slot& s : slots) {
+        s.context.reset(engine_->createExecutionContext());
+        if (!s.context) throw Error("TensorRT could not create a second execution context: " + logger_.last_error());
+        s.device_in = std::make_unique<DeviceBuffer>(in_bytes);
+        s.device_out = std::make_unique<DeviceBuffer>(out_bytes);
+        s.host_in = std::make_unique<PinnedBuffer>(in_bytes);
+        s.host_out = std::make_unique<PinnedBuffer>(out_bytes);
+        std::memcpy(s.host_in->get(), batch_samples.data(), in_bytes);
+        if (!s.context->setInputShape(io_.input.c_str(), shape) ||
+            !s.context->setTensorAddress(io_.input.c_str(), s.device_in->get()) ||
+            !s.context->setTensorAddress(io_.output.c_str(), s.device_out->get()))
+            throw Error("TensorRT refused the input shape or tensor addresses: " + logger_.last_error());
+        // The first enqueue after a shape change does setup work that must not be timed.
+        CUDA_CHECK(cudaMemcpyAsync(s.device_in->get(), s.host_in->get(), in_bytes, cudaMemcpyHostToDevice,
+                                   stream_.get()));
+        if (!s.context->enqueueV3(stream_.get())) throw Error("TensorRT enqueueV3 failed: " + logger_.last_error());
+        CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    }
+    memory_.sample();
+    Stream upload, download;
+    const std::uint64_t total = warmup + iterations;
+    std::vector<Event> uploaded(total), compute_start(total), compute_end(total), done(total);
+    Event first;
+    auto host_start = std::chrono::steady_clock::now();
+    CUDA_CHECK(cudaEventRecord(first.get(), upload.get()));
+    for (std::uint64_t i = 0; i < total; ++i) {
+        Slot& s = slots[i % 2];
+        if (i >= 2) CUDA_CHECK(cudaEventSynchronize(done[i - 2].get()));  // the host takes batch i-2's output
+        if (i == warmup) host_start = std::chrono::steady_clock::now();
+        CUDA_CHECK(cudaMemcpyAsync(s.device_in->get(), s.host_in->get(), in_bytes, cudaMemcpyHostToDevice,
+                                   upload.get()));
+        CUDA_CHECK(cudaEventRecord(uploaded[i].get(), upload.get()));
+        CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), uploaded[i].get(), 0));
+        CUDA_CHECK(cudaEventRecord(compute_start[i].get(), stream_.get()));
+        if (!s.context->enqueueV3(stream_.get())) throw Error("TensorRT enqueueV3 failed: " + logger_.last_error());
+        CUDA_CHECK(cudaEventRecord(compute_end[i].get(), stream_.get()));
+        CUDA_CHECK(cudaStreamWaitEvent(download.get(), compute_end[i].get(), 0));
+        CUDA_CHECK(cudaMemcpyAsync(s.host_out->get(), s.device_out->get(), out_bytes, cudaMemcpyDeviceToHost,
+                                   download.get()));
+        CUDA_CHECK(cudaEventRecord(done[i].get(), download.get()));
+    }
+    CUDA_CHECK(cudaEventSynchronize(done[total - 1].get()));
+    Timings t;
+    t.host_span_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count();
+    for (std::uint64_t i = warmup; i < total; ++i) {
+        t.gpu_compute_ms.push_back(elapsed_ms(compute_start[i], compute_end[i]));
+        t.end_to_end_ms.push_back(elapsed_ms(i ? done[i - 1] : first, done[i]));
     }
     memory_.sample();
     return t;

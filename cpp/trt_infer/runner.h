@@ -19,7 +19,10 @@ struct EngineIO {
 
 struct Timings {
     std::vector<double> gpu_compute_ms;  // enqueue (or graph launch) alone
-    std::vector<double> end_to_end_ms;   // host-to-device copy + enqueue + device-to-host copy (unless left out)
+    // One batch: host-to-device copy + enqueue + device-to-host copy (unless left out). Overlapped: the interval
+    // between consecutive batches' completions (end of their device-to-host copies), the steady-state period.
+    std::vector<double> end_to_end_ms;
+    double host_span_ms = 0;  // overlapped: the host clock from the first timed upload's issue to the last completion
 };
 
 class Runner {
@@ -35,6 +38,11 @@ public:
     // `warmup` untimed and `iterations` timed runs of one batch (`batch_samples` holds exactly `batch` samples).
     Timings time(std::vector<float> const& batch_samples, std::uint64_t batch, std::uint64_t warmup,
                  std::uint64_t iterations, bool cuda_graph, bool copies);
+    // The same in throughput mode (--overlap): two batches in flight, each with its own execution context and
+    // buffers, copies on their own streams, so batch i+1's upload and batch i-1's download run during batch i's
+    // compute.
+    Timings time_overlapped(std::vector<float> const& batch_samples, std::uint64_t batch, std::uint64_t warmup,
+                            std::uint64_t iterations);
 
     std::vector<std::int64_t> output_dims() const { return output_dims_; }
 

@@ -20,7 +20,7 @@ PERCENTILE_METHOD: Final[Literal["linear"]] = "linear"
 STAT_KEYS = ("mean", "p50", "p90", "p95", "p99", "min", "max")
 STAT_DIGITS = 6  # milliseconds to the nanosecond: the rows of every backend, Python or C++, are rounded alike
 
-# The keys of a benchmark row, in order: benchmark.py writes them, bench_table.py reads them, a test pins them.
+# The keys of a benchmark row, in order: trtverify.benchrow makes them, bench_table.py reads them, a test pins them.
 ROW_KEYS = (
     "model", "backend", "precision", "batch", "warmup", "iterations", "cuda_graph", "copies_included",
     "latency_ms", "throughput_samples_per_s", "gpu_compute_ms", "percentile_method", "timer",

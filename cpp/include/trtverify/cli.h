@@ -21,6 +21,7 @@ struct InferOptions {
     std::uint64_t warmup = 20, iterations = 200;
     bool cuda_graph = false;
     bool copies_in_timing = true;
+    bool overlap = false;  // --timing in throughput mode: copies of one batch overlap another's compute
     bool help = false;
 };
 

@@ -4,6 +4,7 @@ Besides ``infer`` it exposes the stages (``stage``, ``execute``, ``download``/``
 time the GPU work apart from the host-device copies, and ``input_view``: the pinned input buffer itself, which a
 caller fills in place so that ``stage`` copies nothing on the host (pinned memory is what lets the H2D copy run at
 full speed and asynchronously; an extra host copy into it per batch is what made Python slower than C++).
+``add_slot`` gives a further batch in flight (its own execution context and buffers), for overlapped timing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,34 @@ from . import Runner
 
 if TYPE_CHECKING:  # mypy checks the TensorRT calls against tensorrt-stubs (the TensorRT 10 API)
     import tensorrt
+
+
+class Slot:
+    """One batch in flight: an execution context of its own (two enqueues in flight never share a context's
+    activation memory) bound to its own device buffers, and pinned host buffers the caller fills and reads."""
+
+    def __init__(self, runner: "TensorRTRunner", n: int) -> None:
+        context = runner.engine.create_execution_context()
+        if context is None:
+            raise UserError("tensorrt: could not create a further execution context (device memory?)")
+        self.context: tensorrt.IExecutionContext = context
+        runner._set_shape(self.context, n)
+        self.batch = n
+        cuda = runner.cuda
+        self.h_in = cuda.pagelocked_empty((n, *runner.max_shape[1:]), runner.in_dtype)
+        self.h_out = cuda.pagelocked_empty(dims(self.context.get_tensor_shape(runner.output_name)), runner.out_dtype)
+        self.d_in = cuda.mem_alloc(self.h_in.nbytes)
+        self.d_out = cuda.mem_alloc(self.h_out.nbytes)
+        self.context.set_tensor_address(runner.input_name, int(self.d_in))
+        self.context.set_tensor_address(runner.output_name, int(self.d_out))
+
+    def execute(self, stream: Any) -> None:
+        if not self.context.execute_async_v3(stream_handle=stream.handle):
+            raise UserError("tensorrt: execute_async_v3 failed (see the TensorRT messages above)")
+
+    def free(self) -> None:
+        self.d_in.free()
+        self.d_out.free()
 
 
 class TensorRTRunner(Runner):
@@ -69,8 +98,12 @@ class TensorRTRunner(Runner):
         self.context.set_tensor_address(self.input_name, int(self.d_in))
         self.context.set_tensor_address(self.output_name, int(self.d_out))
         self.batch = 0
+        self.slots: list[Slot] = []
 
     def deactivate(self) -> None:
+        for slot in getattr(self, "slots", []):
+            slot.free()
+        self.slots = []
         for attr in ("d_in", "d_out"):
             if hasattr(self, attr):
                 getattr(self, attr).free()
@@ -88,12 +121,21 @@ class TensorRTRunner(Runner):
                 "profile_min_batch": self.min_shape[0], "profile_max_batch": self.max_batch}
 
     def _set_batch(self, n: int) -> None:
+        self._set_shape(self.context, n)
+        self.batch = n
+
+    def _set_shape(self, context: "tensorrt.IExecutionContext", n: int) -> None:
         if not self.min_shape[0] <= n <= self.max_batch:
             raise UserError(f"tensorrt: batch {n} is outside the engine's profile [{self.min_shape[0]}, "
                             f"{self.max_batch}]; rebuild with other tensorrt.profile values")
-        if not self.context.set_input_shape(self.input_name, (n, *self.max_shape[1:])):
+        if not context.set_input_shape(self.input_name, (n, *self.max_shape[1:])):
             raise UserError(f"tensorrt: set_input_shape({self.input_name}, batch {n}) was refused")
-        self.batch = n
+
+    def add_slot(self, n: int) -> Slot:
+        """A further batch of ``n`` in flight (freed with the runner): fill ``slot.h_in``, copy it to ``slot.d_in``
+        on any stream, ``slot.execute(stream)``, copy ``slot.d_out`` back into ``slot.h_out``."""
+        self.slots.append(Slot(self, n))
+        return self.slots[-1]
 
     def input_view(self, n: int) -> np.ndarray:
         """The pinned input buffer for a batch of ``n``: write the batch here, then ``stage`` it without a copy."""
