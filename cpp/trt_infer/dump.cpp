@@ -31,7 +31,7 @@ DType npy_dtype(nvinfer1::DataType type, std::string const& name) {
 struct Output {
     std::string name;
     trtverify::Array host;
-    std::unique_ptr<DeviceBuffer> device;
+    DeviceBuffer device;
 };
 
 }  // namespace
@@ -61,7 +61,7 @@ void dump_outputs(trtverify::InferOptions const& o, std::vector<char> const& pla
                     logger.last_error() + "); pass as many samples as its profile allows");
 
     const std::vector<float> values = trtverify::to_float32(samples);
-    DeviceBuffer device_in(values.size() * sizeof(float));
+    DeviceBuffer device_in = device_buffer(values.size() * sizeof(float));
     if (!context->setTensorAddress(input.c_str(), device_in.get())) throw Error("TensorRT refused the input address");
     std::vector<Output> out;
     for (auto const& name : outputs) {
@@ -71,17 +71,17 @@ void dump_outputs(trtverify::InferOptions const& o, std::vector<char> const& pla
             shape.push_back(static_cast<std::uint64_t>(d));
         }
         Output x{name, trtverify::make_array(npy_dtype(engine->getTensorDataType(name.c_str()), name), shape), {}};
-        x.device = std::make_unique<DeviceBuffer>(x.host.nbytes());
-        if (!context->setTensorAddress(name.c_str(), x.device->get()))
+        x.device = device_buffer(x.host.nbytes());
+        if (!context->setTensorAddress(name.c_str(), x.device.get()))
             throw Error("TensorRT refused the address of output '" + name + "'");
         out.push_back(std::move(x));
     }
-    Stream stream;
+    Stream stream = make_stream();
     CUDA_CHECK(cudaMemcpyAsync(device_in.get(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice,
                                stream.get()));
     if (!context->enqueueV3(stream.get())) throw Error("TensorRT enqueueV3 failed: " + logger.last_error());
     for (auto& x : out)
-        CUDA_CHECK(cudaMemcpyAsync(x.host.bytes.data(), x.device->get(), x.host.nbytes(), cudaMemcpyDeviceToHost,
+        CUDA_CHECK(cudaMemcpyAsync(x.host.bytes.data(), x.device.get(), x.host.nbytes(), cudaMemcpyDeviceToHost,
                                    stream.get()));
     CUDA_CHECK(cudaStreamSynchronize(stream.get()));
 

@@ -20,8 +20,8 @@ std::uint64_t product(std::vector<std::int64_t> const& dims, std::size_t from) {
 // activation memory) bound to its own device buffers, and pinned host buffers holding its input and output.
 struct Slot {
     Ptr<nvinfer1::IExecutionContext> context;
-    std::unique_ptr<DeviceBuffer> device_in, device_out;
-    std::unique_ptr<PinnedBuffer> host_in, host_out;
+    DeviceBuffer device_in, device_out;
+    PinnedBuffer host_in, host_out;
 };
 
 }  // namespace
@@ -202,33 +202,35 @@ Timings Runner::time_overlapped(std::vector<float> const& batch_samples, std::ui
     for (Slot& s : slots) {
         s.context.reset(engine_->createExecutionContext());
         if (!s.context) throw Error("TensorRT could not create a second execution context: " + logger_.last_error());
-        s.device_in = std::make_unique<DeviceBuffer>(in_bytes);
-        s.device_out = std::make_unique<DeviceBuffer>(out_bytes);
-        s.host_in = std::make_unique<PinnedBuffer>(in_bytes);
-        s.host_out = std::make_unique<PinnedBuffer>(out_bytes);
-        std::memcpy(s.host_in->get(), batch_samples.data(), in_bytes);
+        s.device_in = device_buffer(in_bytes);
+        s.device_out = device_buffer(out_bytes);
+        s.host_in = pinned_buffer(in_bytes);
+        s.host_out = pinned_buffer(out_bytes);
+        std::memcpy(s.host_in.get(), batch_samples.data(), in_bytes);
         if (!s.context->setInputShape(io_.input.c_str(), shape) ||
-            !s.context->setTensorAddress(io_.input.c_str(), s.device_in->get()) ||
-            !s.context->setTensorAddress(io_.output.c_str(), s.device_out->get()))
+            !s.context->setTensorAddress(io_.input.c_str(), s.device_in.get()) ||
+            !s.context->setTensorAddress(io_.output.c_str(), s.device_out.get()))
             throw Error("TensorRT refused the input shape or tensor addresses: " + logger_.last_error());
         // The first enqueue after a shape change does setup work that must not be timed.
-        CUDA_CHECK(cudaMemcpyAsync(s.device_in->get(), s.host_in->get(), in_bytes, cudaMemcpyHostToDevice,
+        CUDA_CHECK(cudaMemcpyAsync(s.device_in.get(), s.host_in.get(), in_bytes, cudaMemcpyHostToDevice,
                                    stream_.get()));
         if (!s.context->enqueueV3(stream_.get())) throw Error("TensorRT enqueueV3 failed: " + logger_.last_error());
         CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
     }
     memory_.sample();
-    Stream upload, download;
+    Stream upload = make_stream(), download = make_stream();
     const std::uint64_t total = warmup + iterations;
-    std::vector<Event> uploaded(total), compute_start(total), compute_end(total), done(total);
-    Event first;
+    std::vector<Event> uploaded, compute_start, compute_end, done;
+    for (auto* events : {&uploaded, &compute_start, &compute_end, &done})
+        for (std::uint64_t i = 0; i < total; ++i) events->push_back(make_event());
+    Event first = make_event();
     auto host_start = std::chrono::steady_clock::now();
     CUDA_CHECK(cudaEventRecord(first.get(), upload.get()));
     for (std::uint64_t i = 0; i < total; ++i) {
         Slot& s = slots[i % 2];
         if (i >= 2) CUDA_CHECK(cudaEventSynchronize(done[i - 2].get()));  // the host takes batch i-2's output
         if (i == warmup) host_start = std::chrono::steady_clock::now();
-        CUDA_CHECK(cudaMemcpyAsync(s.device_in->get(), s.host_in->get(), in_bytes, cudaMemcpyHostToDevice,
+        CUDA_CHECK(cudaMemcpyAsync(s.device_in.get(), s.host_in.get(), in_bytes, cudaMemcpyHostToDevice,
                                    upload.get()));
         CUDA_CHECK(cudaEventRecord(uploaded[i].get(), upload.get()));
         CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), uploaded[i].get(), 0));
@@ -236,7 +238,7 @@ Timings Runner::time_overlapped(std::vector<float> const& batch_samples, std::ui
         if (!s.context->enqueueV3(stream_.get())) throw Error("TensorRT enqueueV3 failed: " + logger_.last_error());
         CUDA_CHECK(cudaEventRecord(compute_end[i].get(), stream_.get()));
         CUDA_CHECK(cudaStreamWaitEvent(download.get(), compute_end[i].get(), 0));
-        CUDA_CHECK(cudaMemcpyAsync(s.host_out->get(), s.device_out->get(), out_bytes, cudaMemcpyDeviceToHost,
+        CUDA_CHECK(cudaMemcpyAsync(s.host_out.get(), s.device_out.get(), out_bytes, cudaMemcpyDeviceToHost,
                                    download.get()));
         CUDA_CHECK(cudaEventRecord(done[i].get(), download.get()));
     }
