@@ -30,12 +30,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from trtverify.backends.registry import BENCH_RUNNERS
 from trtverify.benchstats import (PERCENTILE_METHOD, STAT_DIGITS, STAT_KEYS, make_row, summarize, throughput,
                                   time_calls)
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import load_npy, read_json, write_json
 
-BACKENDS = ("savedmodel", "onnxruntime", "tensorrt")
+BACKENDS = BENCH_RUNNERS
 FRAMEWORK_KEYS = {"savedmodel": "tensorflow_version", "onnxruntime": "onnxruntime_version",
                   "tensorrt": "tensorrt_version"}
 FRAMEWORK_NAMES = {"savedmodel": "tensorflow", "onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}
