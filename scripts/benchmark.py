@@ -35,6 +35,7 @@ from trtverify.benchstats import (PERCENTILE_METHOD, STAT_DIGITS, STAT_KEYS, mak
                                   time_calls)
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import load_npy, read_json, write_json
+from trtverify.schema import parse_with_defaults
 
 BACKENDS = BENCH_RUNNERS
 FRAMEWORK_KEYS = {"savedmodel": "tensorflow_version", "onnxruntime": "onnxruntime_version",
@@ -345,8 +346,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--artifact", help="SavedModel directory, .onnx file or TensorRT engine")
     p.add_argument("--samples", help="test samples (.npy, float32)")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--warmup", type=int, default=20, help="untimed calls before timing (default 20)")
-    p.add_argument("--iterations", type=int, default=200, help="timed calls (default 200)")
+    p.add_argument("--warmup", type=int, help="untimed calls before timing")
+    p.add_argument("--iterations", type=int, help="timed calls")
     p.add_argument("--providers", default="", help="ONNX Runtime providers in order of preference (the available "
                    "ones are used and recorded in details.providers_used)")
     p.add_argument("--precision", help="recorded in the row: the engine's build precision (default fp32)")
@@ -354,7 +355,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--from-cpp-timing", metavar="T.json", help="normalise trt_infer's --timing JSON instead")
     p.add_argument("--model", required=True)
     p.add_argument("--output", required=True)
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {"warmup": "benchmark.warmup", "iterations": "benchmark.iterations"})
     if args.from_cpp_timing:
         return args
     args.precision = args.precision or "fp32"

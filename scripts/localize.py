@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from trtverify.engine import PRECISIONS, BuildOptions
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import load_npy, write_json
+from trtverify.schema import parse_with_defaults
 
 
 def first_divergence(hops: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -36,11 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--samples", required=True)
     p.add_argument("--num-samples", type=int, default=8, help="the first N samples (each tapped tensor is kept)")
     p.add_argument("--precisions", nargs="*", default=[], choices=PRECISIONS, help="TensorRT hops to localize")
-    p.add_argument("--tactic-sources", default="default", help="like trtexec: -CUBLAS,-CUBLAS_LT,-CUDNN")
-    p.add_argument("--flavour", default="auto", help="auto, tensorrt or tensorrt-rtx")
-    p.add_argument("--workspace-mib", type=int, default=1024)
+    p.add_argument("--tactic-sources", help="like trtexec: -CUBLAS,-CUBLAS_LT,-CUDNN")
+    p.add_argument("--flavour", help="auto, tensorrt or tensorrt-rtx")
+    p.add_argument("--workspace-mib", type=int)
     p.add_argument("--output", required=True)
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {
+        "tactic_sources": "tensorrt.tactic_sources", "flavour": "tensorrt.flavour",
+        "workspace_mib": "tensorrt.workspace_mib"})
     onnx = require("onnx", purpose="localization", hint="pip install onnx")
     from trtverify import localize
     from trtverify.localize_trt import onnx_vs_tensorrt

@@ -23,7 +23,8 @@ from trtverify.backends import registry
 TINY = REPO / "tests" / "data" / "config-tiny.yaml"
 TOY_ENTRY = '    Backend("toy", "Toy (ONNX Runtime under another name)", "model.onnx", "tensorrt", runner="toy",\n' \
             '            generic_rule=True, resources={"mem_mb": 1000, "runtime": 10}),\n'
-TOY_RUNNER = '"""A toy backend: ONNX Runtime under another name."""\n\nfrom .onnxruntime import OnnxRuntimeRunner\n\n\n' \
+TOY_RUNNER = '"""A toy backend: ONNX Runtime under another name."""\n\n' \
+             'from .onnxruntime import OnnxRuntimeRunner\n\n\n' \
              'class ToyRunner(OnnxRuntimeRunner):\n    name = "toy"\n\n\nRUNNER = ToyRunner\n'
 
 
