@@ -31,6 +31,9 @@ TOY_RUNNER = '"""A toy backend: ONNX Runtime under another name."""\n\n' \
 def test_the_schema_enum_is_the_registry() -> None:
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     assert tuple(schema["$defs"]["backend"]["enum"]) == registry.CONFIG_NAMES
+    # The speed-ups' baseline: a backend that needs no engine, so it can be timed on any machine.
+    baseline = schema["properties"]["benchmark"]["properties"]["baseline"]["enum"]
+    assert set(baseline) <= {b for b in registry.BENCH_RUNNERS if not registry.BY_NAME[b].needs_engine}
 
 
 def test_every_runner_module_exists() -> None:
