@@ -11,11 +11,7 @@ BENCH_THREADS = workflow.resource_settings.cores or 2
 BENCH_ROWS = expand(
     "results/{model}/bench/{name}_b{batch}.json",
     model=MODELS,
-    name=[
-        f"{backend}_{precision}" if precision else backend
-        for backend in BENCH["backends"]
-        for precision in (PRECISIONS if backend.startswith("tensorrt") else [None])
-    ],
+    name=[n for b in BENCH["backends"] for n in BACKEND[b].names(PRECISIONS)],
     batch=BENCH["batch_sizes"],
 )
 

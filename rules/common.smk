@@ -1,9 +1,11 @@
 # Helpers shared by the rules: config lookups, the backend names each model is predicted with, and paths.
 import ast
+import importlib.util
 import json
 import math
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -16,6 +18,41 @@ MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "import" not in config["models"][m]]
 IMPORTED = [m for m in MODELS if "import" in config["models"][m]]
 PRECISIONS = config["tensorrt"]["precisions"]
+
+
+def load_registry():
+    """scripts/trtverify/backends/registry.py, loaded by its path: the package's __init__ would import numpy."""
+    path = REPO / "scripts" / "trtverify" / "backends" / "registry.py"
+    spec = importlib.util.spec_from_file_location("trtverify_backend_registry", path)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = (
+        loaded  # dataclasses look their module up while the class is made
+    )
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+REGISTRY = load_registry()
+BACKEND = REGISTRY.BY_NAME
+
+
+GENERIC_BACKENDS = [b for b in REGISTRY.BACKENDS if b.generic_rule]
+
+
+def generic_suffix(entry):
+    """What a generic rule's paths add after the model: the precision of a backend that has one per precision."""
+    return "_{precision}" if entry.per_precision else ""
+
+
+def generic_stem(entry):
+    return entry.name + generic_suffix(entry)
+
+
+def engine_backends(names):
+    """The backends among config names (`backends`, `benchmark.backends`) that run an engine."""
+    return [n for n in names if n in BACKEND and BACKEND[n].needs_engine]
+
+
 # What a module's `prefix:` puts before the workflow's outputs (nothing when trtverify is the main workflow).
 # Snakemake moves the paths rules declare; code that opens a path itself must add it. Read while this file is
 # parsed: later, in a job's input function, the module's modifier is no longer the current one.
@@ -78,7 +115,7 @@ def check_config():
     if not prof["min_batch"] <= prof["opt_batch"] <= prof["max_batch"]:
         problems.append("tensorrt.profile needs min_batch <= opt_batch <= max_batch")
     bench = config["benchmark"]
-    if bench["enabled"] and {"tensorrt", "tensorrt_cpp"} & set(bench["backends"]):
+    if bench["enabled"] and engine_backends(bench["backends"]):
         outside = [
             b
             for b in bench["batch_sizes"]
@@ -251,20 +288,9 @@ def benchmark_root(w, output):
 
 def prediction_names():
     """Backend names as they appear in predictions/, comparison.json and the report."""
-    names = []
-    for backend in config["backends"]:
-        if backend == "tensorrt":
-            names += [f"tensorrt_{p}" for p in PRECISIONS]
-        elif backend == "tensorrt_cpp":
-            formats = config["cpp"]["input_formats"]
-            for p in PRECISIONS:
-                names += [
-                    f"tensorrt_cpp_{p}" if f == "npy" else f"tensorrt_cpp_{f}_{p}"
-                    for f in formats
-                ]
-        else:
-            names.append(backend)
-    return names
+    return REGISTRY.prediction_names(
+        config["backends"], config["cpp"]["input_formats"], PRECISIONS
+    )
 
 
 def prediction_files(w):
@@ -282,7 +308,7 @@ def engine_records(w):
     return {
         f"engine_{n}": f"results/{w.model}/engines/{n.rsplit('_', 1)[1]}.json"
         for n in prediction_names()
-        if n.startswith("tensorrt_")
+        if REGISTRY.backend_of(n).needs_engine
     }
 
 
@@ -290,7 +316,7 @@ def engine_record_args(w, input):
     return [
         f"--engine-info={n}={input[f'engine_{n}']}"
         for n in prediction_names()
-        if n.startswith("tensorrt_")
+        if REGISTRY.backend_of(n).needs_engine
     ]
 
 
@@ -332,7 +358,7 @@ def localizations_run(w):
 
 def engines_wanted():
     return config["tensorrt"]["build_engines"] or bool(
-        {"tensorrt", "tensorrt_cpp"} & set(config["backends"])
+        engine_backends(config["backends"])
     )
 
 

@@ -20,10 +20,9 @@ rule predict_savedmodel:
         "../envs/tensorflow.yaml"
     container:
         TF_IMAGE
-    threads: 2
+    threads: BACKEND["savedmodel"].threads
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **BACKEND["savedmodel"].resources,
     params:
         batch=config["predict"]["batch_size"],
     shell:
@@ -50,10 +49,9 @@ rule predict_onnxruntime:
         "../envs/tensorrt.yaml"
     container:
         TRT_IMAGE
-    threads: 2
+    threads: BACKEND["onnxruntime"].threads
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **BACKEND["onnxruntime"].resources,
     params:
         batch=config["predict"]["batch_size"],
         providers=",".join(config["onnxruntime"]["providers"]),
@@ -83,11 +81,9 @@ rule predict_tensorrt:
         "../envs/tensorrt.yaml"
     container:
         TRT_IMAGE
-    threads: 1
+    threads: BACKEND["tensorrt"].threads
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=1,
+        **BACKEND["tensorrt"].resources,
     params:
         batch=config["predict"]["batch_size"],
     shell:
@@ -118,11 +114,9 @@ rule predict_tensorrt_cpp:
         "../envs/tensorrt.yaml"
     container:
         TRT_IMAGE
-    threads: 1
+    threads: BACKEND["tensorrt_cpp"].threads
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=1,
+        **BACKEND["tensorrt_cpp"].resources,
     shell:
         "python {input.script:q} --binary {input.binary:q} --engine {input.engine:q} --input {input.data:q}"
         " --engine-info {input.engine_info:q}"
@@ -145,3 +139,40 @@ use rule predict_tensorrt_cpp as predict_tensorrt_cpp_csv with:
         "results/logs/predict_tensorrt_cpp_csv/{model}_{precision}.log",
     benchmark:
         "results/benchmarks/predict_tensorrt_cpp_csv/{model}_{precision}.tsv"
+
+
+# The backends whose registry entry asks for this generic rule (scripts/trtverify/backends/registry.py): predict.py
+# with the entry's runner on the entry's artifact, in the entry's stack. None by default; a new backend is an entry.
+for entry in GENERIC_BACKENDS:
+
+    rule:
+        """A registered backend's predictions, through predict.py and its runner module."""
+        name:
+            entry.rule
+        input:
+            image=container_input(entry.stack),
+            script=script("predict.py"),
+            code=code_of("predict.py", f"trtverify/backends/{entry.runner}.py"),
+            artifact=f"results/{{model}}/{entry.artifact}",
+            samples="results/{model}/data/test_samples.npy",
+        output:
+            predictions=f"results/{{model}}/predictions/{generic_stem(entry)}.npy",
+            info=f"results/{{model}}/predictions/{generic_stem(entry)}.json",
+        log:
+            f"results/logs/{entry.rule}/{{model}}{generic_suffix(entry)}.log",
+        benchmark:
+            f"results/benchmarks/{entry.rule}/{{model}}{generic_suffix(entry)}.tsv"
+        conda:
+            f"../envs/{entry.stack}.yaml"
+        container:
+            container_image(entry.stack)
+        threads: entry.threads
+        resources:
+            **entry.resources,
+        params:
+            backend=entry.name,
+            batch=config["predict"]["batch_size"],
+        shell:
+            "python {input.script:q} --backend {params.backend:q} --artifact {input.artifact:q}"
+            " --samples {input.samples:q} --batch-size {params.batch:q}"
+            " --output {output.predictions:q} --info {output.info:q} > {log:q} 2>&1"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from trtverify.errors import UserError, run_main
+from trtverify.schema import parse_with_defaults
 
 HERE = Path(__file__).resolve().parent
 BACKENDS = ("savedmodel", "onnxruntime", "tensorrt_fp32", "tensorrt_cpp_fp32", "tensorrt_cpp_csv_fp32",
@@ -83,10 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samples", type=int, nargs="+", default=[1000, 100000], help="test-set sizes to measure")
     p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--batch-size", type=int)
     p.add_argument("--keep", default="", help="write the synthetic files and outputs here instead of a temp dir")
     p.add_argument("--generate", metavar="DIR", help=argparse.SUPPRESS)   # internal: the data-writing child
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {"batch_size": "compare.batch_size"})
     if args.generate:
         synthesize(Path(args.generate), args.samples[0], args.classes)
         return 0

@@ -23,6 +23,7 @@ from trtverify.benchstats import ROW_KEYS
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import atomic_path, read_json, write_json
 from trtverify.tables import speed_view
+from trtverify.schema import parse_with_defaults
 
 COLUMNS = (
     "model", "backend", "precision", "batch", "cuda_graph", "copies_included",
@@ -141,8 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tsv", required=True)
     p.add_argument("--json", required=True)
     p.add_argument("--plots", help="directory for the PNG plots (replaced)")
-    p.add_argument("--baseline", default="savedmodel", help="backend the speedup is relative to")
-    args = p.parse_args(argv)
+    p.add_argument("--baseline", help="backend the speedup is relative to")
+    args = parse_with_defaults(p, argv, {"baseline": "benchmark.baseline"})
     rows = load_rows(args.rows)
     table = [flatten(r) for r in rows]
     add_speedups(table, args.baseline)

@@ -20,10 +20,12 @@ import numpy as np
 
 from trtverify.benchrow import (check_counts, check_output, cpu_model, gpu_name, load_average, load_samples,
                                 measured_row, measurement_args, measuring_main, tile_batch, timed)
+from trtverify.backends.registry import BENCH_RUNNERS, BY_NAME
 from trtverify.benchstats import summarize
 from trtverify.errors import UserError, run_main
 
-BACKENDS = ("savedmodel", "onnxruntime")
+# The registry's benchmarkable runners that need no engine (the host backends; TensorRT: benchmark_tensorrt.py).
+BACKENDS = tuple(name for name in BENCH_RUNNERS if not BY_NAME[name].needs_engine)
 
 
 def device_of(backend: str, runner: Any, meta: dict[str, Any]) -> str:

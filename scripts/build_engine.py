@@ -15,6 +15,7 @@ from typing import Sequence
 from trtverify.engine import PRECISIONS, BuildOptions, build_engine
 from trtverify.errors import UserError, run_main
 from trtverify.io import atomic_path, write_json
+from trtverify.schema import parse_with_defaults
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,12 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--min-batch", type=int, default=1)
     p.add_argument("--opt-batch", type=int, default=32)
     p.add_argument("--max-batch", type=int, default=256)
-    p.add_argument("--workspace-mib", type=int, default=1024)
-    p.add_argument("--tactic-sources", default="default", help="like trtexec: -CUBLAS,-CUBLAS_LT,-CUDNN")
-    p.add_argument("--flavour", default="auto", help="auto, tensorrt or tensorrt-rtx")
+    p.add_argument("--workspace-mib", type=int)
+    p.add_argument("--tactic-sources", help="like trtexec: -CUBLAS,-CUBLAS_LT,-CUDNN")
+    p.add_argument("--flavour", help="auto, tensorrt or tensorrt-rtx")
     p.add_argument("--engine", required=True)
     p.add_argument("--info", required=True, help="JSON describing the build")
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {
+        "workspace_mib": "tensorrt.workspace_mib", "tactic_sources": "tensorrt.tactic_sources",
+        "flavour": "tensorrt.flavour"})
     if not Path(args.onnx).is_file():
         raise UserError(f"ONNX model {args.onnx} does not exist; run the convert_onnx step first")
     options = BuildOptions(args.precision, args.min_batch, args.opt_batch, args.max_batch, args.workspace_mib,

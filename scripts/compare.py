@@ -33,6 +33,7 @@ from trtverify.io import NpyFile, atomic_path, read_json
 from trtverify.metrics import RELATIVE_FLOOR, compare
 from trtverify.pairstats import Batch
 from trtverify.tolerance import KINDS, TolerancePolicy, engine_precision, parse_json_option
+from trtverify.schema import parse_with_defaults
 
 
 def compact_json(obj: Any, level: int = 0) -> str:
@@ -134,16 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--engine-info", action="append", default=[], metavar="NAME=PATH",
                    help="the build record (engines/PRECISION.json) of backend NAME's engine: a precision it allowed "
                         "beyond its name (TF32 in an fp32 engine) is the precision its pairs are judged at")
-    p.add_argument("--output-kind", default="auto", choices=("auto",) + KINDS,
+    p.add_argument("--output-kind", choices=("auto",) + KINDS,
                    help="what the model outputs (auto: detected from the reference, docs/tolerances.md)")
-    p.add_argument("--batch-size", type=int, default=4096, help="samples read and compared at a time")
-    p.add_argument("--max-flipped", type=int, default=100, help="flipped samples stored in full (all are counted)")
-    p.add_argument("--per-sample-rows", type=int, default=10, help="first samples whose predictions go in the JSON")
+    p.add_argument("--batch-size", type=int, help="samples read and compared at a time")
+    p.add_argument("--max-flipped", type=int, help="flipped samples stored in full (all are counted)")
+    p.add_argument("--per-sample-rows", type=int, help="first samples whose predictions go in the JSON")
     p.add_argument("--relative-floor", type=float, default=RELATIVE_FLOOR,
                    help="denominator floor of the relative difference |a-b|/max(|a|, floor)")
     p.add_argument("--output", required=True, help="comparison.json to write")
     p.add_argument("--per-sample", required=True, help="per_sample.csv to write")
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {
+        "output_kind": "models.*.output_kind", "batch_size": "compare.batch_size",
+        "max_flipped": "compare.max_flipped", "per_sample_rows": "compare.per_sample_rows"})
 
     predictions = parse_predictions(args.prediction)
     engines = parse_named_paths(args.engine_info, "--engine-info")

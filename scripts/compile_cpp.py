@@ -19,6 +19,7 @@ from typing import Sequence
 
 from trtverify.errors import UserError, run_main
 from trtverify.io import atomic_path
+from trtverify.schema import parse_with_defaults
 
 
 def run(cmd: list[str]) -> str:
@@ -34,10 +35,10 @@ def run(cmd: list[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True)
-    p.add_argument("--cmake-args", default="")
+    p.add_argument("--cmake-args")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--output", required=True)
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {"cmake_args": "cpp.cmake_args"})
     if shutil.which("cmake") is None:
         raise UserError("cmake is not installed here; run compile_cpp in the TensorRT container or install cmake")
     try:

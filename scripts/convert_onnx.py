@@ -33,6 +33,7 @@ from trtverify.metrics import compare
 from trtverify.noise import ROUNDING_CHECK, floor_of, ort_outputs, rounding_check, self_check, sensitive_samples
 from trtverify.outputs import OutputProfile, profile_reference
 from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
+from trtverify.schema import parse_with_defaults
 
 
 # tf2onnx logs "Tensorflow op [<node>: <Op>] is not supported" per node and still writes a model with the op left
@@ -113,13 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--samples", required=True)
     p.add_argument("--labels", required=True, help="true labels (int .npy): the check judges accuracy as compare does")
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--batch-size", type=int, default=256, help="predict.batch_size: the batch the pipeline predicts in")
-    p.add_argument("--noise-floor-samples", type=int, default=64, help="samples the noise floor is measured on")
+    p.add_argument("--batch-size", type=int, help="the batch the pipeline predicts in")
+    p.add_argument("--noise-floor-samples", type=int, help="samples the noise floor is measured on")
     p.add_argument("--tolerances", default="", help="JSON overrides per precision (config and model merged)")
-    p.add_argument("--output-kind", default="auto", choices=("auto",) + KINDS)
+    p.add_argument("--output-kind", choices=("auto",) + KINDS)
     p.add_argument("--output", required=True)
     p.add_argument("--check", required=True)
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {
+        "batch_size": "predict.batch_size", "noise_floor_samples": "compare.noise_floor_samples",
+        "output_kind": "models.*.output_kind"})
 
     onnx = require("onnx", purpose="the ONNX check", hint="pip install onnx")
     if args.batch_size < 1 or args.noise_floor_samples < 1:

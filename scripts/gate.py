@@ -23,6 +23,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 from trtverify import __version__
 from trtverify.errors import UserError, run_main
 from trtverify.io import read_json, write_json
+from trtverify.schema import parse_with_defaults
 
 SCHEMA_VERSION = 1
 VERDICTS = ("identical", "consistent", "drift", "mismatch", "inconclusive")
@@ -84,12 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--summary", required=True, help="summary.json of the report step")
     p.add_argument("--report", required=True, help="the report the failure message points to (results/report.md)")
-    p.add_argument("--fail-on-mismatch", action=argparse.BooleanOptionalAction, default=True,
-                   help="fail when a pair's verdict is mismatch (default: on)")
-    p.add_argument("--fail-on-inconclusive", action=argparse.BooleanOptionalAction, default=True,
-                   help="fail when a pair's verdict is inconclusive: nothing was verified (default: on)")
+    p.add_argument("--fail-on-mismatch", action=argparse.BooleanOptionalAction,
+                   help="fail when a pair's verdict is mismatch")
+    p.add_argument("--fail-on-inconclusive", action=argparse.BooleanOptionalAction,
+                   help="fail when a pair's verdict is inconclusive: nothing was verified")
     p.add_argument("--output", required=True, help="gate.json to write when the gate passes")
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {
+        "fail_on_mismatch": "report.fail_on_mismatch", "fail_on_inconclusive": "report.fail_on_inconclusive"})
 
     summary = read_json(args.summary, what="summary")
     found = pair_verdicts(summary, args.summary)

@@ -27,6 +27,7 @@ from trtverify.backends import open_runner
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, NpyWriter, atomic_path, load_npy, save_npy, write_json
 from trtverify.predictions import check_predictions
+from trtverify.schema import parse_with_defaults
 
 
 CHUNK = 16 << 20  # bytes of samples read at a time: memory holds the model and one chunk, whatever the test set
@@ -130,8 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("--saved-model-in", "--samples-in", "--labels-in", "--saved-model", "--samples", "--labels",
                  "--metrics"):
         p.add_argument(name, required=True)
-    p.add_argument("--num-test-samples", default="all", help="'all' or a number: how many test samples to keep")
-    args = p.parse_args(argv)
+    p.add_argument("--num-test-samples", help="'all' or a number: how many test samples to keep")
+    args = parse_with_defaults(p, argv, {"num_test_samples": "models.*.num_test_samples"})
     src = Path(args.saved_model_in)
     if not (src / "saved_model.pb").is_file():
         raise UserError(f"{src} is not a SavedModel directory (no saved_model.pb); export one with "

@@ -22,6 +22,7 @@ from trtverify.engine import PRECISIONS, BuildOptions
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import load_npy, read_json, write_json
 from trtverify.localize import LayerThresholds
+from trtverify.schema import parse_with_defaults
 from trtverify.tolerance import TolerancePolicy, parse_json_option
 
 
@@ -53,16 +54,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--samples", required=True)
     p.add_argument("--num-samples", type=int, default=8, help="the first N samples (each tapped tensor is kept)")
     p.add_argument("--precisions", nargs="*", default=[], choices=PRECISIONS, help="TensorRT hops to localize")
-    p.add_argument("--tactic-sources", default="default", help="like trtexec: -CUBLAS,-CUBLAS_LT,-CUDNN")
-    p.add_argument("--flavour", default="auto", help="auto, tensorrt or tensorrt-rtx")
-    p.add_argument("--workspace-mib", type=int, default=1024)
+    p.add_argument("--tactic-sources", help="like trtexec: -CUBLAS,-CUBLAS_LT,-CUDNN")
+    p.add_argument("--flavour", help="auto, tensorrt or tensorrt-rtx")
+    p.add_argument("--workspace-mib", type=int)
     p.add_argument("--trt-infer", help="the C++ program (cpp/trt_infer): adds the TensorRT Python -> C++ hop, each "
                    "debug engine run by both and compared bit for bit")
     p.add_argument("--noise-floor", help="onnx_check.json of convert_onnx.py: the model's measured noise floor, "
                    "which the fp32 threshold follows (without it: the policy's minimum)")
     p.add_argument("--tolerances", help="the tolerance overrides compare.py gets, as JSON")
     p.add_argument("--output", required=True)
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {
+        "tactic_sources": "tensorrt.tactic_sources", "flavour": "tensorrt.flavour",
+        "workspace_mib": "tensorrt.workspace_mib"})
     onnx = require("onnx", purpose="localization", hint="pip install onnx")
     from trtverify import localize
     from trtverify.localize_trt import tensorrt_hops

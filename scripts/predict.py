@@ -20,6 +20,7 @@ from trtverify.backends import BACKENDS, open_runner
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, NpyWriter, write_json
 from trtverify.predictions import check_engine, check_predictions
+from trtverify.schema import parse_with_defaults
 
 
 def predict(runner: Any, samples: NpyReader, batch_size: int, out: NpyWriter, backend: str) -> None:
@@ -40,11 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--artifact", required=True, help="SavedModel directory, .onnx file or engine")
     p.add_argument("--samples", required=True)
     p.add_argument("--providers", default="", help="ONNX Runtime providers, in order of preference")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int)
     p.add_argument("--engine-info", help="tensorrt: build_engine's .json, to check the engine against before use")
     p.add_argument("--output", required=True)
     p.add_argument("--info", required=True)
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {"batch_size": "predict.batch_size"})
     if args.batch_size < 1:
         raise UserError("--batch-size must be positive")
     if args.engine_info:

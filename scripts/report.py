@@ -37,6 +37,7 @@ from trtverify.tables import (UNITS, check_float_format, engine_table, extra_tab
 
 from trtverify.report_localize import (attestation_table, divergent_layers_table, first_divergence_line, hop_table,
                                       localization_offer, plot_layer_errors)
+from trtverify.schema import parse_with_defaults
 
 SCHEMA_VERSION = 2   # 2: fail_on_mismatch left the summary with the failing (scripts/gate.py)
 COMPARISON_SCHEMA = 1
@@ -349,13 +350,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="an engine's build JSON (results/MODEL/engines/PRECISION.json), for the engines table")
     p.add_argument("--localization", action="append", default=[], metavar="NAME=PATH",
                    help="a model's localization.json (scripts/localize.py), when it was run: its own sections and plot")
-    p.add_argument("--float-format", default=".3g", help="Python format spec for numbers in the tables")
+    p.add_argument("--float-format", help="Python format spec for numbers in the tables")
     p.add_argument("--markdown", required=True, help="report.md to write")
     p.add_argument("--text", required=True, help="report.txt to write (also printed to stdout)")
     p.add_argument("--summary", required=True, help="summary.json to write")
     p.add_argument("--plots", required=True, help="directory of PNG plots to write (replaced as a whole)")
     p.add_argument("--html", help="report.html to write: the tables as one self-contained page (optional)")
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {"float_format": "report.float_format"})
 
     float_format = check_float_format(args.float_format)
     comparisons = load_comparisons(parse_named(args.comparison, "--comparison"))

@@ -21,6 +21,7 @@ import numpy as np
 from trtverify import datasets
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import atomic_path, save_npy, write_json
+from trtverify.schema import parse_with_defaults
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -28,13 +29,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", required=True, help="JSON: the dataset's config entry (source, options)")
     p.add_argument("--architecture", required=True, help="JSON: blocks, convs_per_block, dense_units, ...")
     p.add_argument("--training", required=True, help="JSON: epochs, batch_size, learning_rate, seed")
-    p.add_argument("--num-test-samples", default="all", help="'all' or a number: how many test samples to keep")
+    p.add_argument("--num-test-samples", help="'all' or a number: how many test samples to keep")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--saved-model", required=True)
     p.add_argument("--samples", required=True)
     p.add_argument("--labels", required=True)
     p.add_argument("--metrics", required=True)
-    return p.parse_args(argv)
+    return parse_with_defaults(p, argv, {"num_test_samples": "models.*.num_test_samples"})
 
 
 def _is_int(value: Any, low: int) -> bool:

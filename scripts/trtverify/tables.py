@@ -11,6 +11,7 @@ import csv
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .backends.registry import label
 from .errors import UserError
 
 Table = tuple[list[str], list[list[Any]]]
@@ -262,7 +263,8 @@ def model_intro(cmp: Mapping[str, Any]) -> str:
     kind = kind_of(cmp)
     what = f"{cmp['num_classes']} classes" if kind != "other" else f"{cmp['num_classes']} output value(s)"
     text = (f"{cmp['num_samples']} test samples, {what} ({kind}: {out.get('how', 'assumed')}), reference backend "
-            f"{cmp['reference']}; verdicts per docs/tolerances.md.")
+            f"{cmp['reference']}; verdicts per docs/tolerances.md. Backends: "
+            + "; ".join(f"{name} = {label(name)}" for name in cmp["backends"]) + ".")
     if cmp.get("inconclusive"):
         text += f" INCONCLUSIVE: {cmp['inconclusive']}."
     return text

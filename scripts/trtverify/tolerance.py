@@ -29,8 +29,9 @@ import dataclasses
 import json
 import math
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
+from .backends.registry import parity_pairs as parity_pairs  # the registry says which backends share an engine
 from .errors import UserError
 
 PRECISIONS = ("fp32", "tf32", "fp16")          # tight to loose
@@ -97,17 +98,6 @@ def precision_of(name: str) -> str:
 def pair_precision(a: str, b: str) -> str:
     """The looser of two backends' precisions."""
     return max(precision_of(a), precision_of(b), key=PRECISIONS.index)
-
-
-def parity_pairs(names: Iterable[str]) -> list[tuple[str, str]]:
-    """Pairs that run the same engine and must agree bit for bit: Python vs C++, and C++ from .npy vs from CSV."""
-    present = set(names)
-    pairs = []
-    for p in PRECISIONS:
-        for a, b in ((f"tensorrt_{p}", f"tensorrt_cpp_{p}"), (f"tensorrt_cpp_{p}", f"tensorrt_cpp_csv_{p}")):
-            if a in present and b in present:
-                pairs.append((a, b))
-    return pairs
 
 
 def _check_layer(layer: Any, label: str) -> list[str]:

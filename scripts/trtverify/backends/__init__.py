@@ -1,7 +1,8 @@
 """The backends' shared contract, after Polygraphy's runners: activate, infer, deactivate, as a context manager.
 
 ``Runner.infer`` checks the batch against the runner's input metadata, then calls the backend's ``_infer_impl``.
-Each backend is one short module, found by name, importing its framework only when activated.
+Each backend is one short module, named by its registry entry (registry.py), importing its framework only when
+activated.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from .registry import BY_NAME, RUNNERS
 
-BACKENDS = ("savedmodel", "onnxruntime", "tensorrt")
+BACKENDS = RUNNERS  # what open_runner runs by name: the registry's entries that have a runner module
 
 
 class Runner:
@@ -75,6 +77,6 @@ def open_runner(backend: str, artifact: str | Path, **options: Any) -> Runner:
     """Make the runner of ``backend`` (not yet activated: use it in a ``with`` block)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
-    module = importlib.import_module(f"{__name__}.{backend}")
+    module = importlib.import_module(f"{__name__}.{BY_NAME[backend].runner}")
     runner: Runner = module.RUNNER(artifact, **options)
     return runner

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, require
+from ..schema import schema_default
 from . import Runner
 
 
@@ -18,7 +19,8 @@ class OnnxRuntimeRunner(Runner):
                       hint="pip install onnxruntime-gpu (or onnxruntime for CPU only)")
         self.ort = ort
         available = ort.get_available_providers()
-        requested = list(self.options.get("providers") or ["CUDAExecutionProvider", "CPUExecutionProvider"])
+        # The rules always pass them; run by hand without, the config's default (the schema's) applies.
+        requested = list(self.options.get("providers") or schema_default("onnxruntime.providers"))
         known = set(getattr(ort, "get_all_providers", lambda: available)()) | set(available)
         unknown = [p for p in requested if p not in known]
         if unknown:  # a typo is a config error, not a provider to skip quietly in favour of the next one

@@ -53,7 +53,8 @@ class TensorRTRunner(Runner):
     name = "tensorrt"
 
     def activate(self) -> None:
-        trt, self.flavour = import_tensorrt(self.options.get("flavour", "auto"))
+        given = self.options.get("flavour")  # predict.py passes none: import_tensorrt's own choice then
+        trt, self.flavour = import_tensorrt(given) if given else import_tensorrt()
         cuda = require("pycuda.driver", purpose="the TensorRT Python backend (device memory)",
                        hint="pip install pycuda in the TensorRT container (it needs the CUDA toolkit to build)")
         self.trt, self.cuda = trt, cuda

@@ -1,0 +1,41 @@
+"""The defaults of config/schema.yaml, for a step program run by hand without an option the rules always pass.
+
+The schema is the one place of the config's defaults (Snakemake's validate fills them in, and the rules pass every
+value): a program's option for a config key has no default of its own, and takes the schema's when left out. PyYAML
+is needed only then, so a step in a container without it runs as the rules call it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .errors import require
+
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+
+def schema_default(key: str) -> Any:
+    """The default of a dotted config key: ``compare.max_flipped``; ``*`` for an entry of a mapping
+    (``models.*.output_kind``)."""
+    yaml = require("yaml", purpose=f"the default of {key} (config/schema.yaml)",
+                   hint="pip install PyYAML, or pass the option")
+    node = yaml.safe_load(SCHEMA.read_text())
+    for part in key.split("."):
+        node = node["additionalProperties"] if part == "*" else node["properties"][part]
+    return node["default"]
+
+
+def parse_with_defaults(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+                        keys: Mapping[str, str]) -> argparse.Namespace:
+    """Parse ``argv``; each option of ``keys`` ({dest: dotted config key}) left out takes its schema default, and
+    its help says so."""
+    for action in parser._actions:
+        if action.dest in keys:
+            action.help = f"{action.help or ''} (default: {keys[action.dest]} in config/schema.yaml)".strip()
+    args = parser.parse_args(argv)
+    for dest, key in keys.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, schema_default(key))
+    return args

@@ -1,0 +1,110 @@
+"""config/schema.yaml is the one place of the config's defaults: no program of scripts/ restates one.
+
+The rule, precise enough to fail on a real restatement and to leave unrelated literals alone: a *config key name*
+is the last part of a schema key that has a ``default`` (``max_flipped`` of ``compare.max_flipped``). In any module
+under scripts/ (parsed with ast), a default appears twice when
+  (a) an argparse option named after a config key (``--max-flipped``; dashes for underscores) has a literal
+      ``default=`` equal to a schema default of that name: the option must take it from the schema
+      (``trtverify.schema.parse_with_defaults``, which reads it only when the option is left out) or be required;
+  (b) ``.get("key", literal)`` or ``.get("key") or literal`` gives a config key a literal fallback, whatever its
+      value (a fallback that differs is worse: the ONNX Runtime providers' once did);
+  (c) a module-level constant whose name ends with the key's name in capitals (``DEFAULT_WORKSPACE_MIB``) holds a
+      literal equal to its schema default.
+The rules' files are held to the same by tests/test_rules_style.py (no `.get(` at all). Not covered: the default
+values of library functions' parameters (``tables.render(float_format=".3g")``), which callers may override.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any, Iterator
+
+import yaml
+
+from conftest import REPO, run_script
+from trtverify.schema import schema_default
+
+
+def schema_defaults() -> dict[str, list[Any]]:
+    """Config key name -> the schema defaults of the keys of that name (batch_size: predict's and compare's)."""
+    found: dict[str, list[Any]] = {}
+
+    def walk(node: Any, name: str) -> None:
+        if isinstance(node, dict):
+            if "default" in node and name:
+                found.setdefault(name, []).append(node["default"])
+            for key, sub in (node.get("properties") or {}).items():
+                walk(sub, key)
+            walk(node.get("additionalProperties"), "")
+
+    walk(yaml.safe_load((REPO / "config" / "schema.yaml").read_text()), "")
+    return found
+
+
+def literal(node: ast.AST | None) -> tuple[bool, Any]:
+    try:
+        return True, ast.literal_eval(node) if node is not None else None
+    except ValueError:
+        return False, None
+
+
+def restated(source: str, defaults: dict[str, list[Any]]) -> Iterator[str]:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
+            names = [a.value[2:].replace("-", "_") for a in node.args
+                     if isinstance(a, ast.Constant) and str(a.value).startswith("--")]
+            for kw in node.keywords:
+                ok, value = literal(kw.value)
+                if kw.arg == "default" and ok and any(value in defaults.get(n, []) for n in names):
+                    yield f"{node.lineno}: option {names[0]} defaults to {value!r}"
+        fallback = None
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get" and len(node.args) == 2:
+            fallback = node
+        elif isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and isinstance(node.values[0], ast.Call) \
+                and getattr(node.values[0].func, "attr", None) == "get" and literal(node.values[1])[0]:
+            fallback = node.values[0]
+        if fallback is not None and isinstance(fallback.args[0], ast.Constant) and fallback.args[0].value in defaults \
+                and (len(fallback.args) == 1 or literal(fallback.args[1])[0]):
+            yield f"{node.lineno}: a literal fallback for {fallback.args[0].value}"
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+            ok, value = literal(stmt.value)
+            for key, values in defaults.items():
+                if ok and stmt.targets[0].id.endswith(key.upper()) and value in values:
+                    yield f"{stmt.lineno}: constant {stmt.targets[0].id} = {value!r}"
+
+
+def test_the_check_finds_what_it_forbids() -> None:
+    defaults = {"max_flipped": [100], "providers": [["CPUExecutionProvider"]], "workspace_mib": [1024]}
+    sample = ('p.add_argument("--max-flipped", type=int, default=100)\n'
+              'p.add_argument("--max-flipped-other", type=int, default=100)\n'
+              'p.add_argument("--max-flipped", type=int, default=7)\n'
+              'x = options.get("providers") or ["CUDAExecutionProvider"]\n'
+              'y = options.get("providers", [])\n'
+              'z = options.get("providers") or schema_default("onnxruntime.providers")\n'
+              'DEFAULT_WORKSPACE_MIB = 1024\n')
+    assert list(restated(sample, defaults)) == ["1: option max_flipped defaults to 100", "4: a literal fallback for "
+                                                "providers", "5: a literal fallback for providers",
+                                                "7: constant DEFAULT_WORKSPACE_MIB = 1024"]
+
+
+def test_no_program_restates_a_schema_default() -> None:
+    defaults = schema_defaults()
+    assert "max_flipped" in defaults and "float_format" in defaults
+    found = {str(p.relative_to(REPO)): list(restated(p.read_text(), defaults))
+             for p in sorted((REPO / "scripts").rglob("*.py"))}
+    assert {path: lines for path, lines in found.items() if lines} == {}
+
+
+def test_a_left_out_option_takes_the_schema_default_and_says_so() -> None:
+    import benchmark  # scripts/ is on the test path (pyproject.toml)
+    required = ["--backend", "savedmodel", "--artifact", "a", "--samples", "s", "--batch-size", "1", "--model", "m",
+                "--output", "o"]
+    args = benchmark.parse_args(required)
+    assert args.warmup == schema_default("benchmark.warmup") and args.warmup is not None
+    assert args.iterations == schema_default("benchmark.iterations")
+    assert benchmark.parse_args([*required, "--warmup", "0"]).warmup == 0
+    assert schema_default("models.*.output_kind") == "auto"
+    proc = run_script("compare.py", "--help")
+    assert "(default: compare.max_flipped in config/schema.yaml)" in " ".join(proc.stdout.split())
