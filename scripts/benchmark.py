@@ -18,11 +18,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from trtverify.benchrow import (check_counts, check_output, cpu_model, gpu_name, load_average, load_samples,
-                                measured_row, measurement_args, measuring_main, tile_batch, timed)
 from trtverify.backends.registry import BENCH_RUNNERS, BY_NAME
+from trtverify.benchrow import (MEASUREMENT_DEFAULTS, check_counts, check_output, cpu_model, gpu_name, load_average,
+                                load_samples, measured_row, measurement_args, measuring_main, tile_batch, timed)
 from trtverify.benchstats import summarize
 from trtverify.errors import UserError, run_main
+from trtverify.schema import parse_with_defaults
 
 # The registry's benchmarkable runners that need no engine (the host backends; TensorRT: benchmark_tensorrt.py).
 BACKENDS = tuple(name for name in BENCH_RUNNERS if not BY_NAME[name].needs_engine)
@@ -58,7 +59,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         m = measure_host(runner, batch, args.warmup, args.iterations)
         meta = runner.metadata()
         device = device_of(args.backend, runner, meta)
-    return measured_row(args, args.backend, m, meta, len(x), device, None, load_before)
+    return measured_row(args, args.backend, m, meta, len(x), device, None, load_before, cuda_graph=False)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -67,7 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     measurement_args(p)
     p.add_argument("--providers", default="", help="ONNX Runtime providers in order of preference (the available "
                    "ones are used and recorded in details.providers_used)")
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, MEASUREMENT_DEFAULTS)
     check_counts(args)
     if args.providers and args.backend != "onnxruntime":
         raise UserError(f"--providers applies to the onnxruntime backend only, not {args.backend}")

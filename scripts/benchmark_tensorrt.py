@@ -16,9 +16,10 @@ import argparse
 from typing import Any, Sequence
 
 from trtverify.benchgpu import GpuMemory, measure_overlapped, measure_tensorrt, pycuda_version
-from trtverify.benchrow import (check_counts, load_average, load_samples, measured_row, measurement_args,
-                                measuring_main, tile_batch)
+from trtverify.benchrow import (MEASUREMENT_DEFAULTS, check_counts, load_average, load_samples, measured_row,
+                                measurement_args, measuring_main, tile_batch)
 from trtverify.errors import run_main
+from trtverify.schema import parse_with_defaults
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     mode.add_argument("--cuda-graph", action="store_true", help="launch execute() as a captured CUDA graph")
     mode.add_argument("--overlap", action="store_true",
                       help="throughput mode: two batches in flight, copies overlapped with compute")
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, MEASUREMENT_DEFAULTS)
     check_counts(args)
     return args
 

@@ -114,10 +114,14 @@ def measurement_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifact", required=True, help="SavedModel directory, .onnx file or TensorRT engine")
     p.add_argument("--samples", required=True, help="test samples (.npy, float32)")
     p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--warmup", type=int, default=20, help="untimed calls before timing (default 20)")
-    p.add_argument("--iterations", type=int, default=200, help="timed calls (default 200)")
+    p.add_argument("--warmup", type=int, help="untimed calls before timing")
+    p.add_argument("--iterations", type=int, help="timed calls")
     p.add_argument("--model", required=True)
     p.add_argument("--output", required=True)
+
+
+# The options of measurement_args whose default is the config's (the schema's, when a program runs by hand).
+MEASUREMENT_DEFAULTS = {"warmup": "benchmark.warmup", "iterations": "benchmark.iterations"}
 
 
 def check_counts(args: argparse.Namespace) -> None:
@@ -159,7 +163,8 @@ def versions(backend: str, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def measured_row(args: argparse.Namespace, backend: str, m: dict[str, Any], meta: dict[str, Any], n_samples: int,
-                 device: str, memory: dict[str, int] | None, load_before: float | None, **flags: Any) -> dict[str, Any]:
+                 device: str, memory: dict[str, int] | None, load_before: float | None, *, precision: str = "fp32",
+                 cuda_graph: bool) -> dict[str, Any]:
     """The row of a measurement made in this process (``m``: latency, gpu (or None), timer and extra details)."""
     latency: LatencyStats = m["latency"]
     gpu: LatencyStats | None = m["gpu"]
@@ -169,8 +174,8 @@ def measured_row(args: argparse.Namespace, backend: str, m: dict[str, Any], meta
                # other processes competing for the cores show up in the tail: judge p99 against this
                "load_average_1min": {"before": load_before, "after": load_average()}}
     return make_row(
-        model=args.model, backend=backend, precision=flags.get("precision", "fp32"), batch=args.batch_size,
-        warmup=args.warmup, iterations=args.iterations, cuda_graph=bool(flags.get("cuda_graph", False)),
+        model=args.model, backend=backend, precision=precision, batch=args.batch_size,
+        warmup=args.warmup, iterations=args.iterations, cuda_graph=cuda_graph,
         copies_included=True, latency_ms=latency.as_dict(),
         throughput_samples_per_s=round(throughput(args.batch_size, latency.mean), 3),
         gpu_compute_ms=gpu.as_dict() if gpu else None, percentile_method=PERCENTILE_METHOD, timer=m["timer"],
