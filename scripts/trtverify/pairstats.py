@@ -40,11 +40,30 @@ class Batch:
 
 
 def make_batch(start: int, labels: np.ndarray, raw: Mapping[str, np.ndarray], k: int) -> Batch:
-    values = {name: np.asarray(x, dtype=np.float64) for name, x in raw.items()}
-    # A stable sort of -x puts the lowest class index first among ties, as argmax does; NaN sorts last.
-    top = {name: np.argsort(-x, axis=1, kind="stable")[:, :k] for name, x in values.items()}
-    finite = {name: np.asarray(np.isfinite(x).all(axis=1)) for name, x in values.items()}
+    arrays = {name: np.asarray(x) for name, x in raw.items()}
+    values = {name: np.asarray(x, dtype=np.float64) for name, x in arrays.items()}
+    finite = {name: np.asarray(np.isfinite(x).all(axis=1)) for name, x in arrays.items()}
+    # Ranked in the file's own dtype: widening to float64 is exact, so the order is the same and the work half.
+    top = {name: top_classes(x, k, finite[name]) for name, x in arrays.items()}
     return Batch(start, np.asarray(labels, dtype=np.int64), values, top, finite)
+
+
+def top_classes(x: np.ndarray, k: int, finite_rows: np.ndarray) -> np.ndarray:
+    """The first k of a stable argsort of -x: the highest classes, ties to the lowest class index as argmax does.
+
+    Found by a partial selection and a sort of the k chosen (a full sort of 1,000 classes was half the time of a
+    comparison); rows where the k-th value ties with a class left out, or with NaN or Inf, take the full sort.
+    """
+    neg = -x
+    if k >= x.shape[1]:
+        return np.argsort(neg, axis=1, kind="stable")[:, :k]
+    part = np.argpartition(neg, k - 1, axis=1)[:, :k]
+    top = np.take_along_axis(part, np.lexsort((part, np.take_along_axis(neg, part, axis=1)), axis=1), axis=1)
+    kth = np.take_along_axis(neg, top[:, -1:], axis=1)
+    redo = ((neg <= kth).sum(axis=1) > k) | ~finite_rows
+    if redo.any():
+        top[redo] = np.argsort(neg[redo], axis=1, kind="stable")[:, :k]
+    return top
 
 
 class BackendStats:
