@@ -51,18 +51,19 @@ def make_batch(start: int, labels: np.ndarray, raw: Mapping[str, np.ndarray], k:
 def top_classes(x: np.ndarray, k: int, finite_rows: np.ndarray) -> np.ndarray:
     """The first k of a stable argsort of -x: the highest classes, ties to the lowest class index as argmax does.
 
-    Found by a partial selection and a sort of the k chosen (a full sort of 1,000 classes was half the time of a
-    comparison); rows where the k-th value ties with a class left out, or with NaN or Inf, take the full sort.
+    k passes of argmax, each chosen class then set to -inf (a full sort of 1,000 classes was half the time of a
+    comparison, a partial one still 12x these passes). In a finite row -inf is below every class not yet chosen,
+    so each pass finds the next in the sort's order; rows with NaN or Inf take the full sort.
     """
-    neg = -x
     if k >= x.shape[1]:
-        return np.argsort(neg, axis=1, kind="stable")[:, :k]
-    part = np.argpartition(neg, k - 1, axis=1)[:, :k]
-    top = np.take_along_axis(part, np.lexsort((part, np.take_along_axis(neg, part, axis=1)), axis=1), axis=1)
-    kth = np.take_along_axis(neg, top[:, -1:], axis=1)
-    redo = ((neg <= kth).sum(axis=1) > k) | ~finite_rows
-    if redo.any():
-        top[redo] = np.argsort(neg[redo], axis=1, kind="stable")[:, :k]
+        return np.argsort(-x, axis=1, kind="stable")[:, :k]
+    work, rows = x.copy(), np.arange(x.shape[0])
+    top = np.empty((x.shape[0], k), dtype=np.intp)
+    for i in range(k):
+        top[:, i] = work.argmax(axis=1)
+        work[rows, top[:, i]] = -np.inf
+    if not finite_rows.all():
+        top[~finite_rows] = np.argsort(-x[~finite_rows], axis=1, kind="stable")[:, :k]
     return top
 
 
