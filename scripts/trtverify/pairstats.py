@@ -189,10 +189,13 @@ class PairStats:
                 r, c = divmod(flat, a.shape[1])
                 self.first_difference = {"sample": batch.start + r, "class": c,
                                          self.a: float(a[r, c]), self.b: float(b[r, c])}
-        diff = np.abs(a - b)
+        diff = np.subtract(a, b)        # the temporaries below are reused in place: each is tens of MB
+        np.abs(diff, out=diff)
         ref = batch.magnitude(self.a)
         # Finite inputs give finite differences unless a - b overflows (float64 inputs near 1e308): the max tells.
-        if not (finite_inputs and math.isfinite(diff.max())):
+        high: float | None = float(diff.max())
+        if not (finite_inputs and math.isfinite(high)):
+            high = None
             finite = np.isfinite(diff) & np.isfinite(ref)
             if not finite.all():
                 self.outside += int((~finite & ~equal).sum())
@@ -200,12 +203,15 @@ class PairStats:
         self.finite_elements += diff.size
         if diff.size:
             self.sketch.add(diff)
-            self.max_abs = max(self.max_abs, float(diff.max()))
+            self.max_abs = max(self.max_abs, float(diff.max()) if high is None else high)
             self.sum_abs += float(diff.sum())
-            rel = diff / np.maximum(ref, self.relative_floor)
+            rel = np.maximum(ref, self.relative_floor)
+            np.divide(diff, rel, out=rel)
             self.max_rel = max(self.max_rel, float(rel.max()))
             self.sum_rel += float(rel.sum())
-            self.outside += int((diff > self.tolerance.atol + self.tolerance.rtol * ref).sum())
+            bound = self.tolerance.rtol * ref
+            bound += self.tolerance.atol
+            self.outside += int((diff > bound).sum())
 
     def _agreement(self, batch: Batch, a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> None:
         top_a, top_b = batch.top[self.a], batch.top[self.b]
