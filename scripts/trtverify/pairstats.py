@@ -171,7 +171,12 @@ class PairStats:
         if self.softmax_tolerance is not None:     # logits are also judged as the probabilities they stand for
             sa, sb = (batch.probabilities(self.a), batch.probabilities(self.b)) if every else (softmax(ra), softmax(rb))
             t = self.softmax_tolerance
-            self.softmax_outside += int((np.abs(sa - sb) > t.atol + t.rtol * np.abs(sa)).sum())
+            diff = np.subtract(sa, sb)
+            np.abs(diff, out=diff)
+            bound = np.abs(sa)
+            bound *= t.rtol
+            bound += t.atol
+            self.softmax_outside += int((diff > bound).sum())
         if self.kind in CLASSIFICATION:
             self._agreement(batch, a, b, rows)
 
