@@ -198,9 +198,9 @@ class PairStats:
         np.abs(diff, out=diff)
         ref = batch.magnitude(self.a)
         # Finite inputs give finite differences unless a - b overflows (float64 inputs near 1e308): the max tells.
-        high: float | None = float(diff.max())
-        if not (finite_inputs and math.isfinite(high)):
-            high = None
+        high = float(diff.max())
+        every_finite = finite_inputs and math.isfinite(high)
+        if not every_finite:
             finite = np.isfinite(diff) & np.isfinite(ref)
             if not finite.all():
                 self.outside += int((~finite & ~equal).sum())
@@ -208,7 +208,7 @@ class PairStats:
         self.finite_elements += diff.size
         if diff.size:
             self.sketch.add(diff)
-            self.max_abs = max(self.max_abs, float(diff.max()) if high is None else high)
+            self.max_abs = max(self.max_abs, high if every_finite else float(diff.max()))
             self.sum_abs += float(diff.sum())
             rel = np.maximum(ref, self.relative_floor)
             np.divide(diff, rel, out=rel)
