@@ -475,3 +475,19 @@ def test_a_floor_too_large_is_inconclusive() -> None:
     result = metrics.compare({"savedmodel": p, "onnxruntime": p}, y, noise_floor={"floor": 0.01})
     assert result.pairs["savedmodel vs onnxruntime"].verdict == "inconclusive"
     assert "noise floor" in result.inconclusive
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_top_classes_is_the_stable_sort_with_ties_zeros_and_nonfinite(dtype: type) -> None:
+    """The partial selection gives the first k of a stable argsort of -x, row by row, whatever the ties."""
+    from trtverify.pairstats import top_classes
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 4, (400, 12)).astype(dtype)              # few distinct values: ties everywhere
+    x[:100] = rng.normal(size=(100, 12))                           # no ties
+    x[100:110] = 0.0
+    x[110:120, ::2] = -0.0                                         # -0 and +0 tie
+    x[120, 3], x[121, 5], x[122, 0], x[123, :6] = np.nan, np.inf, -np.inf, np.nan
+    finite = np.isfinite(x).all(axis=1)
+    for k in (1, 2, 5, 12):
+        expected = np.argsort(-x, axis=1, kind="stable")[:, :k]
+        assert np.array_equal(top_classes(x, k, finite), expected), k

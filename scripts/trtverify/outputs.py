@@ -14,8 +14,10 @@ from .tolerance import CLASSIFICATION, KINDS, PROBABILITY_EPSILON
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64, shifted by the row maximum so large logits do not overflow."""
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    e = x - x.max(axis=1, keepdims=True)
+    np.exp(e, out=e)                  # in place: a batch of 1,000 classes is tens of MB per temporary
+    e /= e.sum(axis=1, keepdims=True)
+    return e
 
 
 # --- the reference's outputs ----------------------------------------------------------------------------------------

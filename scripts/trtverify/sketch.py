@@ -54,16 +54,19 @@ class QuantileSketch:
         self.count += v.size
         self.total += float(v.sum())
         self.min, self.max = min(self.min, lo), max(self.max, hi)
-        positive = v[v > 0.0]
+        positive = v[v > 0.0] if lo == 0.0 else v.copy()   # a copy either way: key() works in it
         self.zero_count += v.size - positive.size
         if positive.size:
-            keys = self.key(positive)
+            keys = self.key(positive, in_place=True)
             self._cover(int(keys.min()), int(keys.max()))
             self.counts += np.bincount(keys - self.key_offset, minlength=self.counts.size)
 
-    def key(self, positive: np.ndarray) -> np.ndarray:
-        """Bucket keys of positive values."""
-        return np.ceil(np.log(positive) / self._log_gamma).astype(np.int64)
+    def key(self, positive: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+        """Bucket keys of positive values; ``in_place`` works in ``positive``'s own memory (a float64 array the caller
+        no longer needs), as a batch of differences is tens of MB and each temporary costs its page faults."""
+        x = np.log(positive, out=positive if in_place else None)
+        x = np.divide(x, self._log_gamma, out=x if in_place else None)
+        return np.ceil(x, out=x if in_place else None).astype(np.int64)
 
     def _cover(self, lo: int, hi: int) -> None:
         """Grow the counter array so that keys lo..hi have a counter."""

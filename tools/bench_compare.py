@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Throughput of scripts/compare.py at real size: GB/s of prediction files read (issue 15's goal: over 1 GB/s).
+
+  python tools/bench_compare.py [--samples 50000] [--classes 1000] [--kind probabilities|logits]
+                                [--batch-size 4096] [--work build/bench-compare] [--profile OUT.prof]
+
+Writes synthetic predictions of four backends once under --work (the reference, ONNX Runtime and TensorRT at fp32
+close to it, TensorRT at fp16 further off, so every pair has differences and some top-1 flips), then runs
+compare.py on them in a child process, as the compare rule does, and prints its wall time, its peak RSS
+(ru_maxrss through os.wait4) and the total bytes of the prediction files divided by the wall time. The files were
+just written or read, so they come from the page cache: this measures the comparison, not the disk.
+--profile runs the child under cProfile and writes its statistics there (`python -m pstats OUT.prof`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+NOISE = {"savedmodel": 0.0, "onnxruntime": 1e-6, "tensorrt_fp32": 1e-6, "tensorrt_fp16": 1e-3}
+CHUNK = 5000
+
+
+def synthesize(work: Path, n: int, classes: int, kind: str, seed: int = 0) -> dict[str, Path]:
+    """The labels, one sample per row (compare.py checks their count) and each backend's (n, classes) float32."""
+    import numpy as np
+    from trtverify.io import NpyWriter
+
+    paths = {b: work / f"{b}.npy" for b in NOISE}
+    if all(p.is_file() for p in paths.values()):
+        return paths
+    rng = np.random.default_rng(seed)
+    np.save(work / "labels.npy", rng.integers(0, classes, n))
+    np.save(work / "samples.npy", np.zeros((n, 1), np.float32))
+    writers = {b: NpyWriter(p, n) for b, p in paths.items()}
+    for start in range(0, n, CHUNK):
+        logits = rng.normal(0, 2, (min(CHUNK, n - start), classes))
+        for b, w in writers.items():
+            x = logits + rng.normal(0, NOISE[b], logits.shape) if NOISE[b] else logits
+            if kind == "probabilities":
+                e = np.exp(x - x.max(axis=1, keepdims=True))
+                x = e / e.sum(axis=1, keepdims=True)
+            w.write(x.astype(np.float32))
+    for w in writers.values():
+        w.close()
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--samples", type=int, default=50_000)
+    p.add_argument("--classes", type=int, default=1000)
+    p.add_argument("--kind", choices=("probabilities", "logits"), default="probabilities")
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--work", type=Path, default=REPO / "build" / "bench-compare")
+    p.add_argument("--profile", type=Path, help="run compare.py under cProfile, statistics to this file")
+    args = p.parse_args(argv)
+    from trtverify.benchstats import measure_process
+
+    work = args.work / f"{args.kind}-{args.samples}x{args.classes}"
+    work.mkdir(parents=True, exist_ok=True)
+    paths = synthesize(work, args.samples, args.classes, args.kind)
+    profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+    cmd = [sys.executable, *profile, str(SCRIPTS / "compare.py"), "--model", "synthetic", "--labels",
+           str(work / "labels.npy"), "--samples", str(work / "samples.npy"), "--batch-size", str(args.batch_size),
+           "--output", str(work / "comparison.json"), "--per-sample", str(work / "per_sample.csv"),
+           *[a for b, path in paths.items() for a in ("--prediction", f"{b}={path}")]]
+    cost = measure_process(cmd, cwd=REPO)
+    if cost.returncode != 0:
+        sys.exit(f"bench_compare: compare.py failed:\n{cost.output[-3000:]}")
+    size = sum(path.stat().st_size for path in paths.values())
+    print(f"compare: {len(paths)} backends x {args.samples} x {args.classes} {args.kind} (float32, "
+          f"{size / 1e9:.2f} GB): {cost.seconds:.2f} s, {size / cost.seconds / 1e9:.3f} GB/s, "
+          f"peak RSS {cost.peak_rss_bytes / 1e6:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
