@@ -1,0 +1,192 @@
+"""Data-parallel predictions and the cross-GPU identity check, with simulated devices: each "device" is its own ONNX
+Runtime CPU session, given its slot through CUDA_VISIBLE_DEVICES as a GPU shard is (trtverify.devices). The same
+predict.py, merge_shards.py and gpu_identity.py as the TensorRT shards run (rules/shard.smk)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SCRIPTS, leftovers, run_script
+
+sys.path.insert(0, str(SCRIPTS))
+import gpu_identity  # noqa: E402
+import merge_shards  # noqa: E402
+import predict  # noqa: E402
+from trtverify.devices import check_engine_device, pin_device  # noqa: E402
+from trtverify.errors import UserError  # noqa: E402
+from trtverify.shards import shard_bounds  # noqa: E402
+
+CLASSES = 10
+SAMPLES = 53  # not a multiple of any batch size below: every shard layout has a short batch somewhere
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Conv -> Relu -> MatMul -> Softmax on NHWC 8x8x1 samples with a dynamic batch (made with onnx.helper)."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    d = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=(4, 1, 3, 3)).astype(np.float32), "K"),
+             numpy_helper.from_array(rng.normal(size=(256, CLASSES)).astype(np.float32), "W"),
+             numpy_helper.from_array(np.array([-1, 256], np.int64), "flat_shape")]
+    nodes = [helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["nchw", "K"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["conv"], ["act"]),
+             helper.make_node("Reshape", ["act", "flat_shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "W"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 8, 1])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", CLASSES])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(d / "model.onnx"))
+    np.save(d / "x.npy", rng.normal(size=(SAMPLES, 8, 8, 1)).astype(np.float32))
+    return {"onnx": d / "model.onnx", "samples": d / "x.npy", "dir": d}
+
+
+def predict_rows(model: dict[str, Path], out: Path, *extra: str, batch: int = 8, samples: Path | None = None) -> Path:
+    """One run of predict.py in this process (fast), seeing the two simulated devices as a new process would (a
+    slot pins the process to one of them by narrowing CUDA_VISIBLE_DEVICES)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = "0,1"
+    predict.main(["--backend", "onnxruntime", "--artifact", str(model["onnx"]), "--samples",
+                  str(samples or model["samples"]), "--providers", "CPUExecutionProvider", "--batch-size", str(batch),
+                  "--output", str(out), "--info", str(out.with_suffix(".json")), *extra])
+    return out
+
+
+def sharded(model: dict[str, Path], out: Path, shards: int, batch: int) -> Path:
+    """Every shard in its own session, on slot shard % 2 of two simulated devices, then merged."""
+    parts = [predict_rows(model, out.parent / f"{out.stem}.{i}.npy", "--shard", f"{i}/{shards}", "--device-slot",
+                          str(i % 2), batch=batch) for i in range(shards)]
+    args = ["--samples", str(model["samples"]), "--output", str(out), "--info", str(out.with_suffix(".json"))]
+    for part in parts:
+        args += ["--shard", str(part), "--shard-info", str(part.with_suffix(".json"))]
+    merge_shards.main(args)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def two_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+
+
+@pytest.mark.parametrize("rows,batch,count", [(53, 8, 2), (53, 8, 4), (53, 8, 7), (53, 8, 9), (64, 8, 4), (5, 8, 3)])
+def test_shards_are_whole_batches_that_cover_every_row_once(rows: int, batch: int, count: int) -> None:
+    bounds = [shard_bounds(rows, batch, i, count) for i in range(count)]
+    assert bounds[0][0] == 0 and bounds[-1][1] == rows
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # contiguous, in order
+    assert all(start % batch == 0 for start, _ in bounds)  # the unsharded run's batches, unchanged
+    sizes = [stop - start for start, stop in bounds]
+    assert max(sizes) - min(sizes) <= batch  # spread evenly, to a batch
+
+
+@pytest.mark.parametrize("shards,batch", [(1, 8), (2, 8), (3, 8), (4, 16), (9, 8)])
+def test_merged_shards_are_bit_identical_to_one_unsharded_run(model: dict, tmp_path: Path, shards: int,
+                                                              batch: int) -> None:
+    whole = np.load(predict_rows(model, tmp_path / "whole.npy", batch=batch))
+    merged_path = sharded(model, tmp_path / "merged.npy", shards, batch)
+    merged = np.load(merged_path)
+    assert merged.shape == whole.shape == (SAMPLES, CLASSES)
+    assert merged.tobytes() == whole.tobytes()
+    record = json.loads(merged_path.with_suffix(".json").read_text())
+    assert [s["shard"] for s in record["shards"]] == [f"{i}/{shards}" for i in range(shards)]
+    assert [s["placement"] for s in record["shards"]][:2] == ["slot 0 (CUDA device 0)", "slot 1 (CUDA device 1)"][
+        :shards]
+    assert record["samples"] == SAMPLES and record["backend"] == "onnxruntime"
+
+
+def test_rows_do_not_depend_on_their_batch_on_onnxruntime_cpu(model: dict, tmp_path: Path) -> None:
+    """What the aligned shards do not rely on, measured: a row's bits whatever rows share its batch and whatever the
+    batch's size (8 full batches of 8 and a short one of 5, against one of 53, against 53 of 1)."""
+    runs = [np.load(predict_rows(model, tmp_path / f"b{b}.npy", batch=b)) for b in (1, 8, 53)]
+    assert runs[0].tobytes() == runs[1].tobytes() == runs[2].tobytes()
+
+
+def test_a_failing_shard_names_itself_and_its_device_and_nothing_is_merged(model: dict, tmp_path: Path) -> None:
+    x = np.load(model["samples"])
+    x[40, 3, 3, 0] = np.nan  # in shard 1 of 2 (rows 24..53 at batch 8): that shard fails, shard 0 does not
+    bad = tmp_path / "bad.npy"
+    np.save(bad, x)
+    common = ["--backend", "onnxruntime", "--artifact", model["onnx"], "--samples", bad, "--providers",
+              "CPUExecutionProvider", "--batch-size", "8", "--device-slot", "1"]
+    ok = run_script("predict.py", *common[:-1], "0", "--shard", "0/2", "--output", tmp_path / "s0.npy",
+                    "--info", tmp_path / "s0.json")
+    assert ok.returncode == 0
+    proc = run_script("predict.py", *common, "--shard", "1/2", "--output", tmp_path / "s1.npy",
+                      "--info", tmp_path / "s1.json", check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "shard 1/2 on slot 1 (CUDA device 1): test samples" in lines[0], lines
+    assert "index (40, 3, 3, 0)" in lines[0]
+    assert not (tmp_path / "s1.npy").exists() and leftovers(tmp_path) == []
+    # The merge of what exists refuses: one shard's rows are not every sample's.
+    with pytest.raises(UserError, match="the shards hold 24 rows, but there are 53"):
+        merge_shards.main(["--samples", str(bad), "--shard", str(tmp_path / "s0.npy"), "--shard-info",
+                           str(tmp_path / "s0.json"), "--output", str(tmp_path / "m.npy"), "--info",
+                           str(tmp_path / "m.json")])
+    assert not (tmp_path / "m.npy").exists() and not (tmp_path / "m.json").exists() and leftovers(tmp_path) == []
+
+
+def test_shards_of_different_runs_are_not_merged(model: dict, tmp_path: Path) -> None:
+    a = predict_rows(model, tmp_path / "a.npy", "--shard", "0/2", batch=8)
+    b = predict_rows(model, tmp_path / "b.npy", "--shard", "1/2", batch=16)  # another batch size: other bounds
+    with pytest.raises(UserError, match="holds rows from 32, but the shards before it end at 24"):
+        merge_shards.main(["--samples", str(model["samples"]), "--shard", str(a), "--shard-info",
+                           str(a.with_suffix(".json")), "--shard", str(b), "--shard-info", str(b.with_suffix(".json")),
+                           "--output", str(tmp_path / "m.npy"), "--info", str(tmp_path / "m.json")])
+    assert not (tmp_path / "m.npy").exists()
+
+
+def identity_runs(model: dict, tmp_path: Path, devices: int) -> list[str]:
+    args = []
+    for slot in range(devices):
+        out = predict_rows(model, tmp_path / f"id{slot}.npy", "--first", "20", "--device-slot", str(slot))
+        args += ["--precision", "fp32", "--predictions", str(out), "--record", str(out.with_suffix(".json"))]
+    return args
+
+
+def test_identity_check_says_identical_on_every_device(model: dict, tmp_path: Path) -> None:
+    gpu_identity.main(identity_runs(model, tmp_path, 2) + ["--output", str(tmp_path / "gpu_identity.json")])
+    result = json.loads((tmp_path / "gpu_identity.json").read_text())
+    assert result["identical"] is True
+    assert [(d["placement"], d["identical"], d["samples"]) for d in result["devices"]] == [
+        ("slot 0 (CUDA device 0)", True, 20), ("slot 1 (CUDA device 1)", True, 20)]
+
+
+def test_identity_check_names_the_device_and_first_differing_element(model: dict, tmp_path: Path) -> None:
+    args = identity_runs(model, tmp_path, 2)
+    faulty = np.load(tmp_path / "id1.npy")
+    faulty[7, 3] = np.nextafter(faulty[7, 3], np.float32(1))  # one ulp, as a faulty card would
+    faulty[9, 0] += 1
+    np.save(tmp_path / "id1.npy", faulty)
+    gpu_identity.main(args + ["--output", str(tmp_path / "gpu_identity.json")])
+    result = json.loads((tmp_path / "gpu_identity.json").read_text())
+    assert result["identical"] is False
+    good, bad = result["devices"]
+    assert good["identical"] and not bad["identical"] and bad["placement"] == "slot 1 (CUDA device 1)"
+    diff = bad["first_difference"]
+    assert (diff["sample"], diff["class"]) == (7, 3) and diff["value"] != diff["reference"]
+
+
+def test_an_engine_is_refused_on_another_gpu_model() -> None:
+    record = {"device": {"name": "NVIDIA H200", "compute_capability": "9.0"}}
+    check_engine_device(record, "e.trt", {"name": "NVIDIA H200", "compute_capability": "9.0", "uuid": "GPU-1"})
+    with pytest.raises(UserError, match="built on a NVIDIA H200 .*runs on a NVIDIA A100"):
+        check_engine_device(record, "e.trt", {"name": "NVIDIA A100", "compute_capability": "8.0"})
+
+
+def test_a_slot_picks_among_the_visible_devices_and_slurm_keeps_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    assert pin_device(3) == "slot 3 (CUDA device 6)"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "6"
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
+    assert pin_device(0) == "SLURM job 77 GPU 2" and os.environ["CUDA_VISIBLE_DEVICES"] == "2"
