@@ -190,3 +190,35 @@ def test_a_slot_picks_among_the_visible_devices_and_slurm_keeps_its_own(monkeypa
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
     assert pin_device(0) == "SLURM job 77 GPU 2" and os.environ["CUDA_VISIBLE_DEVICES"] == "2"
+
+
+def test_cpp_shards_through_the_stand_in_binary_merge_to_the_unsharded_run(model: dict, tmp_path: Path) -> None:
+    """predict_cpp.py's shards: each shard's rows handed to the binary (here the ONNX Runtime stand-in for trt_infer,
+    tests/data/stand_in_trt_infer.py, which reads the model.onnx beside engines/), merged like the Python shards."""
+    import shutil
+
+    from conftest import REPO
+
+    shutil.copy(model["onnx"], tmp_path / "model.onnx")
+    engine, record = tmp_path / "engines" / "fp32.trt", tmp_path / "engines" / "fp32.json"
+    engine.parent.mkdir()
+    engine.write_bytes(b"stand-in engine")
+    record.write_text(json.dumps({"engine_bytes": engine.stat().st_size, "profile": {"max": [16, 8, 8, 1]}}))
+    binary = tmp_path / "trt_infer"
+    stand_in = REPO / "tests" / "data" / "stand_in_trt_infer.py"
+    binary.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{stand_in}" "$@"\n')
+    binary.chmod(0o755)
+    common = ["--binary", binary, "--engine", engine, "--engine-info", record, "--input", model["samples"],
+              "--samples", model["samples"]]
+    run_script("predict_cpp.py", *common, "--output", tmp_path / "whole.npy", "--info", tmp_path / "whole.json")
+    merge = ["--samples", model["samples"], "--output", tmp_path / "merged.npy", "--info", tmp_path / "merged.json"]
+    for i in range(3):
+        part = tmp_path / f"part{i}.npy"
+        run_script("predict_cpp.py", *common, "--shard", f"{i}/3", "--device-slot", str(i), "--output", part,
+                   "--info", part.with_suffix(".json"))
+        merge += ["--shard", part, "--shard-info", part.with_suffix(".json")]
+    run_script("merge_shards.py", *merge)
+    assert np.load(tmp_path / "merged.npy").tobytes() == np.load(tmp_path / "whole.npy").tobytes()
+    shards = json.loads((tmp_path / "merged.json").read_text())["shards"]
+    assert [(s["start"], s["stop"]) for s in shards] == [(0, 16), (16, 32), (32, 53)]  # whole batches of the max 16
+    assert leftovers(tmp_path) == []
