@@ -3,11 +3,11 @@
 
   python scripts/predict.py --backend savedmodel|onnxruntime|tensorrt --artifact PATH --samples X.npy \
       [--providers CUDAExecutionProvider,CPUExecutionProvider] [--batch-size 256] --output P.npy --info P.json
-      [--shard I/N | --first K] [--device-slot S]
+      [--shard I/N] [--device-slot S]
 
 Fails, writing nothing, when the samples do not fit the model or any prediction is NaN or Inf. --shard predicts the
-rows of shard I of N (whole batches, scripts/merge_shards.py joins them), --first the first K rows (the cross-GPU
-identity check); --device-slot pins the step to one of the visible GPUs (trtverify.devices).
+rows of shard I of N (whole batches, scripts/merge_shards.py joins them); --device-slot pins the step to one of the
+visible GPUs (trtverify.devices).
 """
 
 from __future__ import annotations
@@ -41,10 +41,8 @@ def predict(runner: Any, samples: NpyReader, batch_size: int, out: NpyWriter, ba
 
 
 def rows_of(args: argparse.Namespace, total: int) -> tuple[int, int]:
-    """The rows this run predicts: all, the first K, or one shard's (whole batches of the effective batch size)."""
-    if args.shard:
-        return shard_bounds(total, args.batch_size, *parse_shard(args.shard))
-    return (0, min(args.first, total)) if args.first else (0, total)
+    """The rows this run predicts: all, or one shard's (whole batches of the effective batch size)."""
+    return shard_bounds(total, args.batch_size, *parse_shard(args.shard)) if args.shard else (0, total)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,15 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--providers", default="", help="ONNX Runtime providers, in order of preference")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--engine-info", help="tensorrt: build_engine's .json, to check the engine against before use")
-    rows = p.add_mutually_exclusive_group()
-    rows.add_argument("--shard", help="I/N: predict shard I (from 0) of N only")
-    rows.add_argument("--first", type=int, default=0, help="predict the first K samples only")
+    p.add_argument("--shard", help="I/N: predict shard I (from 0) of N only")
     p.add_argument("--device-slot", type=int, help="run on visible GPU number S (modulo their count)")
     p.add_argument("--output", required=True)
     p.add_argument("--info", required=True)
     args = p.parse_args(argv)
-    if args.batch_size < 1 or args.first < 0:
-        raise UserError("--batch-size must be positive and --first not negative")
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be positive")
     placement = pin_device(args.device_slot) if args.device_slot is not None else None
     try:
         return run(args, placement)

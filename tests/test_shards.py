@@ -145,33 +145,39 @@ def test_shards_of_different_runs_are_not_merged(model: dict, tmp_path: Path) ->
     assert not (tmp_path / "m.npy").exists()
 
 
-def identity_runs(model: dict, tmp_path: Path, devices: int) -> list[str]:
-    args = []
-    for slot in range(devices):
-        out = predict_rows(model, tmp_path / f"id{slot}.npy", "--first", "20", "--device-slot", str(slot))
-        args += ["--precision", "fp32", "--predictions", str(out), "--record", str(out.with_suffix(".json"))]
-    return args
+def check_identity(model: dict, tmp_path: Path, devices: int, *extra: str) -> dict:
+    gpu_identity.main(["--backend", "onnxruntime", "--engine", f"fp32={model['onnx']}", "--samples",
+                       str(model["samples"]), "--first", "20", "--devices", str(devices), *extra,
+                       "--output", str(tmp_path / "gpu_identity.json")])
+    result: dict = json.loads((tmp_path / "gpu_identity.json").read_text())
+    return result
 
 
 def test_identity_check_says_identical_on_every_device(model: dict, tmp_path: Path) -> None:
-    gpu_identity.main(identity_runs(model, tmp_path, 2) + ["--output", str(tmp_path / "gpu_identity.json")])
-    result = json.loads((tmp_path / "gpu_identity.json").read_text())
-    assert result["identical"] is True
-    assert [(d["placement"], d["identical"], d["samples"]) for d in result["devices"]] == [
-        ("slot 0 (CUDA device 0)", True, 20), ("slot 1 (CUDA device 1)", True, 20)]
+    result = check_identity(model, tmp_path, 3)
+    assert result["identical"] is True and result["samples"] == 20
+    assert [(d["device"]["index"], d["identical"], d["samples"]) for d in result["devices"]] == [
+        (0, True, 20), (1, True, 20), (2, True, 20)]
 
 
-def test_identity_check_names_the_device_and_first_differing_element(model: dict, tmp_path: Path) -> None:
-    args = identity_runs(model, tmp_path, 2)
-    faulty = np.load(tmp_path / "id1.npy")
-    faulty[7, 3] = np.nextafter(faulty[7, 3], np.float32(1))  # one ulp, as a faulty card would
-    faulty[9, 0] += 1
-    np.save(tmp_path / "id1.npy", faulty)
-    gpu_identity.main(args + ["--output", str(tmp_path / "gpu_identity.json")])
-    result = json.loads((tmp_path / "gpu_identity.json").read_text())
+def test_identity_check_names_the_device_and_first_differing_element(model: dict, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A faulty device 1: one ulp off at (sample 7, class 3), as a bad card or a driver mismatch would be."""
+    real = gpu_identity.predict_on
+
+    def faulty(backend: str, artifact: str, device: int, x: np.ndarray) -> np.ndarray:
+        probs = real(backend, artifact, device, x)
+        if device == 1:
+            probs[7, 3] = np.nextafter(probs[7, 3], np.float32(1))
+            probs[9, 0] += 1
+        return probs
+
+    monkeypatch.setattr(gpu_identity, "predict_on", faulty)
+    result = check_identity(model, tmp_path, 3)
     assert result["identical"] is False
-    good, bad = result["devices"]
-    assert good["identical"] and not bad["identical"] and bad["placement"] == "slot 1 (CUDA device 1)"
+    assert [d["identical"] for d in result["devices"]] == [True, False, True]
+    bad = result["devices"][1]
+    assert bad["device"]["name"] == "simulated device 1 (ONNX Runtime CPU session)"
     diff = bad["first_difference"]
     assert (diff["sample"], diff["class"]) == (7, 3) and diff["value"] != diff["reference"]
 

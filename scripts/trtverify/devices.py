@@ -42,18 +42,19 @@ def visible_devices() -> list[str]:
     return [str(i) for i in range(len(lines))]
 
 
-def describe_device() -> dict[str, Any] | None:
-    """Name, compute capability, PCI bus and UUID of CUDA device 0 of this process (the one it was pinned to), or
-    None where no GPU is visible (ONNX Runtime on CPU). pycuda where it is installed, nvidia-smi for the UUID."""
+def describe_device(index: int = 0) -> dict[str, Any] | None:
+    """Name, compute capability, PCI bus and UUID of CUDA device ``index`` of this process (0: the one a slot pinned
+    it to), or None where no GPU is visible (ONNX Runtime on CPU). pycuda where it is installed, nvidia-smi for the
+    UUID (the name by which a faulty card is found and replaced)."""
     try:
         import pycuda.driver as cuda
     except ImportError:
         return None
     try:
         cuda.init()
-        if cuda.Device.count() == 0:
+        if cuda.Device.count() <= index:
             return None
-        dev = cuda.Device(0)
+        dev = cuda.Device(index)
         major, minor = dev.compute_capability()
         bus = dev.pci_bus_id()
     except cuda.Error:
@@ -62,7 +63,7 @@ def describe_device() -> dict[str, Any] | None:
 
 
 def gpu_uuid(pci_bus_id: str) -> str | None:
-    """The GPU's UUID as nvidia-smi reports it (the name a faulty card is replaced by), matched by PCI bus id."""
+    """The GPU's UUID as nvidia-smi reports it, matched by PCI bus id."""
     smi = shutil.which("nvidia-smi")
     if not smi:
         return None
@@ -80,7 +81,7 @@ def check_engine_device(record: dict[str, Any], engine: str, device: dict[str, A
     """Refuse to run an engine on another GPU model than the one that built it: TensorRT's tactics are chosen for
     the builder's GPU, and on another model the engine is refused, or runs with other kernels (other bits)."""
     built = record.get("device")
-    if not built or not device:
+    if not built or not device or "compute_capability" not in device:
         return  # an engine recorded before devices were, or no GPU here (nothing TensorRT could run on)
     if (built["name"], built["compute_capability"]) != (device["name"], device["compute_capability"]):
         raise UserError(f"engine {engine} was built on a {built['name']} (compute capability "

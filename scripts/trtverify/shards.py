@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import UserError
-from .io import NpyReader, NpyWriter, load_npy, read_json, write_json
+from .io import NpyReader, NpyWriter, read_json, write_json
 
 # What differs between the shards' records: kept per shard in the merged record, the rest is the backend's own.
 SHARD_KEYS = ("shard", "placement", "gpu", "start", "stop", "samples", "seconds", "output_shape")
@@ -75,17 +75,13 @@ def first_difference(reference: np.ndarray, other: np.ndarray) -> dict[str, Any]
             "reference": float(reference[sample, cls])}
 
 
-def identity(runs: Sequence[tuple[str, str, str]], output: str) -> dict[str, Any]:
-    """results/{model}/gpu_identity.json from each device's (precision, predictions, record): per precision, every
-    device's predictions of the same samples with the same engine against the first device's, bit for bit."""
+def identity(runs: Sequence[tuple[str, dict[str, Any], np.ndarray]]) -> dict[str, Any]:
+    """gpu_identity.json's content from each (precision, device, predictions) run: per precision, every device's
+    predictions of the same samples with the same engine against the first device's, bit for bit."""
     checks, references = [], {}
-    for precision, path, record_path in runs:
-        record = read_json(record_path, what="identity record")
-        probs = load_npy(path, what="identity predictions")
+    for precision, device, probs in runs:
         reference = references.setdefault(precision, probs)
         diff = first_difference(reference, probs)
-        checks.append({"precision": precision, "placement": record["placement"], "gpu": record["gpu"],
-                       "samples": int(probs.shape[0]), "identical": diff is None, "first_difference": diff})
-    result = {"devices": checks, "identical": all(c["identical"] for c in checks)}
-    write_json(output, result)
-    return result
+        checks.append({"precision": precision, "device": device, "samples": int(probs.shape[0]),
+                       "identical": diff is None, "first_difference": diff})
+    return {"devices": checks, "identical": all(c["identical"] for c in checks)}
