@@ -15,9 +15,11 @@ import pytest
 from conftest import SCRIPTS, leftovers, run_script
 
 sys.path.insert(0, str(SCRIPTS))
+import gate  # noqa: E402
 import gpu_identity  # noqa: E402
 import merge_shards  # noqa: E402
 import predict  # noqa: E402
+import report  # noqa: E402
 from trtverify.devices import check_engine_device, pin_device  # noqa: E402
 from trtverify.errors import UserError  # noqa: E402
 from trtverify.shards import shard_bounds  # noqa: E402
@@ -180,6 +182,32 @@ def test_identity_check_names_the_device_and_first_differing_element(model: dict
     assert bad["device"]["name"] == "simulated device 1 (ONNX Runtime CPU session)"
     diff = bad["first_difference"]
     assert (diff["sample"], diff["class"]) == (7, 3) and diff["value"] != diff["reference"]
+
+
+def test_report_shows_each_device_and_gate_fails_on_the_differing_one(model: dict, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_report import crafted
+
+    real = gpu_identity.predict_on
+    monkeypatch.setattr(gpu_identity, "predict_on", lambda b, a, d, x: real(b, a, d, x) + (d == 1) * np.float32(1e-3))
+    check_identity(model, tmp_path, 2)
+    comparison = tmp_path / "comparison.json"
+    comparison.write_text(json.dumps(crafted(False)))
+    out = tmp_path / "out"
+    report.main(["--comparison", f"tiny={comparison}", "--gpu-identity", f"tiny={tmp_path / 'gpu_identity.json'}",
+                 "--markdown", str(out / "report.md"), "--text", str(out / "report.txt"), "--summary",
+                 str(out / "summary.json"), "--plots", str(out / "plots")])
+    md = (out / "report.md").read_text()
+    section = md.split("## Cross-GPU identity\n")[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.strip().splitlines()[2:4]]
+    assert rows[0] == ["tiny", "fp32", "0: simulated device 0 (ONNX Runtime CPU session)", "20", "identical"]
+    assert rows[1][2] == "1: simulated device 1 (ONNX Runtime CPU session)"
+    assert rows[1][4].startswith("differs first at sample 0, class 0: 0.001000000047")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == "pass" and summary["gpu_identity"]["tiny"]["identical"] is False
+    with pytest.raises(UserError, match=r"^1 GPU run\(s\) differ from the node's first GPU: tiny: fp32 on device 1: "):
+        gate.main(["--summary", str(out / "summary.json"), "--report", "report.md", "--output", str(out / "g.json")])
+    assert not (out / "g.json").exists()
 
 
 def test_an_engine_is_refused_on_another_gpu_model() -> None:
