@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -256,3 +257,69 @@ def test_cpp_shards_through_the_stand_in_binary_merge_to_the_unsharded_run(model
     shards = json.loads((tmp_path / "merged.json").read_text())["shards"]
     assert [(s["start"], s["stop"]) for s in shards] == [(0, 16), (16, 32), (32, 53)]  # whole batches of the max 16
     assert leftovers(tmp_path) == []
+
+
+# --- The plan: dry runs with 1, 2 and 4 GPUs, on one machine and with the SLURM profile ------------------------------
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Dry runs of the tiny config with both TensorRT backends and `gpus: N` in an overlay (as a user would write
+    it): on this machine with N = 1, 2 and 4 and `--resources gpu=N` (profiles/local's gpu: 1 raised, as
+    docs/cluster.md says), and with profiles/slurm and N = 2."""
+    from test_slurm import TINY, dry_run, job_env, require_slurm_plugin, snakemake
+
+    require_slurm_plugin()
+    apptainer = tmp_path_factory.mktemp("fake-apptainer")  # Snakemake asks `apptainer --version` before planning
+    (apptainer / "apptainer").write_text("#!/bin/sh\necho 'apptainer version 1.3.6'\n")
+    (apptainer / "apptainer").chmod(0o755)
+    workdir = tmp_path_factory.mktemp("plans")
+    runs = {}
+    for where, gpus in (("local", 1), ("local", 2), ("local", 4), ("slurm", 2)):
+        overlay = workdir / f"gpus{gpus}.yaml"
+        overlay.write_text(json.dumps({"gpus": gpus, "backends": ["savedmodel", "onnxruntime", "tensorrt",
+                                                                  "tensorrt_cpp"]}))
+        if where == "slurm":
+            runs[f"slurm{gpus}"] = dry_run("slurm", (TINY, overlay), workdir, apptainer)
+            continue
+        proc = snakemake(workdir, "--dry-run", "--resources", f"gpu={gpus}", "--configfile", str(TINY), str(overlay),
+                         "--replace-workflow-config", env=job_env(), timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[f"local{gpus}"] = proc.stdout + proc.stderr
+    return runs
+
+
+def job_blocks(out: str, rule: str) -> list[str]:
+    return [b for b in re.split(r"\n(?=\s*(?:local)?rule \w+:)", out) if re.match(rf"\s*(?:local)?rule {rule}:", b)]
+
+
+@pytest.mark.parametrize("gpus", [1, 2, 4])
+def test_one_shard_job_per_gpu_each_asking_one_gpu(plans: dict[str, str], gpus: int) -> None:
+    out = plans[f"local{gpus}"]
+    stats = out.split("Job stats:", 1)[1].split("\ntotal", 1)[0]  # the table: rule, count
+    jobs = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    sharded = {"predict_tensorrt_shard": gpus, "predict_tensorrt_cpp_shard": gpus, "merge_tensorrt_shards": 1,
+               "merge_tensorrt_cpp_shards": 1, "gpu_identity": 1}
+    if gpus == 1:  # the unsharded plan, unchanged
+        assert jobs["predict_tensorrt"] == jobs["predict_tensorrt_cpp"] == 1
+        assert not set(sharded) & set(jobs)
+        return
+    assert {r: jobs.get(r) for r in sharded} == sharded
+    assert "predict_tensorrt" not in jobs and "predict_tensorrt_cpp" not in jobs
+    shards = job_blocks(out, "predict_tensorrt_shard")
+    assert sorted(re.search(r"--shard (\d+)/(\d+) --device-slot (\d+)", b).groups() for b in shards) == [
+        (str(i), str(gpus), str(i)) for i in range(gpus)]
+    for block in shards + job_blocks(out, "predict_tensorrt_cpp_shard"):
+        assert re.search(r"resources: .*\bgpu=1\b", block), block
+    assert re.search(rf"resources: .*\bgpu={gpus}\b", job_blocks(out, "gpu_identity")[0])
+
+
+def test_slurm_gives_each_shard_one_gpu_and_the_identity_check_every_gpu(plans: dict[str, str]) -> None:
+    from test_slurm import planned_jobs
+
+    jobs = planned_jobs(plans["slurm2"])
+    for rule in ("predict_tensorrt_shard", "predict_tensorrt_cpp_shard"):
+        assert (jobs[rule]["resources"]["gres"], jobs[rule]["resources"]["gpu"]) == ("gpu:1", "0"), jobs[rule]
+    assert (jobs["gpu_identity"]["resources"]["gres"], jobs["gpu_identity"]["resources"]["gpu"]) == ("gpu:2", "0")
+    for rule in ("merge_tensorrt_shards", "merge_tensorrt_cpp_shards"):
+        assert "gres" not in jobs[rule]["resources"] and jobs[rule]["resources"].get("gpu", "0") == "0"
