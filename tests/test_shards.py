@@ -259,6 +259,35 @@ def test_cpp_shards_through_the_stand_in_binary_merge_to_the_unsharded_run(model
     assert leftovers(tmp_path) == []
 
 
+def test_scaling_benchmark_times_every_device_at_once_against_one_alone(model: dict, tmp_path: Path) -> None:
+    """Two simulated devices (ONNX Runtime CPU sessions in two processes): the arithmetic and the record, not the
+    speed (the CPU cores are shared, so the efficiency here says nothing about GPUs)."""
+    out = tmp_path / "scaling.json"
+    run_script("bench_scaling.py", "--backend", "onnxruntime", "--artifact", model["onnx"], "--samples",
+               model["samples"], "--batch", "64", "--gpus", "2", "--warmup", "1", "--iterations", "5", "--output", out)
+    record = json.loads(out.read_text())
+    one, both = record["one_device"], record["all_devices"]
+    assert (one["devices"], both["devices"]) == (1, 2)
+    assert (one["samples"], both["samples"]) == (64 * 5, 2 * 64 * 5)  # whole batches of 64 from 53 samples
+    assert [w["placement"] for w in both["workers"]] == ["slot 0 (CUDA device 0)", "slot 1 (CUDA device 1)"]
+    span = max(w["end"] for w in both["workers"]) - min(w["start"] for w in both["workers"])
+    assert both["seconds"] == pytest.approx(span, abs=1e-5)  # from the first start to the last end
+    assert both["throughput"] == pytest.approx(both["samples"] / both["seconds"])
+    assert record["scaling_efficiency"] == pytest.approx(both["throughput"] / (2 * one["throughput"]))
+    assert record["scaling_efficiency"] > 0
+
+
+def test_scaling_benchmark_with_a_failing_worker_ends_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not onnx")
+    np.save(tmp_path / "x.npy", np.zeros((4, 8, 8, 1), np.float32))
+    proc = run_script("bench_scaling.py", "--backend", "onnxruntime", "--artifact", bad, "--samples",
+                      tmp_path / "x.npy", "--gpus", "2", "--output", tmp_path / "s.json", check=False)
+    assert proc.returncode == 1 and not (tmp_path / "s.json").exists()
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "bench_scaling.py: error: the worker on slot 0 failed before timing (its message is above)")
+
+
 # --- The plan: dry runs with 1, 2 and 4 GPUs, on one machine and with the SLURM profile ------------------------------
 
 
