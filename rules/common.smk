@@ -344,7 +344,7 @@ def final_targets():
             precision=PRECISIONS,
         )
     if config["benchmark"]["enabled"]:
-        targets += ["results/benchmarks.tsv"]
+        targets += ["results/benchmarks.tsv"] + scaling_files()
     return targets
 
 
@@ -439,3 +439,14 @@ def identity_files():
 
 def identity_report_args(w, input):
     return [f"--gpu-identity={m}={p}" for m, p in zip(MODELS, input.identities)]
+
+
+def scaling_files():
+    """The scaling benchmark's records, where TensorRT is benchmarked on several GPUs (with one, all is the one:
+    the benchmark proper times it; scripts/bench_scaling.py --gpus 1 runs it by hand)."""
+    bench = config["benchmark"]
+    if not (GPUS > 1 and bench["enabled"] and "tensorrt" in bench["backends"]):
+        return []
+    return expand(
+        "results/{model}/scaling_{precision}.json", model=MODELS, precision=PRECISIONS
+    )

@@ -181,3 +181,39 @@ rule gpu_identity:
     shell:
         "python {input.script:q} --backend tensorrt {params.engines:q} --samples {input.samples:q}"
         " --first {params.first:q} --devices {params.devices:q} --output {output:q} > {log:q} 2>&1"
+
+
+rule benchmark_scaling:
+    """Throughput of TensorRT on all `gpus` GPUs at once against `gpus` x one GPU alone (scaling efficiency), at
+    the largest benchmark batch. One job holding every GPU, as the identity check."""
+    input:
+        image=container_input("tensorrt"),
+        script=script("bench_scaling.py"),
+        code=code_of("bench_scaling.py", "trtverify/backends/tensorrt.py"),
+        artifact="results/{model}/engines/{precision}.trt",
+        samples="results/{model}/data/test_samples.npy",
+    output:
+        "results/{model}/scaling_{precision}.json",
+    log:
+        "results/logs/benchmark_scaling/{model}_{precision}.log",
+    benchmark:
+        "results/benchmarks/benchmark_scaling/{model}_{precision}.tsv"
+    conda:
+        "../envs/tensorrt.yaml"
+    container:
+        TRT_IMAGE
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=GPUS,
+        gres=f"gpu:{GPUS}",
+    params:
+        batch=max(config["benchmark"]["batch_sizes"]),
+        gpus=GPUS,
+        warmup=config["benchmark"]["warmup"],
+        iterations=config["benchmark"]["iterations"],
+    shell:
+        "python {input.script:q} --backend tensorrt --artifact {input.artifact:q} --samples {input.samples:q}"
+        " --batch {params.batch:q} --gpus {params.gpus:q} --warmup {params.warmup:q}"
+        " --iterations {params.iterations:q} --output {output:q} > {log:q} 2>&1"

@@ -306,8 +306,8 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     runs = {}
     for where, gpus in (("local", 1), ("local", 2), ("local", 4), ("slurm", 2)):
         overlay = workdir / f"gpus{gpus}.yaml"
-        overlay.write_text(json.dumps({"gpus": gpus, "backends": ["savedmodel", "onnxruntime", "tensorrt",
-                                                                  "tensorrt_cpp"]}))
+        overlay.write_text(json.dumps({"gpus": gpus, "backends": ["savedmodel", *TRT_BACKENDS], "benchmark": {
+            "enabled": True, "backends": TRT_BACKENDS, "baseline": "onnxruntime", "batch_sizes": [1, 8]}}))
         if where == "slurm":
             runs[f"slurm{gpus}"] = dry_run("slurm", (TINY, overlay), workdir, apptainer)
             continue
@@ -316,6 +316,9 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[f"local{gpus}"] = proc.stdout + proc.stderr
     return runs
+
+
+TRT_BACKENDS = ["onnxruntime", "tensorrt", "tensorrt_cpp"]
 
 
 def job_blocks(out: str, rule: str) -> list[str]:
@@ -328,7 +331,7 @@ def test_one_shard_job_per_gpu_each_asking_one_gpu(plans: dict[str, str], gpus: 
     stats = out.split("Job stats:", 1)[1].split("\ntotal", 1)[0]  # the table: rule, count
     jobs = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M)}
     sharded = {"predict_tensorrt_shard": gpus, "predict_tensorrt_cpp_shard": gpus, "merge_tensorrt_shards": 1,
-               "merge_tensorrt_cpp_shards": 1, "gpu_identity": 1}
+               "merge_tensorrt_cpp_shards": 1, "gpu_identity": 1, "benchmark_scaling": 1}
     if gpus == 1:  # the unsharded plan, unchanged
         assert jobs["predict_tensorrt"] == jobs["predict_tensorrt_cpp"] == 1
         assert not set(sharded) & set(jobs)
@@ -340,7 +343,9 @@ def test_one_shard_job_per_gpu_each_asking_one_gpu(plans: dict[str, str], gpus: 
         (str(i), str(gpus), str(i)) for i in range(gpus)]
     for block in shards + job_blocks(out, "predict_tensorrt_cpp_shard"):
         assert re.search(r"resources: .*\bgpu=1\b", block), block
-    assert re.search(rf"resources: .*\bgpu={gpus}\b", job_blocks(out, "gpu_identity")[0])
+    for rule in ("gpu_identity", "benchmark_scaling"):  # every GPU at once
+        assert re.search(rf"resources: .*\bgpu={gpus}\b", job_blocks(out, rule)[0]), rule
+    assert f"--gpus {gpus} " in job_blocks(out, "benchmark_scaling")[0]
 
 
 def test_slurm_gives_each_shard_one_gpu_and_the_identity_check_every_gpu(plans: dict[str, str]) -> None:
@@ -349,6 +354,7 @@ def test_slurm_gives_each_shard_one_gpu_and_the_identity_check_every_gpu(plans: 
     jobs = planned_jobs(plans["slurm2"])
     for rule in ("predict_tensorrt_shard", "predict_tensorrt_cpp_shard"):
         assert (jobs[rule]["resources"]["gres"], jobs[rule]["resources"]["gpu"]) == ("gpu:1", "0"), jobs[rule]
-    assert (jobs["gpu_identity"]["resources"]["gres"], jobs["gpu_identity"]["resources"]["gpu"]) == ("gpu:2", "0")
+    for rule in ("gpu_identity", "benchmark_scaling"):
+        assert (jobs[rule]["resources"]["gres"], jobs[rule]["resources"]["gpu"]) == ("gpu:2", "0"), jobs[rule]
     for rule in ("merge_tensorrt_shards", "merge_tensorrt_cpp_shards"):
         assert "gres" not in jobs[rule]["resources"] and jobs[rule]["resources"].get("gpu", "0") == "0"
