@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from trtverify.backends import BACKENDS, open_runner
-from trtverify.devices import check_engine_device, describe_device, pin_device
+from trtverify.devices import add_placement_arguments, check_engine_device, describe_device, run_placed
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, NpyWriter, read_json, write_json
 from trtverify.predictions import check_engine, check_predictions
@@ -53,20 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--providers", default="", help="ONNX Runtime providers, in order of preference")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--engine-info", help="tensorrt: build_engine's .json, to check the engine against before use")
-    p.add_argument("--shard", help="I/N: predict shard I (from 0) of N only")
-    p.add_argument("--device-slot", type=int, help="run on visible GPU number S (modulo their count)")
+    add_placement_arguments(p, "I/N: predict shard I (from 0) of N only")
     p.add_argument("--output", required=True)
     p.add_argument("--info", required=True)
     args = p.parse_args(argv)
     if args.batch_size < 1:
         raise UserError("--batch-size must be positive")
-    placement = pin_device(args.device_slot) if args.device_slot is not None else None
-    try:
-        return run(args, placement)
-    except UserError as exc:  # a shard among several: say which one failed, and where
-        if args.shard or placement:
-            raise UserError(f"shard {args.shard or '-'} on {placement or 'the default device'}: {exc}") from None
-        raise
+    return run_placed(run, args)
 
 
 def run(args: argparse.Namespace, placement: str | None) -> int:

@@ -8,12 +8,31 @@ index modulo the configured GPU count) picks one of the visible devices (docs/cl
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
-from typing import Any
+from typing import Any, Callable
 
 from .errors import UserError
+
+
+def add_placement_arguments(p: argparse.ArgumentParser, shard_help: str) -> None:
+    """--shard and --device-slot, as the predicting steps (Python and C++) take them."""
+    p.add_argument("--shard", help=shard_help)
+    p.add_argument("--device-slot", type=int, help="run on visible GPU number S (modulo their count)")
+
+
+def run_placed(run: Callable[[argparse.Namespace, str | None], int], args: argparse.Namespace) -> int:
+    """Run a predicting step on its --device-slot; a user error of one shard among several names the shard and the
+    device it failed on (its job's log is one of N)."""
+    placement = pin_device(args.device_slot) if args.device_slot is not None else None
+    try:
+        return run(args, placement)
+    except UserError as exc:
+        if args.shard or placement:
+            raise UserError(f"shard {args.shard or '-'} on {placement or 'the default device'}: {exc}") from None
+        raise
 
 
 def pin_device(slot: int) -> str:
