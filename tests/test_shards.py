@@ -25,33 +25,17 @@ from trtverify.devices import check_engine_device, pin_device  # noqa: E402
 from trtverify.errors import UserError  # noqa: E402
 from trtverify.shards import shard_bounds  # noqa: E402
 
-CLASSES = 10
-SAMPLES = 53  # not a multiple of any batch size below: every shard layout has a short batch somewhere
+sys.path.insert(0, str(SCRIPTS.parent / "tools"))
+import tiny_onnx  # noqa: E402
+from tiny_onnx import CLASSES, SAMPLES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Conv -> Relu -> MatMul -> Softmax on NHWC 8x8x1 samples with a dynamic batch (made with onnx.helper)."""
-    onnx = pytest.importorskip("onnx")
+    """Conv -> Relu -> MatMul -> Softmax on NHWC 8x8x1 samples with a dynamic batch (tools/tiny_onnx.py)."""
+    pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from onnx import TensorProto, helper, numpy_helper
-
-    d = tmp_path_factory.mktemp("shards")
-    rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.normal(size=(4, 1, 3, 3)).astype(np.float32), "K"),
-             numpy_helper.from_array(rng.normal(size=(256, CLASSES)).astype(np.float32), "W"),
-             numpy_helper.from_array(np.array([-1, 256], np.int64), "flat_shape")]
-    nodes = [helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
-             helper.make_node("Conv", ["nchw", "K"], ["conv"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["conv"], ["act"]),
-             helper.make_node("Reshape", ["act", "flat_shape"], ["flat"]),
-             helper.make_node("MatMul", ["flat", "W"], ["logits"]),
-             helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 8, 1])],
-                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", CLASSES])], inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(d / "model.onnx"))
-    np.save(d / "x.npy", rng.normal(size=(SAMPLES, 8, 8, 1)).astype(np.float32))
-    return {"onnx": d / "model.onnx", "samples": d / "x.npy", "dir": d}
+    return tiny_onnx.write(tmp_path_factory.mktemp("shards"))
 
 
 def predict_rows(model: dict[str, Path], out: Path, *extra: str, batch: int = 8, samples: Path | None = None) -> Path:
