@@ -88,6 +88,7 @@ def test_merged_shards_are_bit_identical_to_one_unsharded_run(model: dict, tmp_p
     assert [s["placement"] for s in record["shards"]][:2] == ["slot 0 (CUDA device 0)", "slot 1 (CUDA device 1)"][
         :shards]
     assert record["samples"] == SAMPLES and record["backend"] == "onnxruntime"
+    assert record["output_shape"] == [SAMPLES, CLASSES] and "start" not in record
 
 
 def test_rows_do_not_depend_on_their_batch_on_onnxruntime_cpu(model: dict, tmp_path: Path) -> None:

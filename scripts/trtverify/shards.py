@@ -45,6 +45,9 @@ def merge(shards: Sequence[str], infos: Sequence[str], samples: str, output: str
     rows = len(NpyReader(samples, what="test samples"))
     expected = 0
     for path, record in zip(shards, records):
+        if not isinstance(record, dict) or not {"start", "stop", "seconds"} <= record.keys():
+            raise UserError(f"shard record of {path} names no rows (start, stop): it is not the record of a --shard "
+                            "run; rerun the shards")
         if record["start"] != expected:
             raise UserError(f"shard {path} holds rows from {record['start']}, but the shards before it end at "
                             f"{expected}: the shards come from different runs; rerun them")
@@ -58,6 +61,7 @@ def merge(shards: Sequence[str], infos: Sequence[str], samples: str, output: str
                 out.write(batch)
         merged = {k: v for k, v in records[0].items() if k not in SHARD_KEYS}
         merged.update(samples=rows, seconds=round(max(r["seconds"] for r in records), 4),
+                      output_shape=[rows, *(out.row_shape or (0,))],
                       shards=[{k: r.get(k) for k in SHARD_KEYS} for r in records])
         write_json(info, merged)  # before the predictions are renamed into place, as predict.py does
     return merged
