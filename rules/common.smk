@@ -344,7 +344,7 @@ def final_targets():
             precision=PRECISIONS,
         )
     if config["benchmark"]["enabled"]:
-        targets += ["results/benchmarks.tsv"] + scaling_files()
+        targets += ["results/benchmarks.tsv"]
     return targets
 
 
@@ -450,3 +450,9 @@ def scaling_files():
     return expand(
         "results/{model}/scaling_{precision}.json", model=MODELS, precision=PRECISIONS
     )
+
+
+def scaling_report_args(w, input):
+    """report's --scaling NAME=PATH, NAME being model/precision (scaling_files' order)."""
+    names = [f"{m}/{p}" for m in MODELS for p in PRECISIONS]
+    return [f"--scaling={n}={p}" for n, p in zip(names, input.scaling)]

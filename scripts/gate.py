@@ -23,7 +23,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 from trtverify import __version__
 from trtverify.errors import UserError, run_main
 from trtverify.io import read_json, write_json
-from trtverify.report_identity import identity_failures
+from trtverify.report_gpus import identity_failures
 
 SCHEMA_VERSION = 1
 VERDICTS = ("identical", "consistent", "drift", "mismatch", "inconclusive")

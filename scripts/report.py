@@ -31,7 +31,7 @@ from trtverify import __version__
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import atomic_path, read_json, write_json
 from trtverify.metrics import NpyFile
-from trtverify.report_identity import identity_summary, identity_table
+from trtverify.report_gpus import identity_summary, identity_table, scaling_table
 from trtverify.sketch import QuantileSketch
 from trtverify.tables import (UNITS, check_float_format, engine_table, extra_tables, headline, inconclusives, kind_of,
                               mismatches, model_intro, model_report, model_sections, render, section_text, speed_table,
@@ -353,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="a model's localization.json (scripts/localize.py), when it was run: its own sections and plot")
     p.add_argument("--gpu-identity", action="append", default=[], metavar="NAME=PATH",
                    help="a model's gpu_identity.json (scripts/gpu_identity.py), when several GPUs were checked")
+    p.add_argument("--scaling", action="append", default=[], metavar="NAME=PATH",
+                   help="a scaling record (scripts/bench_scaling.py) to show, NAME being model/precision")
     p.add_argument("--float-format", default=".3g", help="Python format spec for numbers in the tables")
     p.add_argument("--markdown", required=True, help="report.md to write")
     p.add_argument("--text", required=True, help="report.txt to write (also printed to stdout)")
@@ -383,6 +385,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       ("Precision attestation", attestation_rows(engines))]
     if identities:
         extras.insert(0, ("Cross-GPU identity", identity_table(identities)))
+    if args.scaling:
+        scaling = {name: read_json(path, what="scaling record") for name, path in parse_named(args.scaling,
+                                                                                              "--scaling").items()}
+        extras.append(("Scaling over GPUs", scaling_table(scaling)))
 
     with atomic_path(args.plots, directory=True) as tmp_plots:
         names = write_plots(comparisons, samples, tmp_plots)

@@ -179,8 +179,13 @@ def test_report_shows_each_device_and_gate_fails_on_the_differing_one(model: dic
     check_identity(model, tmp_path, 2)
     comparison = tmp_path / "comparison.json"
     comparison.write_text(json.dumps(crafted(False)))
+    scaling = tmp_path / "scaling.json"
+    run_script("bench_scaling.py", "--backend", "onnxruntime", "--artifact", model["onnx"], "--samples",
+               model["samples"], "--batch", "8", "--gpus", "2", "--warmup", "0", "--iterations", "2",
+               "--output", scaling)
     out = tmp_path / "out"
     report.main(["--comparison", f"tiny={comparison}", "--gpu-identity", f"tiny={tmp_path / 'gpu_identity.json'}",
+                 "--scaling", f"tiny/fp32={scaling}",
                  "--markdown", str(out / "report.md"), "--text", str(out / "report.txt"), "--summary",
                  str(out / "summary.json"), "--plots", str(out / "plots")])
     md = (out / "report.md").read_text()
@@ -189,6 +194,11 @@ def test_report_shows_each_device_and_gate_fails_on_the_differing_one(model: dic
     assert rows[0] == ["tiny", "fp32", "0: simulated device 0 (ONNX Runtime CPU session)", "20", "identical"]
     assert rows[1][2] == "1: simulated device 1 (ONNX Runtime CPU session)"
     assert rows[1][4].startswith("differs first at sample 0, class 0: 0.001000000047")
+    record = json.loads(scaling.read_text())
+    row = [c.strip() for c in md.split("## Scaling over GPUs\n")[1].strip().splitlines()[2].strip("|").split("|")]
+    assert row == ["tiny/fp32", "2", "8", f"{record['one_device']['throughput']:.1f}",
+                   f"{record['all_devices']['throughput']:.1f}", f"{record['ideal_throughput']:.1f}",
+                   f"{record['scaling_efficiency']:.3f}"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["verdict"] == "pass" and summary["gpu_identity"]["tiny"]["identical"] is False
     with pytest.raises(UserError, match=r"^1 GPU run\(s\) differ from the node's first GPU: tiny: fp32 on device 1: "):

@@ -1,5 +1,6 @@
-"""The cross-GPU identity check in the report, the summary and the gate (results/{model}/gpu_identity.json, written
-by scripts/gpu_identity.py): a table of every device's verdict, and the devices that differ, which fail the gate.
+"""Several GPUs in the report, the summary and the gate: the cross-GPU identity check (results/{model}/
+gpu_identity.json, scripts/gpu_identity.py), a table of every device's verdict and the devices that differ, which
+fail the gate; and the scaling benchmark (results/{model}/scaling_{precision}.json, scripts/bench_scaling.py).
 """
 
 from __future__ import annotations
@@ -43,3 +44,11 @@ def identity_failures(summary: Mapping[str, Any]) -> list[str]:
     """The gate's reasons to fail on the identity check: every device that differs from the first, per model."""
     entries = summary.get("gpu_identity") or {}
     return [f"{model}: {d}" for model, entry in entries.items() for d in entry["differing"]]
+
+
+def scaling_table(records: Mapping[str, Mapping[str, Any]]) -> Table:
+    """One row per scaling record (name -> bench_scaling.py's JSON): one GPU alone, N at once, the efficiency."""
+    rows = [[name, r["gpus"], r["batch"], f"{r['one_device']['throughput']:.1f}",
+             f"{r['all_devices']['throughput']:.1f}", f"{r['ideal_throughput']:.1f}", f"{r['scaling_efficiency']:.3f}"]
+            for name, r in records.items()]
+    return ["engine", "GPUs", "batch", "one GPU (samples/s)", "all GPUs (samples/s)", "N x one", "efficiency"], rows
