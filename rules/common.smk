@@ -386,3 +386,108 @@ def final_targets():
 wildcard_constraints:
     model="|".join(MODELS),
     precision="fp32|tf32|fp16",
+
+
+# Several GPUs (rules/shard.smk): how many, and the inputs of the merge and identity rules.
+
+
+def gpu_count():
+    """config `gpus`, with auto resolved while the workflow is planned: the GPUs visible here (CUDA_VISIBLE_DEVICES,
+    else nvidia-smi -L; trtverify.devices), 1 when none. On a cluster, plan with the count of a GPU node instead.
+    """
+    if config["gpus"] != "auto":
+        return config["gpus"]
+    sys.path.insert(0, str(REPO / "scripts"))
+    from trtverify.devices import visible_devices
+
+    return max(1, len(visible_devices()))
+
+
+GPUS = gpu_count()
+
+
+def shard_of_gpus(w):
+    """predict's --shard: shard {shard} of as many as there are GPUs."""
+    return f"{w.shard}/{GPUS}"
+
+
+def gpu_slot(w):
+    """The GPU a shard runs on when Snakemake runs it on this machine: its index modulo the GPUs, so the shards of one
+    prediction are on different GPUs. Snakemake gives a job a count of `gpu`, not a device: shards of two predictions
+    may share a GPU at once while another waits (slower, same bits). Under SLURM the job's own GPU is used instead."""
+    return int(w.shard) % GPUS
+
+
+def shard_files(program, suffix):
+    """The input function of a merge: every shard's predictions (suffix .npy) or records (.json), in order."""
+
+    def files(w):
+        return expand(
+            "results/{model}/predictions/shards/{program}_{precision}/{shard}{suffix}",
+            model=w.model,
+            program=program,
+            precision=w.precision,
+            shard=range(GPUS),
+            suffix=suffix,
+        )
+
+    return files
+
+
+def shard_args(w, input):
+    """A list, so that {params.x:q} quotes each path on its own."""
+    return [
+        a
+        for npy, info in zip(input.shards, input.infos)
+        for a in ("--shard", npy, "--shard-info", info)
+    ]
+
+
+def identity_wanted():
+    return GPUS > 1 and "tensorrt" in config["backends"]
+
+
+def identity_engines(w):
+    return {
+        f"{kind}_{p}": f"results/{w.model}/engines/{p}.{ext}"
+        for p in PRECISIONS
+        for kind, ext in (("engine", "trt"), ("record", "json"))
+    }
+
+
+def identity_args(w, input):
+    return [
+        f"--engine{flag}={p}={input[f'{kind}_{p}']}"
+        for p in PRECISIONS
+        for flag, kind in (("", "engine"), ("-info", "record"))
+    ]
+
+
+def identity_files():
+    """Every model's gpu_identity.json, where the check runs (several GPUs, a TensorRT backend)."""
+    return (
+        expand("results/{model}/gpu_identity.json", model=MODELS)
+        if identity_wanted()
+        else []
+    )
+
+
+def identity_report_args(w, input):
+    return [f"--gpu-identity={m}={p}" for m, p in zip(MODELS, input.identities)]
+
+
+def scaling_files():
+    """The scaling benchmark's records, where TensorRT is benchmarked on several GPUs (with one, all is the one:
+    the benchmark proper times it; scripts/bench_scaling.py --gpus 1 runs it by hand)."""
+    bench = config["benchmark"]
+    if not (GPUS > 1 and bench["enabled"] and "tensorrt" in bench["backends"]):
+        return []
+    return expand(
+        "results/{model}/scaling_{precision}.json", model=MODELS, precision=PRECISIONS
+    )
+
+
+def scaling_report_args(w, input):
+    """report's --scaling NAME=PATH, NAME being model/precision (scaling_files' order)."""
+    names = [f"{m}/{p}" for m in MODELS for p in PRECISIONS]
+    return [f"--scaling={n}={p}" for n, p in zip(names, input.scaling)]

@@ -14,6 +14,8 @@ rule report:
         samples=expand("results/{model}/data/test_samples.npy", model=MODELS),
         engines=engine_infos(),
         localizations=localizations_run,
+        identities=identity_files(),
+        scaling=scaling_files(),
         speed=["results/benchmarks.tsv"] if config["benchmark"]["enabled"] else [],
         costs_script=script("pipeline_costs.py"),
         costs_code=code_of("pipeline_costs.py"),
@@ -57,6 +59,8 @@ rule report:
         engines=engine_info_args,
         speed=speed_args,
         localizations=localization_args,
+        identities=identity_report_args,
+        scaling=scaling_report_args,
         benchmarks=benchmark_root,
         costs=costs_args,
         float_format=config["report"]["float_format"],
@@ -66,7 +70,7 @@ rule report:
         "python {input.costs_script:q} --root {params.benchmarks:q} {params.costs:q} --output {output.costs:q}"
         " > {log:q} 2>&1 && "
         "python {input.script:q} {params.comparisons:q} {params.samples:q} {params.engines:q} {params.speed:q}"
-        " {params.localizations:q}"
+        " {params.localizations:q} {params.identities:q} {params.scaling:q}"
         " --float-format={params.float_format:q} --markdown {output.markdown:q} --html {output.html:q}"
         " --text {output.text:q} --summary {output.summary:q} --plots {output.plots:q}"
         " --pipeline-costs {output.costs:q} >> {log:q} 2>&1"

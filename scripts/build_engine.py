@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from trtverify.devices import describe_device
 from trtverify.engine import PRECISIONS, BuildOptions, build_engine
 from trtverify.errors import UserError, run_main
 from trtverify.io import atomic_path, write_json
@@ -40,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine, info = build_engine(Path(args.onnx), options)
     with atomic_path(args.engine) as tmp:
         tmp.write_bytes(engine)
-        write_json(args.info, {**info, "onnx": args.onnx, "engine": args.engine})
+        # The GPU it was built on: predict refuses to run the engine on another GPU model (trtverify.devices).
+        write_json(args.info, {**info, "onnx": args.onnx, "engine": args.engine, "device": describe_device()})
     att = info["attestation"]
     print(f"built {info['builder']} {info['tensorrt_version']} {args.precision} engine "
           f"({info['engine_bytes']} bytes) in {info['build_seconds']} s; strict FP32: "

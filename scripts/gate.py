@@ -23,6 +23,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 from trtverify import __version__
 from trtverify.errors import UserError, run_main
 from trtverify.io import read_json, write_json
+from trtverify.report_gpus import identity_failures
 from trtverify.schema import parse_with_defaults
 
 SCHEMA_VERSION = 1
@@ -97,9 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     found = pair_verdicts(summary, args.summary)
     fail_on = {"mismatch": args.fail_on_mismatch, "inconclusive": args.fail_on_inconclusive}
     failing, let_through = judge(found, fail_on)
-    if failing:
+    differing = identity_failures(summary)  # a GPU that answers otherwise than the others fails, whatever the flags
+    if failing or differing:
         Path(args.output).unlink(missing_ok=True)      # a pass recorded by an earlier run must not stay behind
-        raise UserError(failure_message(failing, args.report))
+        reasons = [failure_message(failing, args.report)] if failing else []
+        if differing:
+            reasons.append(f"{len(differing)} GPU run(s) differ from the node's first GPU: " + "; ".join(differing)
+                           + f". The report is {args.report}; check that GPU's driver and health, or replace it")
+        raise UserError(" ".join(reasons))
     write_json(args.output, {
         "schema_version": SCHEMA_VERSION, "gate": "pass", "summary_verdict": summary["verdict"],
         "fail_on_mismatch": args.fail_on_mismatch, "fail_on_inconclusive": args.fail_on_inconclusive,

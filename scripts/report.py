@@ -30,6 +30,7 @@ import numpy as np
 from trtverify import __version__
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import NpyFile, atomic_path, read_json, write_json
+from trtverify.report_gpus import identity_summary, identity_table, scaling_table
 from trtverify.sketch import QuantileSketch
 from trtverify.tables import (UNITS, check_float_format, engine_table, extra_tables, headline, inconclusives, kind_of,
                               mismatches, model_intro, model_report, model_sections, render, section_text, speed_table,
@@ -350,6 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="an engine's build JSON (results/MODEL/engines/PRECISION.json), for the engines table")
     p.add_argument("--localization", action="append", default=[], metavar="NAME=PATH",
                    help="a model's localization.json (scripts/localize.py), when it was run: its own sections and plot")
+    p.add_argument("--gpu-identity", action="append", default=[], metavar="NAME=PATH",
+                   help="a model's gpu_identity.json (scripts/gpu_identity.py), when several GPUs were checked")
+    p.add_argument("--scaling", action="append", default=[], metavar="NAME=PATH",
+                   help="a scaling record (scripts/bench_scaling.py) to show, NAME being model/precision")
     p.add_argument("--float-format", help="Python format spec for numbers in the tables")
     p.add_argument("--markdown", required=True, help="report.md to write")
     p.add_argument("--text", required=True, help="report.txt to write (also printed to stdout)")
@@ -363,7 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples = parse_named(args.samples, "--samples")
     localizations = {model: read_json(path, what="localization")
                      for model, path in parse_named(args.localization, "--localization").items()}
-    for flag, given in (("--samples", samples), ("--localization", localizations)):
+    identities = {model: read_json(path, what="GPU identity check")
+                  for model, path in parse_named(args.gpu_identity, "--gpu-identity").items()}
+    for flag, given in (("--samples", samples), ("--localization", localizations), ("--gpu-identity", identities)):
         unknown = sorted(set(given) - set(comparisons))
         if unknown:
             raise UserError(f"{flag} for {', '.join(unknown)}, which has no --comparison "
@@ -376,6 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.engine_info:
         extras[:0] = [("TensorRT engines", engine_table(engines)),
                       ("Precision attestation", attestation_rows(engines))]
+    if identities:
+        extras.insert(0, ("Cross-GPU identity", identity_table(identities)))
+    if args.scaling:
+        scaling = {name: read_json(path, what="scaling record") for name, path in parse_named(args.scaling,
+                                                                                              "--scaling").items()}
+        extras.append(("Scaling over GPUs", scaling_table(scaling)))
 
     with atomic_path(args.plots, directory=True) as tmp_plots:
         names = write_plots(comparisons, samples, tmp_plots)
@@ -385,7 +398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         link = os.path.relpath(Path(args.plots).resolve(), Path(args.markdown).resolve().parent)
         markdown = build_text(comparisons, extras, "markdown", float_format, names, link, notes, localizations)
         text = build_text(comparisons, extras, "text", float_format, names, str(args.plots), notes, localizations)
-        write_json(args.summary, summary(comparisons, names))
+        overview = summary(comparisons, names)
+        if identities:  # only where several GPUs were checked: a one-GPU summary keeps its keys
+            overview["gpu_identity"] = identity_summary(identities)
+        write_json(args.summary, overview)
         pages = [(args.markdown, markdown), (args.text, text)]
         if args.html:   # without the run times: Snakemake's report has its own, and the page stays reproducible
             pages.append((args.html, build_html(comparisons, [e for e in extras if e[0] != "Pipeline costs"],
