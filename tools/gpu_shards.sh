@@ -10,7 +10,7 @@
 set -uo pipefail
 in=$1 out=$2
 mkdir -p "$out"
-export PYTHONPATH=scripts
+export PYTHONPATH=scripts${PYTHONPATH:+:$PYTHONPATH}  # keeps a TensorRT set up outside (e.g. /tmp/site)
 py=${PY:-python3}
 x=$in/test_samples.npy engine=$out/fp32.trt record=$out/fp32.json
 gpus=$(nvidia-smi -L | grep -c '^GPU ')
@@ -21,7 +21,7 @@ print('bit-identical' if a.tobytes() == b.tobytes() else f'differ: max |a-b| {np
 sys.exit(a.tobytes() != b.tobytes())" "$1" "$2"; }
 predict() { $py scripts/predict.py --backend tensorrt --artifact "$engine" --engine-info "$record" --samples "$x" "$@"; }
 
-check $py scripts/build_engine.py --onnx "$in/model.onnx" --precision fp32 --min-batch 1 --opt-batch 16 \
+check $py scripts/build_engine.py --onnx "$in/model.onnx" --precision fp32 --min-batch 1 --opt-batch 16 --tactic-sources="${TACTICS:-default}" \
   --max-batch 16 --engine "$engine" --info "$record"
 $py -c "import json, sys; print('engine built on', json.load(open(sys.argv[1]))['device'])" "$record"
 check predict --batch-size 16 --output "$out/whole.npy" --info "$out/whole.json"

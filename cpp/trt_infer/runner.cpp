@@ -202,6 +202,14 @@ Timings Runner::time_overlapped(std::vector<float> const& batch_samples, std::ui
     for (Slot& s : slots) {
         s.context.reset(engine_->createExecutionContext());
         if (!s.context) throw Error("TensorRT could not create a second execution context: " + logger_.last_error());
+        // TensorRT 8.x gives only an engine's first context a profile (-1: none, and enqueueV3 asserts); 10.x gives
+        // every context profile 0. Select it, so the slots run as the first context does on every version.
+        if (s.context->getOptimizationProfile() != 0) {
+            if (!s.context->setOptimizationProfileAsync(0, stream_.get()))
+                throw Error("a further execution context refused optimization profile 0 (" + logger_.last_error() +
+                            "); this TensorRT cannot run two batches in flight on one profile: drop --overlap");
+            CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+        }
         s.device_in = device_buffer(in_bytes);
         s.device_out = device_buffer(out_bytes);
         s.host_in = pinned_buffer(in_bytes);

@@ -30,6 +30,13 @@ class Slot:
         if context is None:
             raise UserError("tensorrt: could not create a further execution context (device memory?)")
         self.context: tensorrt.IExecutionContext = context
+        # TensorRT 8.x gives only an engine's first context a profile (-1: none; enqueue then asserts); 10.x gives
+        # every context profile 0. Select it, so a further context runs as the first does on every version.
+        if context.active_optimization_profile != 0:
+            if not context.set_optimization_profile_async(0, runner.stream.handle):
+                raise UserError("tensorrt: a further execution context refused optimization profile 0; this "
+                                "TensorRT cannot run two batches in flight on one profile: drop --overlap")
+            runner.stream.synchronize()
         runner._set_shape(self.context, n)
         self.batch = n
         cuda = runner.cuda
