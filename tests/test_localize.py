@@ -402,7 +402,35 @@ def test_attestation_table_refuses_strict_fp32_with_tf32() -> None:
     att = {"strict_fp32": False, "tf32_allowed": True, "fp16_allowed": False, "output_precisions": {"FP32": 3},
            "inspector": "ok", "accuracy_warnings": []}
     _, rows = attestation_table({"tf32": {"attestation": att}, "old": {}})
-    assert rows[0][:5] == ["tf32", "no", "yes", "no", "FP32 3"] and rows[1][1] == "unknown"
+    assert rows[0][:6] == ["tf32", "no", "yes", "no", "FP32 3", "-"] and rows[1][1] == "unknown"
+
+
+# Kernel names as TensorRT 8.5.3 chose them on the H200 (engine inspector, DenseNet121 and MobileNetV2 engines).
+H200_KERNELS = {
+    "sm80_xmma_fprop_implicit_gemm_indexed_f32f32_f32f32_f32_nchwkcrs_nchw_tilesize64x64x8_stage3_warpsize1x4x1_g1"
+    "_ffma_aligna4_alignc4": "FP32",
+    "sm80_xmma_fprop_implicit_gemm_indexed_wo_smem_f32f32_tf32f32_f32_nhwckrsc_nhwc_tilesize128x16x32_stage1"
+    "_warpsize4x1x1_g1_tensor16x8x8_aligna4_alignc8": "TF32",
+    "sm80_xmma_fprop_implicit_gemm_f16f16_f16f16_f16_nhwckrsc_nhwc_tilesize256x32x32_stage4_warpsize4x1x1_g1"
+    "_tensor16x8x16": "FP16",
+    "sm50_xmma_pooling_max_nhwc_FP32FP32_WINDOWSIZE_0_PROPAGATE_NAN_2D": "FP32",
+    "0x0000000000000000": None, "": None, None: None,
+}
+
+
+@pytest.mark.parametrize("tactic, math", list(H200_KERNELS.items()))
+def test_a_kernel_name_says_its_math(tactic: str | None, math: str | None) -> None:
+    from trtverify.engine import kernel_precision
+
+    assert kernel_precision(tactic) == math
+
+
+def test_kernel_counts_tell_a_tf32_engine_from_a_strict_one() -> None:
+    from trtverify.engine import kernel_counts
+
+    fp32, tf32, fp16 = (k for k, m in H200_KERNELS.items() if m in ("FP32", "TF32", "FP16") and "pooling" not in k)
+    assert kernel_counts([{"tactic": fp32}, {"tactic": fp32}, {"tactic": "0x0"}]) == {"FP32": 2}
+    assert kernel_counts([{"tactic": tf32}, {"tactic": fp32}, {"tactic": fp16}]) == {"TF32": 1, "FP32": 1, "FP16": 1}
 
 
 # ---------------------------------------------------------------- the debug engine's run loop, without a GPU

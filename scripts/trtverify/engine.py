@@ -193,6 +193,7 @@ def attest(trt: Any, config: Any, serialized: bytes, precision: str, messages: l
             "profiling_verbosity": "DETAILED" if hasattr(trt, "ProfilingVerbosity") else
             f"unavailable: TensorRT {version_of(trt)} has no ProfilingVerbosity (added in 8.2)",
             "inspector": inspector, "layers": layers, "output_precisions": precision_counts(layers),
+            "kernel_precisions": kernel_counts(layers),
             "accuracy_warnings": [m for m in messages if ACCURACY_WARNING.search(m)]}
 
 
@@ -260,6 +261,37 @@ _TYPE_WORDS = {"fp32": "FP32", "float": "FP32", "fp16": "FP16", "half": "FP16", 
 _DATATYPE = re.compile(r"\b(" + "|".join(_TYPE_WORDS) + r")\b", re.IGNORECASE)
 # TensorRT >= 8.6 names the ONNX nodes a layer came from in "Metadata": "[ONNX Layer: a]\x1e[ONNX Layer: b]".
 _ONNX_NODE = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]+)\]")
+
+
+# The math a kernel does, as its name spells it: NVIDIA's xmma kernels name their types, "..._f32f32_tf32f32_f32_..."
+# being TF32 math on FP32 data, "_f16f16_f16f16_f16_" FP16, "_f32f32_f32f32_f32_..._ffma" FP32 (all three seen on
+# the H200 with TensorRT 8.5.3). Where the inspector gives no data types (8.5 with dynamic shapes), this is the
+# evidence of what ran; kernels that spell nothing (shuffles, copies: tactic 0x0...) say nothing.
+_KERNEL_MATH = re.compile(r"_(?:f32|f16|bf16|i8|s8){2}_(tf32|f32|f16|bf16|i8|s8)(?:f32|f16|bf16|i8|s8|i32)_")
+_KERNEL_WORDS = (("tf32", "TF32"), ("hmma", "FP16"), ("h884", "FP16"), ("h1688", "FP16"), ("fp16", "FP16"),
+                 ("imma", "INT8"), ("int8", "INT8"), ("ffma", "FP32"), ("fp32", "FP32"))
+_MATH_NAMES = {"tf32": "TF32", "f32": "FP32", "f16": "FP16", "bf16": "BF16", "i8": "INT8", "s8": "INT8"}
+
+
+def kernel_precision(tactic: Any) -> str | None:
+    """TF32, FP32, FP16, BF16 or INT8 as a tactic's kernel name spells it; None where it spells none."""
+    name = str(tactic or "").lower()
+    if not name or name.startswith("0x"):
+        return None
+    m = _KERNEL_MATH.search(name)
+    if m:
+        return _MATH_NAMES[m.group(1)]
+    return next((math for word, math in _KERNEL_WORDS if word in name), None)
+
+
+def kernel_counts(layers: list[dict[str, Any]]) -> dict[str, int]:
+    """How many layers ran a kernel whose name spells each math precision."""
+    counts: dict[str, int] = {}
+    for layer in layers:
+        math = kernel_precision(layer.get("tactic"))
+        if math:
+            counts[math] = counts.get(math, 0) + 1
+    return counts
 
 
 def datatype_of(text: str) -> str:

@@ -59,17 +59,18 @@ def divergent_layers_table(loc: Mapping[str, Any], limit: int = 10) -> Table:
 
 def attestation_table(engines: Mapping[str, Mapping[str, Any]]) -> Table:
     """Per engine (precision -> its build JSON): what it was allowed to compute in and what the inspector saw."""
-    headers = ["engine", "strict FP32", "TF32 allowed", "FP16 allowed", "layer output types", "inspector",
-               "accuracy warnings"]
+    headers = ["engine", "strict FP32", "TF32 allowed", "FP16 allowed", "layer output types",
+               "kernels by math (from their names)", "inspector", "accuracy warnings"]
     rows = []
     for precision, info in engines.items():
         att = info.get("attestation")
         if att is None:
-            rows.append([precision, "unknown", "-", "-", "-", "built before attestation was recorded", "-"])
+            rows.append([precision, "unknown", "-", "-", "-", "-", "built before attestation was recorded", "-"])
             continue
         types = ", ".join(f"{k} {v}" for k, v in sorted(att["output_precisions"].items())) or "-"
+        kernels = ", ".join(f"{k} {v}" for k, v in sorted(att.get("kernel_precisions", {}).items())) or "-"
         rows.append([precision, "yes" if att["strict_fp32"] else "no", "yes" if att["tf32_allowed"] else "no",
-                     "yes" if att["fp16_allowed"] else "no", types, att["inspector"],
+                     "yes" if att["fp16_allowed"] else "no", types, kernels, att["inspector"],
                      "; ".join(att["accuracy_warnings"]) or "none"])
     return headers, rows
 
