@@ -44,7 +44,7 @@ CLASSIFICATION = ("probabilities", "logits")
 
 # The reasons are in docs/tolerances.md ("Why these numbers").
 FLOOR_MULTIPLE = 10.0        # fp32 atol = 10 x the measured floor: TF-vs-ORT sits at 0.5-1.4x it, strict FP32 TensorRT
-                             # at up to 5x (H200), TF32 at 1,900x or more
+                             # at up to 5x (H200), TF32 at 790x or more
 FP32_MINIMUM = 1e-5          # normalised: the fp32 atol when the floor is tiny (small nets: floor ~1e-7)
 INCONCLUSIVE_FLOOR = 1e-3    # normalised floor above which 10 x floor reaches the tf32 bound (1e-2)
 PROBABILITY_EPSILON = 1e-3   # a row of probabilities sums to 1 within this, its values in [-eps, 1 + eps]
