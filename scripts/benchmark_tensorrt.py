@@ -44,7 +44,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     measurement_args(p)
     p.add_argument("--precision", default="fp32", help="recorded in the row: the engine's build precision")
-    mode = p.add_mutually_exclusive_group()  # overlap runs two execution contexts, which no graph captures here
+    mode = p.add_mutually_exclusive_group()  # overlap alternates two slots' buffers; one captured graph keeps one
     mode.add_argument("--cuda-graph", action="store_true", help="launch execute() as a captured CUDA graph")
     mode.add_argument("--overlap", action="store_true",
                       help="throughput mode: two batches in flight, copies overlapped with compute")

@@ -325,7 +325,8 @@ def test_cuda_graph_captures_execute_once_and_launches_it(monkeypatch: pytest.Mo
 
 
 class SimGpu:
-    """pycuda.driver's streams, events and async copies on a simulated GPU timeline, for the overlapped timing.
+    """pycuda.driver's streams, events, buffers and async copies on a simulated GPU timeline, for the overlapped
+    timing.
 
     Each stream runs its operations in order, each starting once the stream is free, the events it was told to
     wait for have happened and the host has issued it (the host clock moves only when it waits on an event);
@@ -334,13 +335,15 @@ class SimGpu:
 
     def __init__(self, upload_ms: float, compute_ms: float, download_ms: float) -> None:
         self.host, self.upload_ms, self.compute_ms, self.download_ms = 0.0, upload_ms, compute_ms, download_ms
+        self.streams: dict[int, Any] = {}
+        self.buffers: dict[int, SimBuffer] = {}
         sim = self
 
         class Stream:
-            handle = 7
-
             def __init__(self) -> None:
                 self.free = 0.0
+                self.handle = 100 + len(sim.streams)
+                sim.streams[self.handle] = self
 
             def wait_for_event(self, event: "Event") -> None:
                 self.free = max(self.free, event.at)
@@ -365,6 +368,14 @@ class SimGpu:
         stream.free = start + ms
         return start, stream.free
 
+    def mem_alloc(self, nbytes: int) -> "SimBuffer":
+        buffer = SimBuffer(address=1000 * (len(self.buffers) + 1))
+        self.buffers[int(buffer)] = buffer
+        return buffer
+
+    def pagelocked_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        return np.empty(shape, dtype)
+
     def memcpy_htod_async(self, dst: "SimBuffer", src: np.ndarray, stream: Any) -> None:
         start, dst.ready = self.run(stream, self.upload_ms)
         assert start >= dst.read_until, "an upload overwrote an input its execute had not finished reading"
@@ -372,34 +383,67 @@ class SimGpu:
     def memcpy_dtoh_async(self, dst: np.ndarray, src: "SimBuffer", stream: Any) -> None:
         start, src.read_until = self.run(stream, self.download_ms)
         assert start >= src.ready, "a download started before the execute that writes its output had finished"
+        dst.fill(1.0 / CLASSES)
 
 
 class SimBuffer:
-    def __init__(self) -> None:
-        self.ready = self.read_until = 0.0
+    def __init__(self, address: int) -> None:
+        self.address, self.ready, self.read_until, self.executes, self.freed = address, 0.0, 0.0, 0, False
+
+    def __int__(self) -> int:
+        return self.address
+
+    def free(self) -> None:
+        self.freed = True
 
 
-class SimSlot:
-    def __init__(self, sim: SimGpu, n: int) -> None:
-        self.sim, self.d_in, self.d_out = sim, SimBuffer(), SimBuffer()
-        self.h_in, self.h_out = np.empty((n, 8, 8, 1), np.float32), np.full((n, CLASSES), 0.1, np.float32)
-        self.executes = 0
+class SimContext:
+    """TensorRT's execution context on a SimGpu: an enqueue runs on its stream with the tensor addresses set when it
+    is called (as enqueueV3 reads them then), checking the hazards on those buffers."""
 
-    def execute(self, stream: Any) -> None:
-        start, end = self.sim.run(stream, self.sim.compute_ms)
-        assert start >= self.d_in.ready, "an execute started before its upload had finished"
-        assert start >= self.d_out.read_until, "an execute overwrote an output still being downloaded"
-        self.d_in.read_until, self.d_out.ready = end, end
-        self.executes += 1
-
-
-class SimRunner:
     def __init__(self, sim: SimGpu) -> None:
-        self.cuda, self.stream, self.slots = sim, sim.Stream(), []
+        self.sim, self.addresses, self.shape, self.streams = sim, {}, (0,), []
 
-    def add_slot(self, n: int) -> SimSlot:
-        self.slots.append(SimSlot(self.cuda, n))
-        return self.slots[-1]
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+        self.shape = tuple(shape)
+        return True
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        return (self.shape[0], CLASSES) if name == "probs" else self.shape
+
+    def set_tensor_address(self, name: str, address: int) -> bool:
+        self.addresses[name] = address
+        return True
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        d_in, d_out = self.sim.buffers[self.addresses["x"]], self.sim.buffers[self.addresses["probs"]]
+        start, end = self.sim.run(self.sim.streams[stream_handle], self.sim.compute_ms)
+        assert start >= d_in.ready, "an execute started before its upload had finished"
+        assert start >= d_out.read_until, "an execute overwrote an output still being downloaded"
+        d_in.read_until, d_out.ready = end, end
+        d_in.executes += 1
+        self.streams.append(stream_handle)
+        return True
+
+
+class OneContextEngine:
+    def create_execution_context(self) -> None:
+        raise AssertionError("a further execution context: TensorRT 8.5 gives it no profile and refuses it profile 0")
+
+
+def sim_tensorrt_runner(sim: SimGpu) -> Any:
+    """The real TensorRTRunner (add_slot, use, execute) on a fake engine and context and the simulated GPU:
+    activate's results set by hand, as no engine file or GPU is here."""
+    from trtverify.backends.tensorrt import TensorRTRunner
+
+    runner = TensorRTRunner.__new__(TensorRTRunner)
+    runner.cuda, runner.engine, runner.context = sim, OneContextEngine(), SimContext(sim)
+    runner.input_name, runner.output_name, runner.min_shape, runner.max_shape = "x", "probs", (1, 8, 8, 1), (8, 8, 8, 1)
+    runner.max_batch, runner.in_dtype, runner.out_dtype = 8, np.dtype(np.float32), np.dtype(np.float32)
+    runner.stream, runner.d_in, runner.d_out, runner.batch, runner.slots = sim.Stream(), sim.mem_alloc(1), \
+        sim.mem_alloc(1), 0, []
+    runner.use(None)
+    return runner
 
 
 @pytest.mark.parametrize("upload,compute,download,period", [
@@ -408,25 +452,49 @@ class SimRunner:
 ])
 def test_overlapped_timing_reaches_the_slowest_stage(upload: float, compute: float, download: float,
                                                      period: float) -> None:
-    """One batch at a time takes upload + compute + download; two in flight, the slowest of the three."""
+    """One batch at a time takes upload + compute + download; two in flight, the slowest of the three. The hazard
+    checks fail if the host does not wait for batch i-2 before reusing its slot or an execute does not wait for its
+    upload."""
     from trtverify.benchgpu import measure_overlapped
 
-    runner = SimRunner(SimGpu(upload, compute, download))
+    runner = sim_tensorrt_runner(SimGpu(upload, compute, download))
     batch = np.ones((4, 8, 8, 1), np.float32)
     m = measure_overlapped(runner, batch, warmup=3, iterations=20)
     assert m["latency"].count == 20 and m["latency"].mean == pytest.approx(period)
     assert m["latency"].max == pytest.approx(period)  # steady state from the first timed batch on
     assert m["gpu"].mean == pytest.approx(compute) and m["details"]["overlap"] is True
-    assert [s.executes for s in runner.slots] == [1 + 12, 1 + 11]  # one untimed setup execute each, then alternating
+    # one untimed setup execute each, then alternating, all on the runner's one context and its stream
+    assert [s.d_in.executes for s in runner.slots] == [1 + 12, 1 + 11]
+    assert runner.context.streams == [runner.stream.handle] * 25
+    assert runner.context.addresses == {"x": int(runner.d_in), "probs": int(runner.d_out)}  # its own ones again
     assert all((s.h_in == batch).all() for s in runner.slots)  # pinned inputs filled once, before timing
 
 
 def test_overlapped_timing_without_warmup_counts_the_pipeline_fill() -> None:
     from trtverify.benchgpu import measure_overlapped
 
-    m = measure_overlapped(SimRunner(SimGpu(1.0, 2.0, 0.5)), np.ones((2, 8, 8, 1), np.float32), 0, 4)
+    m = measure_overlapped(sim_tensorrt_runner(SimGpu(1.0, 2.0, 0.5)), np.ones((2, 8, 8, 1), np.float32), 0, 4)
     # the first batch completes 3.5 ms after the first upload was issued, each later one 2 ms after the previous
     assert m["latency"].max == pytest.approx(3.5) and m["latency"].mean == pytest.approx((3.5 + 3 * 2.0) / 4)
+
+
+def test_a_slot_that_ran_out_of_device_memory_is_freed_with_the_runner() -> None:
+    """add_slot lists the slot before allocating, so deactivate frees what a failed allocation left."""
+    sim = SimGpu(1.0, 1.0, 1.0)
+    runner = sim_tensorrt_runner(sim)
+    got = [sim.mem_alloc(1)]
+
+    def second_fails(nbytes: int) -> SimBuffer:
+        if not got:
+            raise MemoryError("cuMemAlloc failed: out of memory")
+        return got.pop()
+
+    first = got[0]
+    sim.mem_alloc = second_fails  # type: ignore[method-assign]
+    with pytest.raises(MemoryError):
+        runner.add_slot(4)
+    runner.deactivate()
+    assert first.freed and runner.slots == []
 
 
 # ---------------------------------------------------------------- TensorRT on a GPU

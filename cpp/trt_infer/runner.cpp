@@ -16,10 +16,11 @@ std::uint64_t product(std::vector<std::int64_t> const& dims, std::size_t from) {
     return n;
 }
 
-// One batch in flight in throughput mode: an execution context of its own (two enqueues never share a context's
-// activation memory) bound to its own device buffers, and pinned host buffers holding its input and output.
+// One batch in flight in throughput mode: device buffers of its own and pinned host buffers holding its input and
+// output. No execution context of its own: TensorRT 8.5 gives a further context of a one-profile engine no profile
+// (enqueueV3 asserts) and refuses it profile 0 while the runner's context holds it, so every slot runs on the one
+// context, pointed at the slot's buffers before each enqueue.
 struct Slot {
-    Ptr<nvinfer1::IExecutionContext> context;
     DeviceBuffer device_in, device_out;
     PinnedBuffer host_in, host_out;
 };
@@ -186,43 +187,36 @@ Timings Runner::time(std::vector<float> const& batch_samples, std::uint64_t batc
 }
 
 // Throughput mode, the same as scripts/trtverify/benchgpu.py's measure_overlapped (docs/benchmarks.md, "Overlapped
-// copies"): uploads on one stream, enqueues on the runner's stream, downloads on a third; batch i uses slot i % 2 and
-// waits on the GPU (stream waits) for its upload before computing and for its compute before downloading. The host
-// waits for batch i-2's download before reusing its slot, as a caller taking each output would. Recorded: compute
-// (events around each enqueue) and the interval between consecutive completions (ends of the downloads).
+// copies"): the runner's one execution context; uploads on one stream, enqueues on the runner's stream (serialized
+// there, as enqueues of one context must be), downloads on a third; batch i uses slot i % 2: its tensor addresses
+// are set just before its enqueue (which reads them when called), it waits on the GPU (stream waits) for its upload
+// before computing and for its compute before downloading. The host waits for batch i-2's download before reusing
+// its slot, as a caller taking each output would; that wait also keeps batch i's upload from overwriting the input
+// batch i-2's compute reads. Recorded: compute (events around each enqueue) and the interval between consecutive
+// completions (ends of the downloads).
 Timings Runner::time_overlapped(std::vector<float> const& batch_samples, std::uint64_t batch, std::uint64_t warmup,
                                 std::uint64_t iterations) {
     trtverify::check_batch_in_profile(batch, io_.min_batch, io_.max_batch, io_.input);
-    set_batch(batch);  // output_size_ for this batch
+    set_batch(batch);  // the one context's input shape, output_size_ for this batch
     const std::size_t in_bytes = static_cast<std::size_t>(batch * sample_size_) * sizeof(float);
     const std::size_t out_bytes = static_cast<std::size_t>(batch * output_size_) * sizeof(float);
-    const nvinfer1::Dims shape =
-        with_batch(engine_->getTensorShape(io_.input.c_str()), static_cast<std::int64_t>(batch));
     Slot slots[2];
+    auto bind = [&](void* in, void* out) {
+        if (!context_->setTensorAddress(io_.input.c_str(), in) || !context_->setTensorAddress(io_.output.c_str(), out))
+            throw Error("TensorRT refused the tensor addresses: " + logger_.last_error());
+    };
+    auto use = [&](Slot const& s) { bind(s.device_in.get(), s.device_out.get()); };
     for (Slot& s : slots) {
-        s.context.reset(engine_->createExecutionContext());
-        if (!s.context) throw Error("TensorRT could not create a second execution context: " + logger_.last_error());
-        // TensorRT 8.x gives only an engine's first context a profile (-1: none, and enqueueV3 asserts); 10.x gives
-        // every context profile 0. Select it, so the slots run as the first context does on every version.
-        if (s.context->getOptimizationProfile() != 0) {
-            if (!s.context->setOptimizationProfileAsync(0, stream_.get()))
-                throw Error("a further execution context refused optimization profile 0 (" + logger_.last_error() +
-                            "); this TensorRT cannot run two batches in flight on one profile: drop --overlap");
-            CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-        }
         s.device_in = device_buffer(in_bytes);
         s.device_out = device_buffer(out_bytes);
         s.host_in = pinned_buffer(in_bytes);
         s.host_out = pinned_buffer(out_bytes);
         std::memcpy(s.host_in.get(), batch_samples.data(), in_bytes);
-        if (!s.context->setInputShape(io_.input.c_str(), shape) ||
-            !s.context->setTensorAddress(io_.input.c_str(), s.device_in.get()) ||
-            !s.context->setTensorAddress(io_.output.c_str(), s.device_out.get()))
-            throw Error("TensorRT refused the input shape or tensor addresses: " + logger_.last_error());
         // The first enqueue after a shape change does setup work that must not be timed.
         CUDA_CHECK(cudaMemcpyAsync(s.device_in.get(), s.host_in.get(), in_bytes, cudaMemcpyHostToDevice,
                                    stream_.get()));
-        if (!s.context->enqueueV3(stream_.get())) throw Error("TensorRT enqueueV3 failed: " + logger_.last_error());
+        use(s);
+        enqueue();
         CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
     }
     memory_.sample();
@@ -242,8 +236,9 @@ Timings Runner::time_overlapped(std::vector<float> const& batch_samples, std::ui
                                    upload.get()));
         CUDA_CHECK(cudaEventRecord(uploaded[i].get(), upload.get()));
         CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), uploaded[i].get(), 0));
+        use(s);
         CUDA_CHECK(cudaEventRecord(compute_start[i].get(), stream_.get()));
-        if (!s.context->enqueueV3(stream_.get())) throw Error("TensorRT enqueueV3 failed: " + logger_.last_error());
+        enqueue();
         CUDA_CHECK(cudaEventRecord(compute_end[i].get(), stream_.get()));
         CUDA_CHECK(cudaStreamWaitEvent(download.get(), compute_end[i].get(), 0));
         CUDA_CHECK(cudaMemcpyAsync(s.host_out.get(), s.device_out.get(), out_bytes, cudaMemcpyDeviceToHost,
@@ -257,6 +252,7 @@ Timings Runner::time_overlapped(std::vector<float> const& batch_samples, std::ui
         t.gpu_compute_ms.push_back(elapsed_ms(compute_start[i], compute_end[i]));
         t.end_to_end_ms.push_back(elapsed_ms(i ? done[i - 1] : first, done[i]));
     }
+    bind(device_in_.get(), device_out_.get());  // the slots' buffers go with this call
     memory_.sample();
     return t;
 }

@@ -38,9 +38,9 @@ public:
     // `warmup` untimed and `iterations` timed runs of one batch (`batch_samples` holds exactly `batch` samples).
     Timings time(std::vector<float> const& batch_samples, std::uint64_t batch, std::uint64_t warmup,
                  std::uint64_t iterations, bool cuda_graph, bool copies);
-    // The same in throughput mode (--overlap): two batches in flight, each with its own execution context and
-    // buffers, copies on their own streams, so batch i+1's upload and batch i-1's download run during batch i's
-    // compute.
+    // The same in throughput mode (--overlap): two batches in flight on the one execution context, each with its
+    // own buffers; enqueues serialized on the runner's stream, copies on their own streams, so batch i+1's upload and
+    // batch i-1's download run during batch i's compute.
     Timings time_overlapped(std::vector<float> const& batch_samples, std::uint64_t batch, std::uint64_t warmup,
                             std::uint64_t iterations);
 

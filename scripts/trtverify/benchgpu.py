@@ -2,8 +2,8 @@
 the Python and C++ rows compare; docs/benchmarks.md, "What is timed", defines both modes once.
 
 - ``measure_tensorrt``: one batch at a time (Runner::time): H2D + execute + D2H on one stream, then a wait.
-- ``measure_overlapped``: throughput mode (Runner::time_overlapped): two batches in flight, the copies of one
-  overlapping the other's compute.
+- ``measure_overlapped``: throughput mode (Runner::time_overlapped): two batches in flight on one execution
+  context, their enqueues serialized, the copies of one overlapping the other's compute.
 """
 
 from __future__ import annotations
@@ -124,55 +124,67 @@ def measure_tensorrt(runner: Any, batch: np.ndarray, warmup: int, iterations: in
 
 
 def measure_overlapped(runner: Any, batch: np.ndarray, warmup: int, iterations: int) -> dict[str, Any]:
-    """Throughput mode, as ``trt_infer --timing --overlap`` (Runner::time_overlapped): two slots (``add_slot``: an
-    execution context and buffers each), their pinned inputs filled once before timing. Uploads run on one stream,
-    executes on the runner's, downloads on a third; batch i uses slot i % 2, its execute waits (on the GPU) for its
-    upload and its download for its execute, and the host waits for batch i-2's download before reusing the slot,
-    so batch i+1's upload and batch i-1's download run during batch i's compute. Recorded per timed batch: the
+    """Throughput mode, as ``trt_infer --timing --overlap`` (Runner::time_overlapped): the runner's one execution
+    context and two slots (``add_slot``: device and pinned buffers each), their pinned inputs filled once before
+    timing. Uploads run on one stream, executes on the runner's (serialized there, as enqueues of one context must
+    be), downloads on a third; batch i uses slot i % 2: ``use`` points the context at its buffers just before its
+    enqueue, its execute waits (on the GPU) for its upload and its download for its execute, and the host waits for
+    batch i-2's download before reusing the slot (so an upload never overwrites an input whose execute still reads
+    it), so batch i+1's upload and batch i-1's download run during batch i's compute. Recorded per timed batch: the
     interval between its completion (end of its download) and the previous one's, whose mean is the steady-state
     period (throughput = batch / mean period = timed samples / timed span), and compute alone (events around
     execute): the limit. The host clock over the timed batches is kept too (host_span_ms)."""
     cuda, n = runner.cuda, len(batch)
     compute, upload, download = runner.stream, cuda.Stream(), cuda.Stream()
     slots = [runner.add_slot(n), runner.add_slot(n)]
-    for slot in slots:
-        slot.h_in[...] = batch
-        cuda.memcpy_htod_async(slot.d_in, slot.h_in, compute)
-        slot.execute(compute)  # the first enqueue after a shape change does setup that must not be timed
-        cuda.memcpy_dtoh_async(slot.h_out, slot.d_out, compute)
-        compute.synchronize()
-        check_output(slot.h_out, n, "tensorrt")
-    total = warmup + iterations
-    uploaded, compute_start, compute_end, done = ([cuda.Event() for _ in range(total)] for _ in range(4))
-    first = cuda.Event()
-    first.record(upload)
-    marks: list[float] = []
-
-    def one(i: int) -> None:
-        slot = slots[i % 2]
-        if i >= 2:
-            done[i - 2].synchronize()  # the host takes batch i-2's output: its slot is free again
-        if i == warmup:
-            marks.append(time.perf_counter())
-        cuda.memcpy_htod_async(slot.d_in, slot.h_in, upload)
-        uploaded[i].record(upload)
-        compute.wait_for_event(uploaded[i])
-        compute_start[i].record(compute)
-        slot.execute(compute)
-        compute_end[i].record(compute)
-        download.wait_for_event(compute_end[i])
-        cuda.memcpy_dtoh_async(slot.h_out, slot.d_out, download)
-        done[i].record(download)
-
-    with gc_paused():
-        for i in range(total):
-            one(i)
-        done[-1].synchronize()
-    host_span = (time.perf_counter() - marks[0]) * 1000.0
-    timed_ones = range(warmup, total)
+    try:
+        for slot in slots:
+            slot.h_in[...] = batch
+            cuda.memcpy_htod_async(slot.d_in, slot.h_in, compute)
+            runner.use(slot)
+            runner.execute()  # the first enqueue after a shape change does setup that must not be timed
+            cuda.memcpy_dtoh_async(slot.h_out, slot.d_out, compute)
+            compute.synchronize()
+            check_output(slot.h_out, n, "tensorrt")
+        events, host_span = _overlapped_loop(runner, slots, upload, download, warmup + iterations, warmup)
+    finally:
+        runner.use(None)  # predictions after this run on the runner's own buffers again
+    uploaded, compute_start, compute_end, done, first = events
+    timed_ones = range(warmup, warmup + iterations)
     periods = [done[i].time_since(done[i - 1] if i else first) for i in timed_ones]
     return {"latency": summarize(periods), "gpu": summarize(compute_end[i].time_since(compute_start[i])
                                                              for i in timed_ones),
             "details": {"overlap": True, "host_span_ms": round(host_span, 6)},
-            "timer": "overlapped (two batches in flight, trt_infer --overlap): CUDA events at each batch's "
-                     "completion (end to end: the interval between completions) and around execute (gpu compute)"}
+            "timer": "overlapped (two batches in flight on one execution context, trt_infer --overlap): CUDA events "
+                     "at each batch's completion (end to end: the interval between completions) and around execute "
+                     "(gpu compute)"}
+
+
+def _overlapped_loop(runner: Any, slots: list[Any], upload: Any, download: Any, total: int,
+                     warmup: int) -> tuple[Any, float]:
+    """Issue ``total`` batches as measure_overlapped describes; return the events (uploaded, compute_start,
+    compute_end, done per batch, and first: recorded before the first upload) and the host span of the timed ones."""
+    cuda, compute = runner.cuda, runner.stream
+    uploaded, compute_start, compute_end, done = ([cuda.Event() for _ in range(total)] for _ in range(4))
+    first = cuda.Event()
+    first.record(upload)
+    marks: list[float] = []
+    with gc_paused():
+        for i in range(total):
+            slot = slots[i % 2]
+            if i >= 2:
+                done[i - 2].synchronize()  # the host takes batch i-2's output: its slot is free again
+            if i == warmup:
+                marks.append(time.perf_counter())
+            cuda.memcpy_htod_async(slot.d_in, slot.h_in, upload)
+            uploaded[i].record(upload)
+            compute.wait_for_event(uploaded[i])
+            runner.use(slot)  # read by the enqueue below when it is issued, not when it runs
+            compute_start[i].record(compute)
+            runner.execute()
+            compute_end[i].record(compute)
+            download.wait_for_event(compute_end[i])
+            cuda.memcpy_dtoh_async(slot.h_out, slot.d_out, download)
+            done[i].record(download)
+        done[-1].synchronize()
+    return (uploaded, compute_start, compute_end, done, first), (time.perf_counter() - marks[0]) * 1000.0

@@ -4,7 +4,8 @@ Besides ``infer`` it exposes the stages (``stage``, ``execute``, ``download``/``
 time the GPU work apart from the host-device copies, and ``input_view``: the pinned input buffer itself, which a
 caller fills in place so that ``stage`` copies nothing on the host (pinned memory is what lets the H2D copy run at
 full speed and asynchronously; an extra host copy into it per batch is what made Python slower than C++).
-``add_slot`` gives a further batch in flight (its own execution context and buffers), for overlapped timing.
+``add_slot`` gives a further batch in flight (buffers of its own, run on the one execution context through ``use``),
+for overlapped timing.
 """
 
 from __future__ import annotations
@@ -22,38 +23,29 @@ if TYPE_CHECKING:  # mypy checks the TensorRT calls against tensorrt-stubs (the 
 
 
 class Slot:
-    """One batch in flight: an execution context of its own (two enqueues in flight never share a context's
-    activation memory) bound to its own device buffers, and pinned host buffers the caller fills and reads."""
+    """One batch in flight for overlapped timing: device buffers of its own and the pinned host buffers the caller
+    fills and reads. It has no execution context: TensorRT 8.5 gives a further context of a one-profile engine no
+    profile (enqueue asserts) and refuses it profile 0 while the runner's context holds it, so every slot runs on the
+    runner's one context (``TensorRTRunner.use`` points it at a slot's buffers before each enqueue)."""
 
-    def __init__(self, runner: "TensorRTRunner", n: int) -> None:
-        context = runner.engine.create_execution_context()
-        if context is None:
-            raise UserError("tensorrt: could not create a further execution context (device memory?)")
-        self.context: tensorrt.IExecutionContext = context
-        # TensorRT 8.x gives only an engine's first context a profile (-1: none; enqueue then asserts); 10.x gives
-        # every context profile 0. Select it, so a further context runs as the first does on every version.
-        if context.active_optimization_profile != 0:
-            if not context.set_optimization_profile_async(0, runner.stream.handle):
-                raise UserError("tensorrt: a further execution context refused optimization profile 0; this "
-                                "TensorRT cannot run two batches in flight on one profile: drop --overlap")
-            runner.stream.synchronize()
-        runner._set_shape(self.context, n)
+    def __init__(self, n: int) -> None:
         self.batch = n
+        self.d_in: Any = None
+        self.d_out: Any = None
+
+    def allocate(self, runner: "TensorRTRunner", out_shape: tuple[int, ...]) -> None:
         cuda = runner.cuda
-        self.h_in = cuda.pagelocked_empty((n, *runner.max_shape[1:]), runner.in_dtype)
-        self.h_out = cuda.pagelocked_empty(dims(self.context.get_tensor_shape(runner.output_name)), runner.out_dtype)
+        self.h_in = cuda.pagelocked_empty((self.batch, *runner.max_shape[1:]), runner.in_dtype)
+        self.h_out = cuda.pagelocked_empty(out_shape, runner.out_dtype)
         self.d_in = cuda.mem_alloc(self.h_in.nbytes)
         self.d_out = cuda.mem_alloc(self.h_out.nbytes)
-        self.context.set_tensor_address(runner.input_name, int(self.d_in))
-        self.context.set_tensor_address(runner.output_name, int(self.d_out))
-
-    def execute(self, stream: Any) -> None:
-        if not self.context.execute_async_v3(stream_handle=stream.handle):
-            raise UserError("tensorrt: execute_async_v3 failed (see the TensorRT messages above)")
 
     def free(self) -> None:
-        self.d_in.free()
-        self.d_out.free()
+        """Free what ``allocate`` got, also when it stopped halfway (device memory ran out)."""
+        for buffer in (self.d_in, self.d_out):
+            if buffer is not None:
+                buffer.free()
+        self.d_in = self.d_out = None
 
 
 class TensorRTRunner(Runner):
@@ -103,10 +95,9 @@ class TensorRTRunner(Runner):
         self.h_out = cuda.pagelocked_empty(out_max, self.out_dtype)
         self.d_in = cuda.mem_alloc(self.h_in.nbytes)
         self.d_out = cuda.mem_alloc(self.h_out.nbytes)
-        self.context.set_tensor_address(self.input_name, int(self.d_in))
-        self.context.set_tensor_address(self.output_name, int(self.d_out))
         self.batch = 0
         self.slots: list[Slot] = []
+        self.use(None)
 
     def deactivate(self) -> None:
         for slot in getattr(self, "slots", []):
@@ -141,9 +132,24 @@ class TensorRTRunner(Runner):
 
     def add_slot(self, n: int) -> Slot:
         """A further batch of ``n`` in flight (freed with the runner): fill ``slot.h_in``, copy it to ``slot.d_in``
-        on any stream, ``slot.execute(stream)``, copy ``slot.d_out`` back into ``slot.h_out``."""
-        self.slots.append(Slot(self, n))
-        return self.slots[-1]
+        on any stream, ``use(slot)`` and ``execute()`` (on ``stream``), copy ``slot.d_out`` back into ``slot.h_out``.
+        Sets the one context's batch to ``n``."""
+        self._set_batch(n)
+        slot = Slot(n)
+        self.slots.append(slot)  # listed before allocating, so deactivate frees a slot that stopped halfway
+        slot.allocate(self, dims(self.context.get_tensor_shape(self.output_name)))
+        return slot
+
+    def use(self, slot: Slot | None) -> None:
+        """Point the execution context at ``slot``'s device buffers (None: the runner's own) for the next
+        ``execute``s. An enqueue reads the addresses when it is called, so the next batch's buffers may be set as
+        soon as this batch is enqueued."""
+        d_in, d_out = (self.d_in, self.d_out) if slot is None else (slot.d_in, slot.d_out)
+        if slot is not None and slot.batch != self.batch:
+            self._set_batch(slot.batch)
+        if not (self.context.set_tensor_address(self.input_name, int(d_in))
+                and self.context.set_tensor_address(self.output_name, int(d_out))):
+            raise UserError("tensorrt: set_tensor_address was refused (see the TensorRT messages above)")
 
     def input_view(self, n: int) -> np.ndarray:
         """The pinned input buffer for a batch of ``n``: write the batch here, then ``stage`` it without a copy."""
