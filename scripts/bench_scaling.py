@@ -27,6 +27,7 @@ from trtverify.backends import open_runner
 from trtverify.devices import describe_device, pin_device
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, write_json
+from trtverify.schema import parse_with_defaults
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -54,7 +55,8 @@ def worker(args: argparse.Namespace) -> int:
 def run_together(args: argparse.Namespace, slots: Sequence[int]) -> dict[str, Any]:
     """Start one worker per slot, let them all start timing at once, and combine their timings."""
     cmd = [sys.executable, __file__, "--backend", args.backend, "--artifact", args.artifact, "--samples", args.samples,
-           "--batch", str(args.batch), "--warmup", str(args.warmup), "--iterations", str(args.iterations)]
+           "--batch", str(args.batch), "--gpus", str(args.gpus), "--warmup", str(args.warmup), "--iterations",
+           str(args.iterations)]
     procs = [subprocess.Popen([*cmd, "--worker", str(s)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for s in slots]
     try:
@@ -85,12 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--artifact", required=True, help="the engine (or, for onnxruntime, the .onnx model)")
     p.add_argument("--samples", required=True)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--gpus", type=int, default=1, help="N: how many devices run at once")
-    p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--gpus", type=int, required=True, help="N: how many devices run at once")
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--iterations", type=int)
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # internal: run as the worker of this slot
     p.add_argument("--output")
-    args = p.parse_args(argv)
+    args = parse_with_defaults(p, argv, {"warmup": "benchmark.warmup", "iterations": "benchmark.iterations"})
     if min(args.batch, args.gpus, args.iterations) < 1 or args.warmup < 0:
         raise UserError("--batch, --gpus and --iterations must be at least 1, --warmup at least 0")
     if args.worker is not None:

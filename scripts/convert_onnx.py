@@ -98,7 +98,7 @@ def measure(saved_model: str, onnx_path: str, x: NpyReader, batch_size: int, flo
         chosen = sensitive_samples(ref, ort, m)
         xs = np.stack([x.read(int(i), int(i) + 1)[0] for i in chosen])
         ref_b1 = np.concatenate([runner.infer(xs[i:i + 1]) for i in range(m)])
-    profile = profile_reference(ref, override=output_kind)
+    profile = profile_reference(ref, override=output_kind, batch_size=batch_size)
     kind = profile.kind
     checks = {f"savedmodel batch 1 vs batch {batch_size}": self_check(ref[chosen], ref_b1, kind),
               "onnxruntime optimized vs unoptimized": self_check(
@@ -148,8 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"onnx.checker rejected the converted model: {str(exc).splitlines()[0]}") from None
         outputs, floor, profile, onnx_input = measure(args.saved_model, str(tmp_onnx), x, args.batch_size,
                                                       args.noise_floor_samples, args.output_kind)
+        # the check records the pair's verdict and differences only: no flipped sample and no per-sample row kept
         result = compare(outputs, labels, policy=policy, noise_floor=floor, output_kind=args.output_kind,
-                         model=saved_model.parent.name)
+                         model=saved_model.parent.name, batch_size=args.batch_size, max_flipped=0, per_sample_limit=0)
         pair = result.pairs["savedmodel vs onnxruntime"]
         m = pair.metrics
         report = {

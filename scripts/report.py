@@ -273,8 +273,8 @@ def localization_sections(loc: Mapping[str, Any] | None, kind: str) -> list[tupl
     if not loc:
         return []
     return [("Localization", first_divergence_line(loc)),
-            ("Localization per hop", render(hop_table(loc), kind, numparse=False)),
-            ("First divergent layers", render(divergent_layers_table(loc), kind, numparse=False))]
+            ("Localization per hop", render(hop_table(loc), kind, None)),
+            ("First divergent layers", render(divergent_layers_table(loc), kind, None))]
 
 
 def attestation_rows(engines: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Any:

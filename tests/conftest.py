@@ -34,6 +34,15 @@ TINY_ARCH = {"blocks": [4], "convs_per_block": 1, "batch_norm": True, "dense_uni
 TINY_TRAINING = {"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "seed": 0}
 
 
+def compare_config(**given: Any) -> dict[str, Any]:
+    """metrics.compare's config settings as compare.py gets them from a config that leaves them out (the schema's
+    defaults), ``given`` replacing some: a test restates no default (tests/test_schema_defaults.py)."""
+    from trtverify.schema import schema_default
+    keys = {"batch_size": "compare.batch_size", "max_flipped": "compare.max_flipped",
+            "per_sample_limit": "compare.per_sample_rows", "output_kind": "models.*.output_kind"}
+    return {arg: schema_default(key) for arg, key in keys.items()} | given
+
+
 def run_script(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run scripts/<name> with this interpreter, as a rule would."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}

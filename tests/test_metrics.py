@@ -15,10 +15,13 @@ from trtverify.validation import (BackendNameError, ComparisonInputError, DTypeE
                                   ShapeError)
 from trtverify.tolerance import TolerancePolicy
 
+from conftest import compare_config
+
 ALPHA = 0.01
 # The hand-made arrays below stand for probabilities but do not all sum to 1 (zeros put in on purpose): say so,
 # rather than let detection read them as logits. Detection itself is tested in test_output_kinds.py's section here.
-compare = functools.partial(metrics.compare, output_kind="probabilities")
+config_compare = functools.partial(metrics.compare, **compare_config())   # compare.py's settings by default
+compare = functools.partial(config_compare, output_kind="probabilities")
 
 
 def make_case(seed: int, n: int, c: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -364,20 +367,23 @@ def probs(z: np.ndarray) -> np.ndarray:
 
 def test_kinds_are_detected_from_the_reference() -> None:
     z, y = varied_logits()
-    assert outputs.profile_reference(probs(z)).kind == "probabilities"
-    assert outputs.profile_reference(z).kind == "logits"
-    assert outputs.profile_reference(z[:, :1]).kind == "other"
+    config = compare_config()
+    profile = functools.partial(outputs.profile_reference, override=config["output_kind"],
+                                batch_size=config["batch_size"])
+    assert profile(probs(z)).kind == "probabilities"
+    assert profile(z).kind == "logits"
+    assert profile(z[:, :1]).kind == "other"
     off = probs(z) * np.float32(1.01)                            # rows sum to 1.01: beyond the epsilon
-    assert outputs.profile_reference(off).kind == "logits"
-    forced = outputs.profile_reference(z, override="other")
+    assert profile(off).kind == "logits"
+    forced = profile(z, override="other")
     assert forced.kind == "other" and "config" in forced.how and "detected logits" in forced.how
     with pytest.raises(UserError, match="output kind 'scores' is unknown"):
-        outputs.profile_reference(z, override="scores")
+        profile(z, override="scores")
 
 
 def test_logit_bounds_follow_the_spread() -> None:
     z, y = varied_logits()
-    small, big = (metrics.compare({"savedmodel": z * s, "onnxruntime": z * s}, y).pairs["savedmodel vs onnxruntime"]
+    small, big = (config_compare({"savedmodel": z * s, "onnxruntime": z * s}, y).pairs["savedmodel vs onnxruntime"]
                   for s in (np.float32(1), np.float32(100)))
     assert big.tolerance["atol"] == pytest.approx(100 * small.tolerance["atol"], rel=1e-6)
     assert small.tolerance["scale"] == pytest.approx(3, rel=0.1)       # the std of N(0, 3) logits
@@ -386,7 +392,7 @@ def test_logit_bounds_follow_the_spread() -> None:
 def test_logits_are_also_judged_after_softmax() -> None:
     z, y = varied_logits()
     shifted = z + np.float32(0.01) * np.arange(z.shape[1], dtype=np.float32)   # small in logits, not after softmax
-    pair = metrics.compare({"savedmodel": z, "onnxruntime": shifted}, y,
+    pair = config_compare({"savedmodel": z, "onnxruntime": shifted}, y,
                            policy=TolerancePolicy({"fp32": {"atol": 1.0}})).pairs["savedmodel vs onnxruntime"]
     assert pair.metrics["outside_tolerance_count"] == 0
     assert pair.metrics["softmax_outside_tolerance_count"] > 0
@@ -396,7 +402,7 @@ def test_logits_are_also_judged_after_softmax() -> None:
 def test_other_outputs_have_no_classification_metrics() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(5, 2, (50, 1)).astype(np.float32)
-    result = metrics.compare({"savedmodel": x, "onnxruntime": x + np.float32(1e-6)}, np.zeros(50, dtype=np.int64))
+    result = config_compare({"savedmodel": x, "onnxruntime": x + np.float32(1e-6)}, np.zeros(50, dtype=np.int64))
     pair = result.pairs["savedmodel vs onnxruntime"]
     assert result.output["kind"] == "other" and pair.verdict == "consistent"
     for key in ("top1_agreement", "top5_agreement", "top1_flips", "accuracy_change", "mean_top_class_prob_change"):
@@ -404,7 +410,7 @@ def test_other_outputs_have_no_classification_metrics() -> None:
     assert result.backends["savedmodel"]["accuracy"] is None
     assert result.flipped_samples["count"] == 0
     labels = np.full(50, 7, dtype=np.int64)        # labels of a regression are not classes: not checked against C
-    assert metrics.compare({"savedmodel": x, "onnxruntime": x}, labels).output["kind"] == "other"
+    assert config_compare({"savedmodel": x, "onnxruntime": x}, labels).output["kind"] == "other"
 
 
 def test_wilson_and_newcombe_against_hand_computed_values() -> None:
@@ -422,7 +428,7 @@ def test_accuracy_and_agreement_carry_their_intervals() -> None:
     p = probs(z)
     y = y.copy()
     y[:20] = (y[:20] + 1) % 10                                   # 80 % accuracy for the reference
-    result = metrics.compare({"savedmodel": p, "onnxruntime": p}, y)
+    result = config_compare({"savedmodel": p, "onnxruntime": p}, y)
     assert result.backends["savedmodel"]["accuracy_ci95"] == pytest.approx(intervals.wilson(80, 100))
     pair = result.pairs["savedmodel vs onnxruntime"]
     assert pair.metrics["top1_agreement_ci95"] == pytest.approx(intervals.wilson(100, 100))
@@ -437,10 +443,10 @@ def test_a_flip_within_the_floor_is_a_tie_and_not_a_disagreement() -> None:
     q = p.copy()
     q[0, :2] = [0.45 + 2e-5, 0.45]                              # the other backend flips it
     pred = {"savedmodel": p.astype(np.float32), "onnxruntime": q.astype(np.float32)}
-    tied = metrics.compare(pred, y, noise_floor={"floor": 3e-5}).pairs["savedmodel vs onnxruntime"]
+    tied = config_compare(pred, y, noise_floor={"floor": 3e-5}).pairs["savedmodel vs onnxruntime"]
     assert tied.metrics["top1_flips"] == 1 and tied.metrics["ties"] == 1
     assert tied.metrics["top1_agreement_with_ties"] == 1.0 and tied.verdict in ("consistent", "drift")
-    strict = metrics.compare(pred, y, noise_floor={"floor": 1e-7}).pairs["savedmodel vs onnxruntime"]
+    strict = config_compare(pred, y, noise_floor={"floor": 1e-7}).pairs["savedmodel vs onnxruntime"]
     assert strict.metrics["ties"] == 0 and strict.metrics["top1_agreement_with_ties"] < 1.0
 
 
@@ -449,8 +455,8 @@ def test_the_noise_floor_sets_the_fp32_bound() -> None:
     p = probs(z)
     noisy = p + np.float32(2e-5) * np.sign(np.random.default_rng(3).normal(size=p.shape)).astype(np.float32)
     pred = {"savedmodel": p, "onnxruntime": noisy}
-    assert metrics.compare(pred, y).pairs["savedmodel vs onnxruntime"].verdict == "mismatch"   # minimum 1e-5
-    pair = metrics.compare(pred, y, noise_floor={"floor": 1e-5}).pairs["savedmodel vs onnxruntime"]
+    assert config_compare(pred, y).pairs["savedmodel vs onnxruntime"].verdict == "mismatch"   # minimum 1e-5
+    pair = config_compare(pred, y, noise_floor={"floor": 1e-5}).pairs["savedmodel vs onnxruntime"]
     assert pair.verdict == "consistent" and pair.tolerance["source"] == "measured floor"
     assert pair.tolerance["atol"] == pytest.approx(1e-4)
 
@@ -463,7 +469,7 @@ def test_the_noise_floor_sets_the_fp32_bound() -> None:
 def test_references_that_prove_nothing_are_inconclusive(make, fragment: str) -> None:
     z, y = varied_logits()
     ref = make(probs(z)).astype(np.float32)
-    result = metrics.compare({"savedmodel": ref, "onnxruntime": ref.copy()}, y, output_kind="probabilities")
+    result = config_compare({"savedmodel": ref, "onnxruntime": ref.copy()}, y, output_kind="probabilities")
     pair = result.pairs["savedmodel vs onnxruntime"]
     assert pair.verdict == "inconclusive" and fragment in pair.reason and not pair
     assert result.inconclusive == pair.reason
@@ -472,7 +478,7 @@ def test_references_that_prove_nothing_are_inconclusive(make, fragment: str) -> 
 def test_a_floor_too_large_is_inconclusive() -> None:
     z, y = varied_logits()
     p = probs(z)
-    result = metrics.compare({"savedmodel": p, "onnxruntime": p}, y, noise_floor={"floor": 0.01})
+    result = config_compare({"savedmodel": p, "onnxruntime": p}, y, noise_floor={"floor": 0.01})
     assert result.pairs["savedmodel vs onnxruntime"].verdict == "inconclusive"
     assert "noise floor" in result.inconclusive
 

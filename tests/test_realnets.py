@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import realnets
-from conftest import run_script
+from conftest import compare_config, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -139,7 +139,7 @@ def judged(case: dict[str, Any], out: np.ndarray, floor: dict[str, Any]) -> Any:
 
     labels = np.load(case["net"].labels, allow_pickle=False)
     return compare({"savedmodel": case["ref"], "onnxruntime": out}, labels,
-                   noise_floor=floor).pairs["savedmodel vs onnxruntime"]
+                   noise_floor=floor, **compare_config()).pairs["savedmodel vs onnxruntime"]
 
 
 @pytest.fixture()
@@ -175,5 +175,5 @@ def test_an_untrained_constant_net_is_inconclusive(realnet: Callable[..., Any]) 
     x = np.load(net.samples, allow_pickle=False)
     pair = compare({"savedmodel": realnets.predict_savedmodel(net.saved_model, x, 32),
                     "onnxruntime": realnets.predict_onnx(onnx, x)},
-                   np.load(net.labels, allow_pickle=False)).pairs["savedmodel vs onnxruntime"]
+                   np.load(net.labels, allow_pickle=False), **compare_config()).pairs["savedmodel vs onnxruntime"]
     assert pair.verdict == "inconclusive" and "constant" in pair.reason

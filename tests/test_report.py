@@ -3,6 +3,7 @@ without failing (failing is scripts/gate.py's, tests/test_gate.py)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,13 @@ import numpy as np
 import pytest
 
 import report  # scripts/ is on the test path (pyproject.toml)
-from conftest import leftovers, run_script
-from trtverify import tables
+from conftest import compare_config, leftovers, run_script
+from trtverify import metrics, tables
 from trtverify.errors import UserError
-from trtverify.metrics import compare
+from trtverify.schema import schema_default
+
+compare = functools.partial(metrics.compare, **compare_config())   # compare.py's settings by default
+FMT = schema_default("report.float_format")                         # the report's float format by default
 
 SUMMARY_KEYS = ["schema_version", "verdict", "verdict_counts", "mismatches", "inconclusive",
                 "models", "plots", "generator"]
@@ -56,7 +60,7 @@ def outputs(out: Path) -> list[str]:
 
 def test_tables_of_a_crafted_comparison() -> None:
     cmp = crafted(True)
-    accuracy = tables.render(tables.accuracy_table(cmp), "text", ".3g").splitlines()
+    accuracy = tables.render(tables.accuracy_table(cmp, FMT), "text", FMT).splitlines()
     assert accuracy[0].split() == ["backend", "precision", "accuracy", "95%", "CI", "vs", "reference", "correct",
                                    "mean", "top-1", "prob", "NaN", "Inf"]
     # Wilson 3/4: centre (0.75 + z^2/8) / (1 + z^2/4) = 0.6275, half-width z sqrt(3/64 + z^2/64) / (1 + z^2/4) = 0.327
@@ -64,7 +68,7 @@ def test_tables_of_a_crafted_comparison() -> None:
     assert accuracy[4].split() == ["tensorrt_fp16", "fp16", "0.5", "[0.15,", "0.85]", "-0.25", "2/4", "0.612", "0",
                                    "0"]
 
-    verdicts = {row[0]: row for row in tables.verdict_table(cmp)[1]}
+    verdicts = {row[0]: row for row in tables.verdict_table(cmp, FMT)[1]}
     assert verdicts["savedmodel vs onnxruntime"][2] == "identical"
     assert verdicts["savedmodel vs tensorrt_fp16"][2] == "mismatch"
     assert verdicts["savedmodel vs tensorrt_fp16"][4] == pytest.approx(0.75)          # top-1 agreement
@@ -73,15 +77,15 @@ def test_tables_of_a_crafted_comparison() -> None:
     assert verdicts["tensorrt_fp16 vs tensorrt_cpp_fp16"][2] == "mismatch (parity)"
     assert verdicts["savedmodel vs tensorrt_fp16"][11] == "0.02 + 0.02|ref| (default)"
 
-    parity = tables.render(tables.parity_table(cmp), "text")
+    parity = tables.render(tables.parity_table(cmp), "text", FMT)
     assert "tensorrt_fp16 vs tensorrt_cpp_fp16  differs" in parity
     assert "sample 3 class 1: tensorrt_fp16 0.25 vs tensorrt_cpp_fp16 0.25000003" in parity
 
-    headers, rows = tables.per_sample_table(cmp)
+    headers, rows = tables.per_sample_table(cmp, FMT)
     assert headers == ["sample", "label", "savedmodel", "onnxruntime", "tensorrt_fp16", "tensorrt_cpp_fp16"]
     assert rows == [[0, 0, "0 (0.7)", "0 (0.7)", "0 (0.7)", "0 (0.7)"], [1, 1, "1 (0.8)", "1 (0.8)", "1 (0.8)",
                                                                         "1 (0.8)"]]
-    headers, rows = tables.flipped_table(cmp)
+    headers, rows = tables.flipped_table(cmp, FMT)
     assert rows == [[2, 2, "2:0.4 0:0.3 1:0.3", "2:0.4 0:0.3 1:0.3", "1:0.45 0:0.3 2:0.25", "1:0.45 0:0.3 2:0.25"]]
     per_class = tables.per_class_table(cmp)
     assert per_class[0] == ["class", "samples", "savedmodel vs onnxruntime", "savedmodel vs tensorrt_fp16",
@@ -94,11 +98,11 @@ def test_tables_of_a_crafted_comparison() -> None:
 
 def test_markdown_escapes_pipes_and_text_does_not() -> None:
     cmp = crafted(True)
-    md = tables.render(tables.verdict_table(cmp), "markdown")
+    md = tables.render(tables.verdict_table(cmp, FMT), "markdown", FMT)
     lines = md.splitlines()
     assert all(line.count("|") - line.count("\\|") == lines[0].count("|") - lines[0].count("\\|") for line in lines)
     assert "0.02 + 0.02\\|ref\\|" in md
-    assert "0.02 + 0.02|ref|" in tables.render(tables.verdict_table(cmp), "text")
+    assert "0.02 + 0.02|ref|" in tables.render(tables.verdict_table(cmp, FMT), "text", FMT)
 
 
 def test_summary_shape_is_pinned(files: dict[str, Path], tmp_path: Path) -> None:
@@ -258,7 +262,7 @@ def test_regression_outputs_are_worded_as_such(tmp_path: Path) -> None:
                   model="reg").to_dict()
     sections = [title for title, _, _ in tables.model_sections(cmp, ".3g")]
     assert sections == ["Differences per pair (output units)", "Verdicts per pair"]
-    assert "top-1 agree" not in tables.verdict_table(cmp)[0]
+    assert "top-1 agree" not in tables.verdict_table(cmp, FMT)[0]
     assert "1 output value(s) (other: detected: one column)" in tables.model_intro(cmp)
     text = tables.model_report("reg", cmp, "text", ".3g")
     assert "top-1" not in text and "probabilit" not in text and "classes" not in text

@@ -54,11 +54,15 @@ def nonfinite_message(stats: Mapping[str, BackendStats]) -> list[str]:
 
 def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: Any, *, reference: str = "savedmodel",
             policy: TolerancePolicy | None = None, model: str = "", samples: Any | None = None,
-            batch_size: int = 4096, max_flipped: int = 100, per_sample_limit: int = 10,
+            batch_size: int, max_flipped: int, per_sample_limit: int, output_kind: str,
             relative_floor: float = RELATIVE_FLOOR, relative_accuracy: float = 0.01, allow_nonfinite: bool = False,
-            on_batch: Callable[[Batch], None] | None = None, noise_floor: Mapping[str, Any] | None = None,
-            output_kind: str = "auto") -> ComparisonResult:
+            on_batch: Callable[[Batch], None] | None = None, noise_floor: Mapping[str, Any] | None = None
+            ) -> ComparisonResult:
     """Compare every pair of backends over all samples, ``batch_size`` rows at a time.
+
+    ``batch_size``, ``max_flipped``, ``per_sample_limit`` and ``output_kind`` have no default here: they are the
+    config's compare.batch_size, compare.max_flipped, compare.per_sample_rows and models.<name>.output_kind, whose
+    one default is config/schema.yaml's (tests/test_schema_defaults.py).
 
     ``predictions`` maps names to (N, C) arrays or anything sliceable by rows with ``shape``/``dtype`` (an NpyFile);
     ``on_batch`` sees every batch (the per-sample CSV is written from it). ``noise_floor``: the reference's

@@ -36,8 +36,9 @@ class OutputProfile:
         return dataclasses.asdict(self)
 
 
-def profile_reference(source: Any, *, override: str = "auto", batch_size: int = 4096) -> OutputProfile:
-    """One streaming pass over the reference's (N, C) outputs (docs/tolerances.md, "Output kinds")."""
+def profile_reference(source: Any, *, override: str, batch_size: int) -> OutputProfile:
+    """One streaming pass over the reference's (N, C) outputs (docs/tolerances.md, "Output kinds"), ``batch_size``
+    rows at a time; ``override``: models.<name>.output_kind (auto detects the kind)."""
     n, c = source.shape[0], source.shape[1]
     total, squares, classes = np.zeros(c), np.zeros(c), np.zeros(c, dtype=np.int64)
     lo, hi, worst_sum = math.inf, -math.inf, 0.0

@@ -17,6 +17,7 @@ from .errors import UserError
 Table = tuple[list[str], list[list[Any]]]
 FORMATS = {"markdown": "github", "text": "simple"}
 FLIPPED_ROWS = 20
+PARITY_FORMAT = ".9g"   # parity rows must show a last-bit difference in full
 
 
 def check_float_format(spec: str) -> str:
@@ -29,8 +30,9 @@ def check_float_format(spec: str) -> str:
     return spec
 
 
-def render(table: Table, kind: str, float_format: str = ".3g", *, numparse: bool = True) -> str:
-    """A table as Markdown (kind 'markdown') or plain text ('text')."""
+def render(table: Table, kind: str, float_format: str | None) -> str:
+    """A table as Markdown (kind 'markdown') or plain text ('text'); ``float_format`` None prints every cell as
+    given (no number parsing: the cells are text already, or must print in full)."""
     from tabulate import tabulate
 
     headers, rows = table
@@ -39,8 +41,9 @@ def render(table: Table, kind: str, float_format: str = ".3g", *, numparse: bool
     if kind == "markdown":                  # a bare '|' in a cell would end it
         headers = [h.replace("|", "\\|") for h in headers]
         rows = [[c.replace("|", "\\|") if isinstance(c, str) else c for c in row] for row in rows]
-    return tabulate(rows, headers=headers, tablefmt=FORMATS[kind], floatfmt=float_format, missingval="-",
-                    disable_numparse=not numparse)
+    verbatim = float_format is None        # tabulate then formats no float, so its floatfmt goes unused
+    return tabulate(rows, headers=headers, tablefmt=FORMATS[kind], floatfmt=float_format or "g", missingval="-",
+                    disable_numparse=verbatim)
 
 
 def _num(value: Any, float_format: str) -> str:
@@ -59,7 +62,7 @@ def _interval(ci: Any, float_format: str) -> str | None:
     return None if not ci else f"[{_num(ci[0], float_format)}, {_num(ci[1], float_format)}]"
 
 
-def accuracy_table(cmp: Mapping[str, Any], float_format: str = ".3g") -> Table:
+def accuracy_table(cmp: Mapping[str, Any], float_format: str) -> Table:
     headers = ["backend", "precision", "accuracy", "95% CI", "vs reference", "correct", "mean top-1 prob", "NaN",
                "Inf"]
     n = cmp["num_samples"]
@@ -93,7 +96,7 @@ def difference_table(cmp: Mapping[str, Any]) -> Table:
     return headers, rows
 
 
-def verdict_table(cmp: Mapping[str, Any], float_format: str = ".3g") -> Table:
+def verdict_table(cmp: Mapping[str, Any], float_format: str) -> Table:
     """One row per pair; the classification columns only where the output is a classification."""
     classify = kind_of(cmp) != "other"
     headers = ["pair", "precision", "verdict", "outside tolerance"]
@@ -128,7 +131,7 @@ def reason_table(cmp: Mapping[str, Any]) -> Table:
     return ["pair", "verdict", "why"], rows
 
 
-def parity_table(cmp: Mapping[str, Any], float_format: str = ".9g") -> Table:
+def parity_table(cmp: Mapping[str, Any], float_format: str = PARITY_FORMAT) -> Table:
     headers = ["pair", "result", "differing elements", "first difference"]
     rows = []
     for name, entry in cmp["parity"].items():
@@ -140,7 +143,7 @@ def parity_table(cmp: Mapping[str, Any], float_format: str = ".9g") -> Table:
     return headers, rows
 
 
-def per_sample_table(cmp: Mapping[str, Any], float_format: str = ".3g") -> Table:
+def per_sample_table(cmp: Mapping[str, Any], float_format: str) -> Table:
     """The first samples as in the original guide: true label, then each backend's class (confidence)."""
     names = list(cmp["backends"])
     rows = [[row["index"], row["label"]] + [f"{p['class']} ({_num(p['confidence'], float_format)})"
@@ -149,7 +152,7 @@ def per_sample_table(cmp: Mapping[str, Any], float_format: str = ".3g") -> Table
     return ["sample", "label"] + names, rows
 
 
-def flipped_table(cmp: Mapping[str, Any], float_format: str = ".3g", limit: int = FLIPPED_ROWS) -> Table:
+def flipped_table(cmp: Mapping[str, Any], float_format: str, limit: int = FLIPPED_ROWS) -> Table:
     """Samples whose top-1 differs between backends: each backend's top-3 classes with probabilities."""
     names = list(cmp["backends"])
     rows = []
@@ -237,7 +240,7 @@ def model_sections(cmp: Mapping[str, Any], float_format: str) -> list[tuple[str,
     if reason_table(cmp)[1]:
         sections.append(("Pairs beyond tolerance or inconclusive: why", reason_table(cmp), float_format))
     if cmp["parity"]:
-        sections.append(("Python vs C++ parity (same engine: must be identical)", parity_table(cmp), ".9g"))
+        sections.append(("Python vs C++ parity (same engine: must be identical)", parity_table(cmp), PARITY_FORMAT))
     if kind == "other":            # no classes: the per-sample, per-class and flip views would mean nothing
         return sections
     sections += [
@@ -306,7 +309,7 @@ def headline(comparisons: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def extra_tables(extras: Sequence[tuple[str, Table]], kind: str) -> list[str]:
-    return [section_text(title, render(table, kind, numparse=False), kind, 2) for title, table in extras]
+    return [section_text(title, render(table, kind, None), kind, 2) for title, table in extras]
 
 
 def engine_table(engines: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Table:

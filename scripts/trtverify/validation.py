@@ -107,10 +107,11 @@ def label_problems(labels: Any, num_classes: int, batch_size: int) -> list[str]:
     return []
 
 
-def validate(predictions: Sequence[tuple[str, Any]], labels: Any, *, reference: str, samples: Any | None = None,
-             batch_size: int = 4096, check_labels: bool = True) -> None:
+def validate(predictions: Sequence[tuple[str, Any]], labels: Any, *, reference: str, batch_size: int,
+             samples: Any | None = None, check_labels: bool = True) -> None:
     """Every problem with the inputs, in one error typed by the first kind found; nothing is read but labels
-    (label values only with ``check_labels``: they are classes only when the output is a classification)."""
+    (label values only with ``check_labels``, ``batch_size`` at a time: they are classes only when the output is a
+    classification)."""
     names = [n for n, _ in predictions]
     found: list[tuple[type[ComparisonInputError], list[str]]] = [
         (BackendNameError, name_problems(names, reference)),
