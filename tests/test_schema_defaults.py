@@ -9,9 +9,13 @@ under scripts/ (parsed with ast), a default appears twice when
   (b) ``.get("key", literal)`` or ``.get("key") or literal`` gives a config key a literal fallback, whatever its
       value (a fallback that differs is worse: the ONNX Runtime providers' once did);
   (c) a module-level constant whose name ends with the key's name in capitals (``DEFAULT_WORKSPACE_MIB``) holds a
-      literal equal to its schema default.
-The rules' files are held to the same by tests/test_rules_style.py (no `.get(` at all). Not covered: the default
-values of library functions' parameters (``tables.render(float_format=".3g")``), which callers may override.
+      literal equal to its schema default;
+  (d) a function's parameter named after a config key, or after one by a known alias (``per_sample_limit`` for
+      ``per_sample_rows``, ``override`` for ``output_kind``: ALIASES), has a literal default equal to a schema default
+      of that key (``tables.render(float_format=".3g")``, ``metrics.compare(batch_size=4096)``): the parameter has no
+      default, and every program passes the config's value. A parameter that is a library's own granularity rather
+      than the config value takes another name, or a named constant that no schema default equals.
+The rules' files are held to the same by tests/test_rules_style.py (no `.get(` at all).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import yaml
 
 from conftest import REPO, run_script
 from trtverify.schema import schema_default
+
+# parameter name -> the config key name it stands for, where the two differ (rule d)
+ALIASES = {"per_sample_limit": "per_sample_rows", "override": "output_kind"}
 
 
 def schema_defaults() -> dict[str, list[Any]]:
@@ -48,9 +55,25 @@ def literal(node: ast.AST | None) -> tuple[bool, Any]:
         return False, None
 
 
+def parameter_defaults(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[tuple[ast.arg, ast.expr]]:
+    """(parameter, default) of every parameter of ``node`` that has a default."""
+    positional = node.args.posonlyargs + node.args.args
+    yield from zip(positional[len(positional) - len(node.args.defaults):], node.args.defaults)
+    yield from ((a, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults) if d is not None)
+
+
+def restated_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef, defaults: dict[str, list[Any]]) -> Iterator[str]:
+    for arg, default in parameter_defaults(node):
+        ok, value = literal(default)
+        if ok and value in defaults.get(ALIASES.get(arg.arg, arg.arg), []):
+            yield f"{node.lineno}: parameter {arg.arg} of {node.name} defaults to {value!r}"
+
+
 def restated(source: str, defaults: dict[str, list[Any]]) -> Iterator[str]:
     tree = ast.parse(source)
     for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield from restated_parameters(node, defaults)
         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
             names = [a.value[2:].replace("-", "_") for a in node.args
                      if isinstance(a, ast.Constant) and str(a.value).startswith("--")]
@@ -87,6 +110,22 @@ def test_the_check_finds_what_it_forbids() -> None:
     assert list(restated(sample, defaults)) == ["1: option max_flipped defaults to 100", "4: a literal fallback for "
                                                 "providers", "5: a literal fallback for providers",
                                                 "7: constant DEFAULT_WORKSPACE_MIB = 1024"]
+
+
+def test_the_check_finds_a_function_parameter_restating_a_default() -> None:
+    defaults = {"batch_size": [256, 4096], "per_sample_rows": [10], "output_kind": ["auto"], "float_format": [".3g"]}
+    sample = ('def compare(x, batch_size=4096, *, per_sample_limit=10, override="auto", float_format=".9g"):\n'
+              '    pass\n'
+              'def stream(x, rows=4096, batch_size=1000, limit=10, *, kind="auto"):\n'
+              '    pass\n'
+              'class Table:\n'
+              '    async def render(self, float_format=".3g", output_kind=None, per_sample_rows=10):\n'
+              '        pass\n')
+    assert sorted(restated(sample, defaults)) == [
+        "1: parameter batch_size of compare defaults to 4096", "1: parameter override of compare defaults to 'auto'",
+        "1: parameter per_sample_limit of compare defaults to 10",
+        "6: parameter float_format of render defaults to '.3g'",
+        "6: parameter per_sample_rows of render defaults to 10"]
 
 
 def test_no_program_restates_a_schema_default() -> None:
