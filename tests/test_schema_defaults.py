@@ -11,7 +11,8 @@ under scripts/ (parsed with ast), a default appears twice when
   (c) a module-level constant whose name ends with the key's name in capitals (``DEFAULT_WORKSPACE_MIB``) holds a
       literal equal to its schema default;
   (d) a function's parameter named after a config key, or after one by a known alias (``per_sample_limit`` for
-      ``per_sample_rows``, ``override`` for ``output_kind``: ALIASES), has a literal default equal to a schema default
+      ``per_sample_rows``, ``override`` for ``output_kind``, ``prefer`` for
+      ``flavour``: ALIASES), has a literal default equal to a schema default
       of that key (``tables.render(float_format=".3g")``, ``metrics.compare(batch_size=4096)``): the parameter has no
       default, and every program passes the config's value. A parameter that is a library's own granularity rather
       than the config value takes another name, or a named constant that no schema default equals.
@@ -29,7 +30,7 @@ from conftest import REPO, run_script
 from trtverify.schema import schema_default
 
 # parameter name -> the config key name it stands for, where the two differ (rule d)
-ALIASES = {"per_sample_limit": "per_sample_rows", "override": "output_kind"}
+ALIASES = {"per_sample_limit": "per_sample_rows", "override": "output_kind", "prefer": "flavour"}
 
 
 def schema_defaults() -> dict[str, list[Any]]:

@@ -15,8 +15,8 @@ from .errors import MissingBackendError, UserError
 FLAVOURS = {"tensorrt": "tensorrt", "tensorrt_rtx_bindings": "tensorrt-rtx", "tensorrt_rtx": "tensorrt-rtx"}
 
 
-def import_tensorrt(prefer: str = "auto") -> tuple[ModuleType, str]:
-    """Return (module, flavour). ``prefer`` is auto, tensorrt or tensorrt-rtx."""
+def import_tensorrt(prefer: str) -> tuple[ModuleType, str]:
+    """Return (module, flavour). ``prefer`` is tensorrt.flavour: auto, tensorrt or tensorrt-rtx."""
     wanted = [m for m, f in FLAVOURS.items() if prefer in ("auto", f)]
     if not wanted:
         raise UserError(f"tensorrt.flavour must be auto, tensorrt or tensorrt-rtx, not '{prefer}'")

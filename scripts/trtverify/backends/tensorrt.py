@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UserError, require
+from ..schema import schema_default
 from ..tensorrt_compat import dims, import_tensorrt, profile_shape, version_of
 from . import Runner
 
@@ -52,8 +53,8 @@ class TensorRTRunner(Runner):
     name = "tensorrt"
 
     def activate(self) -> None:
-        given = self.options.get("flavour")  # predict.py passes none: import_tensorrt's own choice then
-        trt, self.flavour = import_tensorrt(given) if given else import_tensorrt()
+        # predict.py passes none: tensorrt.flavour as a config that leaves it out has it (auto: whichever is installed)
+        trt, self.flavour = import_tensorrt(self.options.get("flavour") or schema_default("tensorrt.flavour"))
         cuda = require("pycuda.driver", purpose="the TensorRT Python backend (device memory)",
                        hint="pip install pycuda in the TensorRT container (it needs the CUDA toolkit to build)")
         self.trt, self.cuda = trt, cuda
