@@ -10,12 +10,12 @@ under scripts/ (parsed with ast), a default appears twice when
       value (a fallback that differs is worse: the ONNX Runtime providers' once did);
   (c) a module-level constant whose name ends with the key's name in capitals (``DEFAULT_WORKSPACE_MIB``) holds a
       literal equal to its schema default;
-  (d) a function's parameter named after a config key, or after one by a known alias (``per_sample_limit`` for
-      ``per_sample_rows``, ``override`` for ``output_kind``, ``prefer`` for
-      ``flavour``: ALIASES), has a literal default equal to a schema default
-      of that key (``tables.render(float_format=".3g")``, ``metrics.compare(batch_size=4096)``): the parameter has no
-      default, and every program passes the config's value. A parameter that is a library's own granularity rather
-      than the config value takes another name, or a named constant that no schema default equals.
+  (d) a function's parameter named after a config key, or after one by a known alias (ALIASES: ``per_sample_limit``
+      for ``per_sample_rows``, ``override`` for ``output_kind``, ``prefer`` for ``flavour``), has a literal default
+      equal to a schema default of that key (``tables.render(float_format=".3g")``,
+      ``metrics.compare(batch_size=4096)``): such a parameter has no default, and every program passes the config's
+      value. A parameter that is a library's own granularity rather than the config value takes another name, or a
+      named constant that no schema default equals.
 The rules' files are held to the same by tests/test_rules_style.py (no `.get(` at all).
 """
 
