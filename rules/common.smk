@@ -414,7 +414,8 @@ def shard_of_gpus(w):
 def gpu_slot(w):
     """The GPU a shard runs on when Snakemake runs it on this machine: its index modulo the GPUs, so the shards of one
     prediction are on different GPUs. Snakemake gives a job a count of `gpu`, not a device: shards of two predictions
-    may share a GPU at once while another waits (slower, same bits). Under SLURM the job's own GPU is used instead."""
+    may share a GPU at once while another waits (slower, same bits). Under SLURM the job's own GPU is used instead.
+    """
     return int(w.shard) % GPUS
 
 
@@ -478,7 +479,8 @@ def identity_report_args(w, input):
 
 def scaling_files():
     """The scaling benchmark's records, where TensorRT is benchmarked on several GPUs (with one, all is the one:
-    the benchmark proper times it; scripts/bench_scaling.py --gpus 1 runs it by hand)."""
+    the benchmark proper times it; scripts/bench_scaling.py --gpus 1 runs it by hand).
+    """
     bench = config["benchmark"]
     if not (GPUS > 1 and bench["enabled"] and "tensorrt" in bench["backends"]):
         return []
