@@ -46,11 +46,9 @@ rule predict_tensorrt_shard:
         "../envs/tensorrt.yaml"
     container:
         TRT_IMAGE
-    threads: 1
+    threads: BACKEND["tensorrt"].threads
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=1,
+        **BACKEND["tensorrt"].resources,
     params:
         batch=config["predict"]["batch_size"],
         shard=shard_of_gpus,
@@ -86,11 +84,9 @@ rule predict_tensorrt_cpp_shard:
         "../envs/tensorrt.yaml"
     container:
         TRT_IMAGE
-    threads: 1
+    threads: BACKEND["tensorrt_cpp"].threads
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=1,
+        **BACKEND["tensorrt_cpp"].resources,
     params:
         shard=shard_of_gpus,
         slot=gpu_slot,
