@@ -22,7 +22,7 @@ import numpy as np
 from trtverify.backends import open_runner
 from trtverify.devices import check_engine_device, describe_device, visible_devices
 from trtverify.errors import UserError, run_main
-from trtverify.io import NpyReader, read_json, write_json
+from trtverify.io import NpyReader, write_json
 from trtverify.predictions import check_engine, check_predictions
 from trtverify.shards import identity
 
@@ -66,12 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     head = x.read(0, args.first)
     runs = []
     for precision, engine in engines.items():
-        if precision in records:
-            check_engine(engine, records[precision])
+        record = check_engine(engine, records[precision]) if precision in records else None
         for index in range(count):
             device = where(args.backend, index)
-            if precision in records:
-                check_engine_device(read_json(records[precision], what="engine build record"), engine, device)
+            if record is not None:
+                check_engine_device(record, engine, device)
             runs.append((precision, device, predict_on(args.backend, engine, index, head)))
     result = {"samples": len(head), **identity(runs)}
     write_json(args.output, result)

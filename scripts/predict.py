@@ -20,9 +20,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from trtverify.backends import BACKENDS, open_runner
-from trtverify.devices import add_placement_arguments, check_engine_device, describe_device, run_placed
+from trtverify.devices import (add_placement_arguments, check_engine_device, describe_device, placement_record,
+                               run_placed)
 from trtverify.errors import UserError, run_main
-from trtverify.io import NpyReader, NpyWriter, read_json, write_json
+from trtverify.io import NpyReader, NpyWriter, write_json
 from trtverify.predictions import check_engine, check_predictions
 from trtverify.schema import parse_with_defaults
 from trtverify.shards import parse_shard, shard_bounds
@@ -64,8 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, placement: str | None) -> int:
-    if args.engine_info:
-        check_engine(args.artifact, args.engine_info)
+    record = check_engine(args.artifact, args.engine_info) if args.engine_info else None
     x = NpyReader(args.samples, what="test samples", finite=True)
     if x.dtype != np.float32:
         raise UserError(f"test samples {args.samples} have dtype {x.dtype}; the models take float32")
@@ -74,16 +74,15 @@ def run(args: argparse.Namespace, placement: str | None) -> int:
         if args.backend == "tensorrt":
             args.batch_size = min(args.batch_size, runner.max_batch)  # type: ignore[attr-defined]
         gpu = describe_device() if args.backend == "tensorrt" else None
-        if args.engine_info:
-            check_engine_device(read_json(args.engine_info, what="engine build record"), args.artifact, gpu)
+        if record is not None:
+            check_engine_device(record, args.artifact, gpu)
         rows = rows_of(args, len(x))
         with NpyWriter(args.output, rows[1] - rows[0]) as out:
             start = time.perf_counter()
             predict(runner, x, args.batch_size, out, args.backend, rows)
             seconds = time.perf_counter() - start
-            where = {"shard": args.shard, "placement": placement, "gpu": gpu, "start": rows[0], "stop": rows[1]}
             # Written before the predictions are renamed into place: they never exist without their record.
-            write_json(args.info, {**runner.metadata(), **(where if args.shard or placement else {}),
+            write_json(args.info, {**runner.metadata(), **placement_record(args.shard, placement, gpu, rows),
                                    "samples": rows[1] - rows[0], "batch_size": args.batch_size,
                                    "seconds": round(seconds, 4),
                                    "output_shape": [rows[1] - rows[0], *(out.row_shape or (0,))]})

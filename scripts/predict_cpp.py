@@ -22,9 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
-from trtverify.devices import add_placement_arguments, check_engine_device, describe_device, run_placed
+from trtverify.devices import (add_placement_arguments, check_engine_device, describe_device, placement_record,
+                               run_placed)
 from trtverify.errors import UserError, run_main
-from trtverify.io import NpyReader, NpyWriter, atomic_path, load_npy, read_json, write_json
+from trtverify.io import NpyReader, NpyWriter, atomic_path, load_npy, write_json
 from trtverify.predictions import check_engine, check_predictions
 from trtverify.shards import parse_shard, shard_bounds
 
@@ -49,16 +50,15 @@ def run(args: argparse.Namespace, placement: str | None) -> int:
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         raise UserError(f"{binary} is not an executable; run the compile_cpp step (it needs TensorRT)")
     gpu = describe_device()
-    if args.engine_info:
-        check_engine(args.engine, args.engine_info)
-        check_engine_device(read_json(args.engine_info, what="engine build record"), args.engine, gpu)
+    record = check_engine(args.engine, args.engine_info) if args.engine_info else None
+    if record is not None:
+        check_engine_device(record, args.engine, gpu)
     n = len(NpyReader(args.samples, what="test samples"))  # the count alone: the header, not the data
     fmt = "csv" if args.input.endswith(".csv") else "npy"
     rows = (0, n)
     if args.shard:
-        if fmt != "npy" or not args.engine_info:
+        if fmt != "npy" or record is None:
             raise UserError("--shard needs .npy --input and --engine-info (the batch size the shards are cut by)")
-        record = read_json(args.engine_info, what="engine build record")
         args.batch_size = args.batch_size or record["profile"]["max"][0]
         rows = shard_bounds(n, args.batch_size, *parse_shard(args.shard))
     with atomic_path(args.output) as tmp:
@@ -75,11 +75,10 @@ def run(args: argparse.Namespace, placement: str | None) -> int:
         check_predictions(probs, rows[1] - rows[0], f"{binary.name} ({fmt} input)", rows[0])
         if probs.dtype != np.float32:
             raise UserError(f"{binary.name} wrote dtype {probs.dtype}, expected float32")
-        where = {"shard": args.shard, "placement": placement, "gpu": gpu, "start": rows[0], "stop": rows[1]}
         write_json(args.info, {"backend": "tensorrt_cpp", "binary": str(binary), "engine": args.engine,
                                "input": args.input, "input_format": fmt, "samples": rows[1] - rows[0],
                                "seconds": round(seconds, 4), "command": " ".join(cmd[:-1] + [args.output]),
-                               **(where if args.shard or placement else {})})
+                               **placement_record(args.shard, placement, gpu, rows)})
     print(f"{binary.name}: predicted samples {rows[0]}..{rows[1]} from {fmt} in {seconds:.2f} s", file=sys.stderr)
     return 0
 
@@ -87,8 +86,9 @@ def run(args: argparse.Namespace, placement: str | None) -> int:
 def copy_rows(path: str, rows: tuple[int, int], dest: Path) -> None:
     x = NpyReader(path, what="test samples")
     with NpyWriter(dest, rows[1] - rows[0], x.dtype) as out:
-        for start in range(rows[0], rows[1], x.rows_per(64 << 20)):
-            out.write(x.read(start, min(start + x.rows_per(64 << 20), rows[1])))
+        step = x.rows_per(64 << 20)
+        for start in range(rows[0], rows[1], step):
+            out.write(x.read(start, min(start + step, rows[1])))
 
 
 def run_binary(binary: Path, args: argparse.Namespace, source: str, fmt: str, tmp: Path) -> tuple[list[str], float]:

@@ -13,8 +13,6 @@ import gc
 import os
 import platform
 import resource
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -22,6 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .benchstats import PERCENTILE_METHOD, STAT_DIGITS, STAT_KEYS, LatencyStats, make_row, throughput, time_calls
+from .devices import nvidia_smi
 from .errors import UserError
 from .io import load_npy, write_json
 
@@ -47,15 +46,8 @@ def cpu_model() -> str:
 
 def gpu_name() -> str | None:
     """First GPU's name from nvidia-smi, for backends (ORT CUDA, TF GPU) that do not say which device they used."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return None
-    try:
-        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
-                             timeout=20, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.strip().splitlines()[0] if out.strip() else None
+    names = nvidia_smi("--query-gpu=name", "--format=csv,noheader")
+    return names[0].strip() if names else None
 
 
 def peak_host_rss_bytes() -> int:

@@ -35,6 +35,14 @@ def run_placed(run: Callable[[argparse.Namespace, str | None], int], args: argpa
         raise
 
 
+def placement_record(shard: str | None, placement: str | None, gpu: dict[str, Any] | None,
+                     rows: tuple[int, int]) -> dict[str, Any]:
+    """What a predicting step's record says of where it ran: its shard, device and rows; nothing for a plain run."""
+    if not (shard or placement):
+        return {}
+    return {"shard": shard, "placement": placement, "gpu": gpu, "start": rows[0], "stop": rows[1]}
+
+
 def pin_device(slot: int) -> str:
     """Make device ``slot`` (modulo the visible ones) the only one this process sees, and name it. Under SLURM the
     job's allocation already is its device (CUDA_VISIBLE_DEVICES set by --gres=gpu:1): left as it is."""
@@ -48,17 +56,24 @@ def pin_device(slot: int) -> str:
     return f"slot {slot} (CUDA device {chosen})"
 
 
+def nvidia_smi(*args: str) -> list[str]:
+    """The lines nvidia-smi prints for ``args``: none where it is not installed, fails or hangs (no GPU here)."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, *args], capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line for line in out.splitlines() if line.strip()]
+
+
 def visible_devices() -> list[str]:
     """The CUDA devices this process may use: CUDA_VISIBLE_DEVICES' entries when it is set, else one per GPU that
     nvidia-smi lists, else none."""
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         return [d.strip() for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return []
-    proc = subprocess.run([smi, "-L"], capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("GPU ")] if proc.returncode == 0 else []
-    return [str(i) for i in range(len(lines))]
+    return [str(i) for i in range(sum(line.startswith("GPU ") for line in nvidia_smi("-L")))]
 
 
 def describe_device(index: int = 0) -> dict[str, Any] | None:
@@ -83,12 +98,7 @@ def describe_device(index: int = 0) -> dict[str, Any] | None:
 
 def gpu_uuid(pci_bus_id: str) -> str | None:
     """The GPU's UUID as nvidia-smi reports it, matched by PCI bus id."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return None
-    proc = subprocess.run([smi, "--query-gpu=pci.bus_id,uuid", "--format=csv,noheader"], capture_output=True,
-                          text=True)
-    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+    for line in nvidia_smi("--query-gpu=pci.bus_id,uuid", "--format=csv,noheader"):
         bus, _, uuid = line.partition(",")
         # nvidia-smi writes 8 hex digits of PCI domain, CUDA 4: compare from the bus on
         if bus.strip().lower().split(":", 1)[-1] == pci_bus_id.lower().split(":", 1)[-1]:

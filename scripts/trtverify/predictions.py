@@ -6,6 +6,7 @@ share them, so a backend's predictions are held to the same rules whichever prog
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +27,9 @@ def check_predictions(probs: np.ndarray, n: int, backend: str, start: int = 0) -
                         "Check the model/engine (an FP16 overflow shows up like this)")
 
 
-def check_engine(engine: str, info: str) -> None:
+def check_engine(engine: str, info: str) -> dict[str, Any]:
     """An engine whose size is not what build_engine recorded was cut short or replaced after the build: say so
-    before TensorRT reads it (its own message for a cut engine names no file and no remedy)."""
+    before TensorRT reads it (its own message for a cut engine names no file and no remedy). Returns the record."""
     recorded = read_json(info, what="engine build record")
     path = Path(engine)
     if not path.is_file():
@@ -39,3 +40,4 @@ def check_engine(engine: str, info: str) -> None:
     if size != expected:
         raise UserError(f"engine {path} is {size} bytes, but build_engine recorded {expected} bytes in {info}: it was "
                         "cut short or replaced after the build; rebuild it (snakemake --forcerun build_engine)")
+    return recorded
