@@ -32,8 +32,8 @@ from trtverify.io import NpyReader, atomic_path, load_npy, write_json
 from trtverify.metrics import compare
 from trtverify.noise import ROUNDING_CHECK, floor_of, ort_outputs, rounding_check, self_check, sensitive_samples
 from trtverify.outputs import OutputProfile, profile_reference
-from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
 from trtverify.schema import parse_with_defaults
+from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
 
 
 # tf2onnx logs "Tensorflow op [<node>: <Op>] is not supported" per node and still writes a model with the op left

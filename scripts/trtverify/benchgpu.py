@@ -8,6 +8,7 @@ the Python and C++ rows compare; docs/benchmarks.md, "What is timed", defines bo
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Callable
 
@@ -19,8 +20,6 @@ from .errors import UserError, require
 
 
 def pycuda_version() -> str | None:
-    import sys
-
     module = sys.modules.get("pycuda")
     return getattr(module, "VERSION_TEXT", None) if module else None
 

@@ -25,6 +25,7 @@ from .errors import require
 from .outputs import OutputProfile, softmax
 
 ROUNDING = 2.0 ** -24  # float32 unit roundoff: one rounding's relative error
+ROUNDING_CHECK = "onnxruntime with one float32 rounding per layer"  # the third check's name in onnx_check.json
 
 
 def self_check(a: np.ndarray, b: np.ndarray, kind: str) -> dict[str, float]:
@@ -91,9 +92,6 @@ def ort_outputs(model: Any, x: np.ndarray, batch_size: int, *, optimize: bool) -
     name = session.get_inputs()[0].name
     return np.concatenate([np.asarray(session.run(None, {name: x[i:i + batch_size]})[0])
                            for i in range(0, len(x), batch_size)])
-
-
-ROUNDING_CHECK = "onnxruntime with one float32 rounding per layer"
 
 
 def rounding_check(onnx_path: str, x: np.ndarray, optimized: np.ndarray, batch_size: int,

@@ -121,15 +121,12 @@ class TensorRTRunner(Runner):
                 "profile_min_batch": self.min_shape[0], "profile_max_batch": self.max_batch}
 
     def _set_batch(self, n: int) -> None:
-        self._set_shape(self.context, n)
-        self.batch = n
-
-    def _set_shape(self, context: "tensorrt.IExecutionContext", n: int) -> None:
         if not self.min_shape[0] <= n <= self.max_batch:
             raise UserError(f"tensorrt: batch {n} is outside the engine's profile [{self.min_shape[0]}, "
                             f"{self.max_batch}]; rebuild with other tensorrt.profile values")
-        if not context.set_input_shape(self.input_name, (n, *self.max_shape[1:])):
+        if not self.context.set_input_shape(self.input_name, (n, *self.max_shape[1:])):
             raise UserError(f"tensorrt: set_input_shape({self.input_name}, batch {n}) was refused")
+        self.batch = n
 
     def add_slot(self, n: int) -> Slot:
         """A further batch of ``n`` in flight (freed with the runner): fill ``slot.h_in``, copy it to ``slot.d_in``
