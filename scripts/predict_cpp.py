@@ -25,7 +25,7 @@ import numpy as np
 from trtverify.devices import (add_placement_arguments, check_engine_device, describe_device, placement_record,
                                run_placed)
 from trtverify.errors import UserError, run_main
-from trtverify.io import NpyReader, NpyWriter, atomic_path, load_npy, write_json
+from trtverify.io import COPY_BYTES, NpyReader, NpyWriter, atomic_path, load_npy, write_json
 from trtverify.predictions import check_engine, check_predictions
 from trtverify.shards import parse_shard, shard_bounds
 
@@ -86,9 +86,8 @@ def run(args: argparse.Namespace, placement: str | None) -> int:
 def copy_rows(path: str, rows: tuple[int, int], dest: Path) -> None:
     x = NpyReader(path, what="test samples")
     with NpyWriter(dest, rows[1] - rows[0], x.dtype) as out:
-        step = x.rows_per(64 << 20)
-        for start in range(rows[0], rows[1], step):
-            out.write(x.read(start, min(start + step, rows[1])))
+        for _, batch in x.batches(x.rows_per(COPY_BYTES), stop=rows[1], start=rows[0]):
+            out.write(batch)
 
 
 def run_binary(binary: Path, args: argparse.Namespace, source: str, fmt: str, tmp: Path) -> tuple[list[str], float]:

@@ -28,6 +28,7 @@ CSV_MAGIC = "# trtverify-csv 1"
 # The largest .npy header read, as in the C++ reader (cpp/include/trtverify/npy.h max_header_bytes): numpy's own
 # headers are under 100 bytes, and numpy's default limit answers a larger one with an allow_pickle hint.
 MAX_HEADER_BYTES = 1 << 20
+COPY_BYTES = 64 << 20  # rows copied at a time by a pass that only moves them (a shard's input, a merge)
 # A write that fails for want of room: the user's to fix, not a bug (no traceback).
 FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -232,11 +233,11 @@ class NpyReader:
         """How many samples make about ``nbytes`` (at least one): a batch size for a pass that is not inference."""
         return max(1, nbytes // max(1, self.row_bytes))
 
-    def batches(self, size: int, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """(first index, batch) over the first ``stop`` samples (all by default)."""
+    def batches(self, size: int, stop: int | None = None, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """(first index, batch) over samples ``start`` to ``stop`` (all by default)."""
         end = len(self) if stop is None else min(stop, len(self))
-        for start in range(0, end, size):
-            yield start, self.read(start, min(start + size, end))
+        for first in range(start, end, size):
+            yield first, self.read(first, min(first + size, end))
 
 
 class NpyFile:

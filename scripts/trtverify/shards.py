@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import UserError
-from .io import NpyReader, NpyWriter, read_json, write_json
+from .io import COPY_BYTES, NpyReader, NpyWriter, read_json, write_json
 
 # What differs between the shards' records: kept per shard in the merged record, the rest is the backend's own.
 SHARD_KEYS = ("shard", "placement", "gpu", "start", "stop", "samples", "seconds", "output_shape")
@@ -57,7 +57,7 @@ def merge(shards: Sequence[str], infos: Sequence[str], samples: str, output: str
     with NpyWriter(output, rows) as out:
         for path in shards:
             part = NpyReader(path, what="shard predictions", dtype="float32")
-            for _, batch in part.batches(part.rows_per(64 << 20)):
+            for _, batch in part.batches(part.rows_per(COPY_BYTES)):
                 out.write(batch)
         merged = {k: v for k, v in records[0].items() if k not in SHARD_KEYS}
         merged.update(samples=rows, seconds=round(max(r["seconds"] for r in records), 4),
