@@ -7,7 +7,6 @@ batch split, a stale engine) and the first layer that differs is named.
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import UserError
+from .io import load_npy, read_json
 from .localize import Tap, hop_result, layer_errors, skipped_hop
 
 PARITY_RULE = "bit-identical (same engine, same samples: Python and C++ must agree in every bit)"
@@ -26,14 +26,15 @@ def read_dump(folder: Path) -> dict[str, np.ndarray]:
     index_path = folder / "index.json"
     if not index_path.is_file():
         raise UserError(f"{folder} has no index.json: trt_infer's dump is incomplete")
-    files = json.loads(index_path.read_text()).get("tensors")
+    index = read_json(index_path, what="trt_infer's dump index")
+    files = index.get("tensors") if isinstance(index, dict) else None
     if not isinstance(files, dict):
         raise UserError(f"{index_path} has no 'tensors' mapping")
     out = {}
     for name, file in files.items():
         if not isinstance(file, str) or Path(file).name != file or file in ("", ".", ".."):
             raise UserError(f"{index_path}: tensor '{name}' points outside the folder ({file!r})")
-        out[name] = np.load(folder / file, allow_pickle=False)
+        out[name] = load_npy(folder / file, what=f"trt_infer's dump of tensor '{name}'")
     return out
 
 
