@@ -8,6 +8,8 @@ is needed only then, so a step in a container without it runs as the rules call 
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -16,15 +18,21 @@ from .errors import require
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 
+@functools.cache
+def _schema(yaml: Any) -> Any:
+    """config/schema.yaml parsed once per process (a program may take several options from it)."""
+    return yaml.safe_load(SCHEMA.read_text())
+
+
 def schema_default(key: str) -> Any:
     """The default of a dotted config key: ``compare.max_flipped``; ``*`` for an entry of a mapping
     (``models.*.output_kind``)."""
     yaml = require("yaml", purpose=f"the default of {key} (config/schema.yaml)",
                    hint="pip install PyYAML, or pass the option")
-    node = yaml.safe_load(SCHEMA.read_text())
+    node = _schema(yaml)
     for part in key.split("."):
         node = node["additionalProperties"] if part == "*" else node["properties"][part]
-    return node["default"]
+    return copy.deepcopy(node["default"])  # the parsed schema is shared: a caller may change what it gets
 
 
 def parse_with_defaults(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
