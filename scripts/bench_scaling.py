@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from trtverify.backends import open_runner
+from trtverify.benchrow import MEASUREMENT_DEFAULTS
 from trtverify.devices import describe_device, pin_device
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, write_json
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--iterations", type=int)
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # internal: run as the worker of this slot
     p.add_argument("--output")
-    args = parse_with_defaults(p, argv, {"warmup": "benchmark.warmup", "iterations": "benchmark.iterations"})
+    args = parse_with_defaults(p, argv, MEASUREMENT_DEFAULTS)
     if min(args.batch, args.gpus, args.iterations) < 1 or args.warmup < 0:
         raise UserError("--batch, --gpus and --iterations must be at least 1, --warmup at least 0")
     if args.worker is not None:
