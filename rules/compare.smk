@@ -24,7 +24,8 @@ rule compare:
         "../envs/tensorflow.yaml"
     container:
         TF_IMAGE
-    threads: 1
+    # a thread per pair helps up to the number of pairs; Snakemake lowers it to --cores
+    threads: 4
     resources:
         mem_mb=4000,
         runtime=60,
@@ -42,5 +43,5 @@ rule compare:
         " --reference savedmodel"
         " --tolerances {params.tolerances:q} --noise-floor {input.noise_floor:q}"
         " --output-kind {params.kind:q} --batch-size {params.batch:q}"
-        " --max-flipped {params.max_flipped:q} --per-sample-rows {params.rows:q}"
+        " --max-flipped {params.max_flipped:q} --per-sample-rows {params.rows:q} --threads {threads:q}"
         " --output {output.comparison:q} --per-sample {output.per_sample:q} > {log:q} 2>&1"

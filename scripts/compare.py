@@ -5,7 +5,7 @@
       --prediction savedmodel=PATH --prediction onnxruntime=PATH [--prediction NAME=PATH ...] \\
       [--reference savedmodel] [--tolerances JSON] [--model-tolerances JSON] [--batch-size 4096] \\
       [--noise-floor results/NAME/onnx_check.json] [--output-kind auto] \\
-      [--max-flipped 100] [--per-sample-rows 10] [--relative-floor 1e-6] \\
+      [--max-flipped 100] [--per-sample-rows 10] [--relative-floor 1e-6] [--threads 1] \\
       --output results/NAME/comparison.json --per-sample results/NAME/per_sample.csv
 
 Reads --batch-size samples at a time, so memory does not grow with the test set. Writes comparison.json (schema in
@@ -142,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--per-sample-rows", type=int, help="first samples whose predictions go in the JSON")
     p.add_argument("--relative-floor", type=float, default=RELATIVE_FLOOR,
                    help="denominator floor of the relative difference |a-b|/max(|a|, floor)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads working on a batch's backends and pairs at once (the figures do not depend on it)")
     p.add_argument("--output", required=True, help="comparison.json to write")
     p.add_argument("--per-sample", required=True, help="per_sample.csv to write")
     args = parse_with_defaults(p, argv, {
@@ -157,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for name, path in engines.items()}
     policy = TolerancePolicy(parse_json_option(args.tolerances, "--tolerances"),
                              parse_json_option(args.model_tolerances, "--model-tolerances"), attested)
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
     if not args.relative_floor > 0:
         raise UserError(f"--relative-floor must be positive, got {args.relative_floor}")
     with contextlib.ExitStack() as stack:
@@ -171,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              batch_size=args.batch_size, max_flipped=args.max_flipped,
                              per_sample_limit=args.per_sample_rows, relative_floor=args.relative_floor,
                              on_batch=writer, noise_floor=read_noise_floor(args.noise_floor),
-                             output_kind=args.output_kind)
+                             output_kind=args.output_kind, threads=args.threads)
             data = result.to_dict()
             data["inputs"] = {"labels": args.labels, "samples": args.samples, "predictions": dict(predictions),
                               "noise_floor": args.noise_floor, "engine_info": engines, "output_kind": args.output_kind,

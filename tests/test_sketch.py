@@ -103,8 +103,9 @@ def test_buckets_cover_every_positive_value() -> None:
     lower, upper, counts = sketch.buckets()
     assert counts.sum() == 4
     for v in values[values > 0]:
-        hit = np.flatnonzero((lower < v) & (v <= upper * (1 + 1e-12)))
-        assert hit.size >= 1 and counts[hit].sum() >= 1
+        hit = np.flatnonzero((lower <= v) & (v < upper))     # buckets are [L, U): one holds each value
+        assert hit.size == 1 and counts[hit].sum() >= 1
+    assert np.all(upper[:-1] == lower[1:]) and np.all(upper <= lower * (1 + 2.0 ** -sketch.bits))
 
 
 def test_memory_is_bounded_by_key_range_not_count() -> None:
@@ -112,13 +113,27 @@ def test_memory_is_bounded_by_key_range_not_count() -> None:
     rng = np.random.default_rng(0)
     for _ in range(20):
         sketch.add(rng.uniform(1e-3, 1.0, 10_000))
-    assert sketch.counts.size <= np.log(1e3) / np.log(sketch.gamma) + 2
+    # 10 octaves of 2**bits buckets each: the values' range, not their number
+    assert sketch.counts.size <= np.ceil(np.log2(1e3)) * 2 ** sketch.bits + 1
 
 
 @pytest.mark.parametrize("bad", [[-1.0], [np.nan], [np.inf]])
 def test_refuses_negative_and_non_finite(bad: list[float]) -> None:
     with pytest.raises(ValueError):
         QuantileSketch().add(bad)
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.1, 0.01, 0.001])
+def test_mantissa_bits_are_the_fewest_within_the_accuracy(alpha: float) -> None:
+    bits = QuantileSketch(alpha).bits
+    assert 2.0 ** -bits / (2 + 2.0 ** -bits) <= alpha < 2.0 ** (1 - bits) / (2 + 2.0 ** (1 - bits))
+
+
+def test_refuses_a_sketch_of_other_buckets() -> None:
+    data = QuantileSketch().to_dict()
+    del data["mantissa_bits"]           # what a compare.py before the bit buckets wrote
+    with pytest.raises(ValueError, match="rerun the compare step"):
+        QuantileSketch.from_dict(data)
 
 
 def test_empty_sketch() -> None:

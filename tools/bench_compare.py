@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Throughput of scripts/compare.py at real size: GB/s of prediction files read (issue 15's goal: over 1 GB/s).
 
-  python tools/bench_compare.py [--samples 50000] [--classes 1000] [--kind probabilities|logits]
+  python tools/bench_compare.py [--samples 50000] [--classes 1000] [--kind probabilities|logits] [--threads 1]
                                 [--batch-size 4096] [--work build/bench-compare] [--profile OUT.prof]
 
 Writes synthetic predictions of four backends once under --work (the reference, ONNX Runtime and TensorRT at fp32
 close to it, TensorRT at fp16 further off, so every pair has differences and some top-1 flips), then runs
 compare.py on them in a child process, as the compare rule does, and prints its wall time, its peak RSS
 (ru_maxrss through os.wait4) and the total bytes of the prediction files divided by the wall time. The files were
-just written or read, so they come from the page cache: this measures the comparison, not the disk.
+just written or read, so they come from the page cache: this measures the comparison, not the disk. The same
+is run on 1,000 samples first: that run is nearly all fixed cost (interpreter, imports, loading the compiled
+passes, writing the outputs), and the marginal rate, the extra bytes over the extra seconds, is the streaming
+pass's own.
 --profile runs the child under cProfile and writes its statistics there (`python -m pstats OUT.prof`).
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -25,6 +28,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 NOISE = {"savedmodel": 0.0, "onnxruntime": 1e-6, "tensorrt_fp32": 1e-6, "tensorrt_fp16": 1e-3}
 CHUNK = 5000
+SMALL = 1000    # a run this small is nearly all fixed cost: the marginal rate leaves it out
 
 
 def synthesize(work: Path, n: int, classes: int, kind: str, seed: int = 0) -> dict[str, Path]:
@@ -52,6 +56,22 @@ def synthesize(work: Path, n: int, classes: int, kind: str, seed: int = 0) -> di
     return paths
 
 
+def run(args: argparse.Namespace, n: int, measure_process: Any) -> tuple[int, Any]:
+    """compare.py on n samples (written once): the bytes of the prediction files and the process's cost."""
+    work = args.work / f"{args.kind}-{n}x{args.classes}"
+    work.mkdir(parents=True, exist_ok=True)
+    paths = synthesize(work, n, args.classes, args.kind)
+    profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile and n == args.samples else []
+    cmd = [sys.executable, *profile, str(SCRIPTS / "compare.py"), "--model", "synthetic", "--labels",
+           str(work / "labels.npy"), "--samples", str(work / "samples.npy"), "--batch-size", str(args.batch_size),
+           "--threads", str(args.threads), "--output", str(work / "comparison.json"), "--per-sample",
+           str(work / "per_sample.csv"), *[a for b, path in paths.items() for a in ("--prediction", f"{b}={path}")]]
+    cost = measure_process(cmd, cwd=REPO)
+    if cost.returncode != 0:
+        sys.exit(f"bench_compare: compare.py failed:\n{cost.output[-3000:]}")
+    return sum(path.stat().st_size for path in paths.values()), cost
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samples", type=int, default=50_000)
@@ -59,25 +79,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--kind", choices=("probabilities", "logits"), default="probabilities")
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--work", type=Path, default=REPO / "build" / "bench-compare")
+    p.add_argument("--threads", type=int, default=1, help="compare.py --threads (the rule gives it up to 4)")
     p.add_argument("--profile", type=Path, help="run compare.py under cProfile, statistics to this file")
     args = p.parse_args(argv)
     from trtverify.benchstats import measure_process
 
-    work = args.work / f"{args.kind}-{args.samples}x{args.classes}"
-    work.mkdir(parents=True, exist_ok=True)
-    paths = synthesize(work, args.samples, args.classes, args.kind)
-    profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
-    cmd = [sys.executable, *profile, str(SCRIPTS / "compare.py"), "--model", "synthetic", "--labels",
-           str(work / "labels.npy"), "--samples", str(work / "samples.npy"), "--batch-size", str(args.batch_size),
-           "--output", str(work / "comparison.json"), "--per-sample", str(work / "per_sample.csv"),
-           *[a for b, path in paths.items() for a in ("--prediction", f"{b}={path}")]]
-    cost = measure_process(cmd, cwd=REPO)
-    if cost.returncode != 0:
-        sys.exit(f"bench_compare: compare.py failed:\n{cost.output[-3000:]}")
-    size = sum(path.stat().st_size for path in paths.values())
-    print(f"compare: {len(paths)} backends x {args.samples} x {args.classes} {args.kind} (float32, "
-          f"{size / 1e9:.2f} GB): {cost.seconds:.2f} s, {size / cost.seconds / 1e9:.3f} GB/s, "
-          f"peak RSS {cost.peak_rss_bytes / 1e6:.0f} MB")
+    runs = {}
+    for n in (SMALL, args.samples) if args.samples > SMALL else (args.samples,):
+        runs[n] = run(args, n, measure_process)
+        size, cost = runs[n]
+        print(f"compare: {len(NOISE)} backends x {n} x {args.classes} {args.kind} (float32, {size / 1e9:.3f} GB), "
+              f"{args.threads} thread(s): {cost.seconds:.2f} s, {size / cost.seconds / 1e9:.3f} GB/s, "
+              f"peak RSS {cost.peak_rss_bytes / 1e6:.0f} MB")
+    if len(runs) == 2:      # what the fixed costs (start-up, imports, loading compiled code, output) leave
+        (small, small_cost), (size, cost) = runs[SMALL], runs[args.samples]
+        print(f"marginal, without what the {SMALL}-sample run costs: "
+              f"{(size - small) / max(cost.seconds - small_cost.seconds, 1e-9) / 1e9:.3f} GB/s")
     return 0
 
 

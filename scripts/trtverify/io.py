@@ -293,14 +293,14 @@ class NpyFile:
             self._fd = os.open(self.path, os.O_RDONLY)
         row_bytes = self._row_items * self.dtype.itemsize
         size, at = (stop - start) * row_bytes, self._offset + start * row_bytes
-        buf = bytearray(size)
-        view, done = memoryview(buf), 0
+        rows = np.empty((stop - start,) + self.shape[1:], dtype=self.dtype)   # not zeroed: every byte is read
+        view, done = rows.reshape(-1).view(np.uint8).data, 0
         while done < size:
             n = os.preadv(self._fd, [view[done:]], at + done)
             if n == 0:
                 raise UserError(f"{self.what} file {self.path} ended early; it is truncated: regenerate it")
             done += n
-        return np.frombuffer(buf, dtype=self.dtype).reshape((stop - start,) + self.shape[1:])
+        return rows
 
     def take(self, indices: Iterable[int]) -> np.ndarray:
         """Rows at the given indices (a handful: one read each)."""

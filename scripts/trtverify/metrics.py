@@ -23,6 +23,7 @@ Statistics of differences cover the elements where both values are finite.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 from typing import Any, Callable, Mapping, Sequence
 
@@ -56,8 +57,8 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
             policy: TolerancePolicy | None = None, model: str = "", samples: Any | None = None,
             batch_size: int, max_flipped: int, per_sample_limit: int, output_kind: str,
             relative_floor: float = RELATIVE_FLOOR, relative_accuracy: float = 0.01, allow_nonfinite: bool = False,
-            on_batch: Callable[[Batch], None] | None = None, noise_floor: Mapping[str, Any] | None = None
-            ) -> ComparisonResult:
+            on_batch: Callable[[Batch], None] | None = None, noise_floor: Mapping[str, Any] | None = None,
+            threads: int = 1) -> ComparisonResult:
     """Compare every pair of backends over all samples, ``batch_size`` rows at a time.
 
     ``batch_size``, ``max_flipped``, ``per_sample_limit`` and ``output_kind`` have no default here: they are the
@@ -68,7 +69,9 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
     ``on_batch`` sees every batch (the per-sample CSV is written from it). ``noise_floor``: the reference's
     self-disagreement as convert_onnx.py measured it (its ``floor``, output units, and for logits
     ``softmax_floor``); without it the floor is 0 and the fp32 bound its minimum. ``output_kind``: auto or a kind
-    of tolerance.KINDS. Raises a ComparisonInputError subclass listing every problem before computing anything, and
+    of tolerance.KINDS. ``threads``: the backends of a batch, then its pairs, are worked on by that many threads at
+    once (the compiled passes release the GIL); every figure is the same whatever the number. Raises a
+    ComparisonInputError subclass listing every problem before computing anything, and
     NonFiniteError after the pass unless ``allow_nonfinite``.
     """
     items = list(predictions.items()) if isinstance(predictions, Mapping) else list(predictions)
@@ -90,17 +93,19 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
                        max_flipped=max_flipped, relative_floor=relative_floor, relative_accuracy=relative_accuracy)
     backends = {name: BackendStats(name) for name in names}
     flipped, rows, class_counts = FlippedSamples(reference, max_flipped), [], np.zeros(c, dtype=np.int64)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        batch = make_batch(start, labels[start:stop], {k: sources[k][start:stop] for k in names}, min(TOP_K, c))
-        class_counts += np.bincount(batch.labels, minlength=c) if profile.kind in CLASSIFICATION else 0
-        updaters: list[BackendStats | PairStats | FlippedSamples] = [*backends.values(), *pairs.values()]
-        for stats in updaters + ([flipped] if profile.kind in CLASSIFICATION else []):
-            stats.update(batch)
-        if start < per_sample_limit:
-            rows += per_sample_rows(batch, per_sample_limit)
-        if on_batch is not None:
-            on_batch(batch)
+    with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            batch = make_batch(start, labels[start:stop], {k: sources[k][start:stop] for k in names},
+                               min(TOP_K, c), pool.map)
+            class_counts += np.bincount(batch.labels, minlength=c) if profile.kind in CLASSIFICATION else 0
+            list(pool.map(lambda pair: pair.update(batch), pairs.values()))
+            for stats in [*backends.values()] + ([flipped] if profile.kind in CLASSIFICATION else []):
+                stats.update(batch)
+            if start < per_sample_limit:
+                rows += per_sample_rows(batch, per_sample_limit)
+            if on_batch is not None:
+                on_batch(batch)
     if not allow_nonfinite and any(s.nan or s.inf for s in backends.values()):
         raise NonFiniteError(nonfinite_message(backends))
     floor = float((noise_floor or {}).get("floor") or 0.0)

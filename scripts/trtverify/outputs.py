@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .errors import UserError
 from .tolerance import CLASSIFICATION, KINDS, PROBABILITY_EPSILON
 
@@ -41,16 +42,11 @@ def profile_reference(source: Any, *, override: str, batch_size: int) -> OutputP
     rows at a time; ``override``: models.<name>.output_kind (auto detects the kind)."""
     n, c = source.shape[0], source.shape[1]
     total, squares, classes = np.zeros(c), np.zeros(c), np.zeros(c, dtype=np.int64)
-    lo, hi, worst_sum = math.inf, -math.inf, 0.0
+    extremes = np.array([math.inf, -math.inf, 0.0])
     for start in range(0, n, batch_size):
-        x = np.asarray(source[start:start + batch_size], dtype=np.float64)
-        x = x[np.isfinite(x).all(axis=1)]
-        if not x.size:
-            continue
-        total, squares = total + x.sum(axis=0), squares + (x * x).sum(axis=0)
-        lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
-        worst_sum = max(worst_sum, float(np.abs(x.sum(axis=1) - 1).max()))
-        classes += np.bincount(x.argmax(axis=1), minlength=c)
+        x = kernels.native(source[start:start + batch_size])
+        kernels.profile_pass(x, kernels.bits(x), total, squares, classes, extremes)
+    lo, hi, worst_sum = (float(e) for e in extremes)
     mean = total / max(n, 1)
     std = float(np.sqrt(np.maximum(squares / max(n, 1) - mean * mean, 0).mean()))
     rms = float(np.sqrt((squares / max(n, 1)).mean()))

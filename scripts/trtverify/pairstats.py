@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from . import kernels
+from .kernels import bits
 from .intervals import newcombe, wilson
 from .outputs import softmax
 from .results import PairResult
@@ -28,9 +30,10 @@ class Batch:
 
     start: int
     labels: np.ndarray                      # (n,) int64
-    values: dict[str, np.ndarray]           # backend -> (n, C) float64
+    values: dict[str, np.ndarray]           # backend -> (n, C) float32 or float64, native byte order, contiguous
     top: dict[str, np.ndarray]              # backend -> (n, k) classes, most probable first
     finite_rows: dict[str, np.ndarray]      # backend -> (n,) bool: the row has no NaN/Inf
+    nonfinite: dict[str, tuple[int, int, int]]   # backend -> NaN count, Inf count, flat index of the first (or -1)
     computed: dict[tuple[str, str], Any] = dataclasses.field(default_factory=dict, repr=False)
 
     def top1(self, name: str) -> np.ndarray:
@@ -45,46 +48,43 @@ class Batch:
     def all_finite(self, name: str) -> bool:
         return bool(self._once("all_finite", name, lambda _: self.finite_rows[name].all()))
 
-    def magnitude(self, name: str) -> np.ndarray:
-        return self._once("magnitude", name, np.abs)
-
-    def squared_norms(self, name: str) -> np.ndarray:
-        return self._once("squared_norms", name, lambda x: (x * x).sum(axis=1))
-
     def probabilities(self, name: str) -> np.ndarray:
-        """Softmax of every row: for a batch whose rows are all finite."""
-        return self._once("probabilities", name, softmax)
+        """Softmax of every row, in float64: for a batch whose rows are all finite."""
+        return self._once("probabilities", name, lambda x: softmax(x.astype(np.float64)))
 
     def confidence(self, name: str) -> np.ndarray:
-        return np.take_along_axis(self.values[name], self.top[name][:, :1], axis=1)[:, 0]
+        return gather(self.values[name], self.top[name][:, 0])
 
 
-def make_batch(start: int, labels: np.ndarray, raw: Mapping[str, np.ndarray], k: int) -> Batch:
-    arrays = {name: np.asarray(x) for name, x in raw.items()}
-    values = {name: np.asarray(x, dtype=np.float64) for name, x in arrays.items()}
-    finite = {name: np.asarray(np.isfinite(x).all(axis=1)) for name, x in arrays.items()}
-    # Ranked in the file's own dtype: widening to float64 is exact, so the order is the same and the work half.
-    top = {name: top_classes(x, k, finite[name]) for name, x in arrays.items()}
-    return Batch(start, np.asarray(labels, dtype=np.int64), values, top, finite)
+def gather(x: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``x[r, columns[r]]`` of every row, as float64 (so that sums and differences of them are exact)."""
+    return np.take_along_axis(x, columns[:, None], axis=1)[:, 0].astype(np.float64)
 
 
-def top_classes(x: np.ndarray, k: int, finite_rows: np.ndarray) -> np.ndarray:
-    """The first k of a stable argsort of -x: the highest classes, ties to the lowest class index as argmax does.
+def make_batch(start: int, labels: np.ndarray, raw: Mapping[str, np.ndarray], k: int,
+               mapper: Callable[..., Iterable[Any]] = map) -> Batch:
+    """The batch in the files' own precision (float16 widened to float32: exact, and what the compiled passes take),
+    with each backend's finite rows, top k and non-finite counts from one pass (kernels.backend_pass); ``mapper``
+    (a thread pool's map) runs the backends' passes."""
+    values = {name: kernels.native(x) for name, x in raw.items()}
+    scans = dict(zip(values, mapper(lambda x: scan(x, k), values.values())))
+    return Batch(start, np.asarray(labels, dtype=np.int64), values, {name: s[0] for name, s in scans.items()},
+                 {name: s[1] for name, s in scans.items()}, {name: s[2] for name, s in scans.items()})
 
-    k passes of argmax, each chosen class then set to -inf (a full sort of 1,000 classes was half the time of a
-    comparison, a partial one still 12x these passes). In a finite row -inf is below every class not yet chosen,
-    so each pass finds the next in the sort's order; rows with NaN or Inf take the full sort.
+
+def scan(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """(top k classes, finite rows, (NaN, Inf, first non-finite flat index)) of a float32/float64 batch.
+
+    The top k are the first k of a stable argsort of -x: the highest classes, ties to the lowest class index as
+    argmax does. One compiled pass keeps the k best of each finite row (a full sort of 1,000 classes was half the
+    time of a comparison); rows with NaN or Inf take the full sort.
     """
-    if k >= x.shape[1]:
-        return np.argsort(-x, axis=1, kind="stable")[:, :k]
-    work, rows = x.copy(), np.arange(x.shape[0])
-    top = np.empty((x.shape[0], k), dtype=np.intp)
-    for i in range(k):
-        top[:, i] = work.argmax(axis=1)
-        work[rows, top[:, i]] = -np.inf
-    if not finite_rows.all():
-        top[~finite_rows] = np.argsort(-x[~finite_rows], axis=1, kind="stable")[:, :k]
-    return top
+    top = np.zeros((x.shape[0], k), dtype=np.int64)
+    finite = np.empty(x.shape[0], dtype=np.bool_)
+    counts = kernels.backend_pass(x, bits(x), k, top, finite)
+    if not finite.all():
+        top[~finite] = np.argsort(-x[~finite], axis=1, kind="stable")[:, :k]
+    return top, finite, counts
 
 
 class BackendStats:
@@ -95,16 +95,15 @@ class BackendStats:
         self.first_nonfinite: tuple[int, int] | None = None
 
     def update(self, batch: Batch) -> None:
-        x, top1 = batch.values[self.name], batch.top1(self.name)
+        top1 = batch.top1(self.name)
         self.correct += int((top1 == batch.labels).sum())
         rows = batch.finite_rows[self.name]
         self.confidence_sum += float(batch.confidence(self.name)[rows].sum())
-        if not rows.all():
-            self.nan += int(np.isnan(x).sum())
-            self.inf += int(np.isinf(x).sum())
-            if self.first_nonfinite is None:
-                r, c = np.argwhere(~np.isfinite(x))[0]
-                self.first_nonfinite = (batch.start + int(r), int(c))
+        nan, inf, first = batch.nonfinite[self.name]
+        self.nan, self.inf = self.nan + nan, self.inf + inf
+        if first >= 0 and self.first_nonfinite is None:
+            r, c = divmod(first, batch.values[self.name].shape[1])
+            self.first_nonfinite = (batch.start + r, c)
 
     def to_dict(self, n: int, reference_correct: int, dtype: str, kind: str) -> dict[str, Any]:
         """Accuracy (with its Wilson interval) and top-1 confidence only where the output is a classification."""
@@ -118,13 +117,12 @@ class BackendStats:
                 "nan_count": self.nan, "inf_count": self.inf}
 
 
-def _cosines(a: np.ndarray, b: np.ndarray, na: np.ndarray, nb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row cosine similarity (1 for two zero rows, 0 for one) from the rows' squared norms, and the dot products."""
-    dot = (a * b).sum(axis=1)
+def _cosines(dot: np.ndarray, na: np.ndarray, nb: np.ndarray) -> np.ndarray:
+    """Per-row cosine similarity (1 for two zero rows, 0 for one) from the rows' dot products and squared norms."""
     denominator = np.sqrt(na * nb)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.where(denominator > 0, dot / denominator, np.where((na == 0) & (nb == 0), 1.0, 0.0))
-    return np.clip(cos, -1.0, 1.0), dot
+    return np.clip(cos, -1.0, 1.0)
 
 
 class PairStats:
@@ -137,9 +135,11 @@ class PairStats:
         self.kind, self.softmax_tolerance, self.tie_margin = kind, softmax_tolerance, tie_margin
         self.softmax_outside = self.ties = 0
         self.max_flipped, self.relative_floor = max_flipped, relative_floor
-        self.sketch = QuantileSketch(relative_accuracy)
+        self.sketch = QuantileSketch(relative_accuracy)    # empty: its buckets are what pair_pass counts in
         self.samples = self.elements = self.finite_elements = self.outside = self.differing = 0
         self.max_abs = self.sum_abs = self.max_rel = self.sum_rel = 0.0
+        self.min_abs, self.zeros = math.inf, 0
+        self.counts = np.zeros(self.sketch.key_space, dtype=np.int64)   # the sketch's counters, filled by pair_pass
         self.cos_sum, self.cos_min, self.cos_rows = 0.0, math.inf, 0
         self.dot = self.norm_a = self.norm_b = 0.0
         self.top1 = self.top5 = 0
@@ -152,79 +152,57 @@ class PairStats:
 
     def update(self, batch: Batch) -> None:
         a, b = batch.values[self.a], batch.values[self.b]
-        n, c = a.shape
+        if a.dtype != b.dtype:                     # float32 against float64: compared as float64 (exact)
+            a, b = a.astype(np.float64), b.astype(np.float64)
+        n = a.shape[0]
         self.samples += n
         self.elements += a.size
-        self._elementwise(batch, a, b)
+        dot, na, nb = np.empty(n), np.empty(n), np.empty(n)
+        t = self.tolerance
         rows = batch.finite_rows[self.a] & batch.finite_rows[self.b]
-        every = batch.all_finite(self.a) and batch.all_finite(self.b)
-        if every:   # no row left out: no copies, and what is one backend's comes from the batch, made once
-            ra, rb, na, nb = a, b, batch.squared_norms(self.a), batch.squared_norms(self.b)
-        else:
-            ra, rb = a[rows], b[rows]
-            na, nb = (ra * ra).sum(axis=1), (rb * rb).sum(axis=1)
-        cos, dot = _cosines(ra, rb, na, nb)
+        f = kernels.pair_pass(a, b, bits(a), bits(b), rows, t.rtol, t.atol, self.relative_floor, self.sketch.shift,
+                              self.counts, dot, na, nb)
+        self._add(batch, f, a, b)
+        every = bool(rows.all())
+        if not every:
+            dot, na, nb = dot[rows], na[rows], nb[rows]
+        cos = _cosines(dot, na, nb)
         self.cos_sum += float(cos.sum())
         self.cos_min = min(self.cos_min, float(cos.min())) if cos.size else self.cos_min
         self.cos_rows += int(cos.size)
         self.dot, self.norm_a, self.norm_b = self.dot + dot.sum(), self.norm_a + na.sum(), self.norm_b + nb.sum()
         if self.softmax_tolerance is not None:     # logits are also judged as the probabilities they stand for
-            sa, sb = (batch.probabilities(self.a), batch.probabilities(self.b)) if every else (softmax(ra), softmax(rb))
-            t = self.softmax_tolerance
-            diff = np.subtract(sa, sb)
-            np.abs(diff, out=diff)
-            bound = np.abs(sa)
-            bound *= t.rtol
-            bound += t.atol
-            self.softmax_outside += int((diff > bound).sum())
+            sa, sb = (batch.probabilities(self.a), batch.probabilities(self.b)) if every else \
+                (softmax(a[rows].astype(np.float64)), softmax(b[rows].astype(np.float64)))
+            self.softmax_outside += kernels.count_outside(sa, sb, self.softmax_tolerance.rtol,
+                                                          self.softmax_tolerance.atol)
         if self.kind in CLASSIFICATION:
             self._agreement(batch, a, b, rows)
 
-    def _elementwise(self, batch: Batch, a: np.ndarray, b: np.ndarray) -> None:
-        # The same bits: equal values of the same sign (0 and -0 differ), one pass instead of four; two NaN count as
-        # equal whatever their payloads, and only rows that are not finite can hold one.
-        equal = a.view(np.int64) == b.view(np.int64)
-        finite_inputs = batch.all_finite(self.a) and batch.all_finite(self.b)
-        if not finite_inputs:
-            equal |= np.isnan(a) & np.isnan(b)
-        if not equal.all():
-            self.differing += int(a.size - equal.sum())
-            if self.first_difference is None:
-                flat = int(np.argmin(equal.ravel()))
-                r, c = divmod(flat, a.shape[1])
-                self.first_difference = {"sample": batch.start + r, "class": c,
-                                         self.a: float(a[r, c]), self.b: float(b[r, c])}
-        diff = np.subtract(a, b)        # the temporaries below are reused in place: each is tens of MB
-        np.abs(diff, out=diff)
-        ref = batch.magnitude(self.a)
-        # Finite inputs give finite differences unless a - b overflows (float64 inputs near 1e308): the max tells.
-        high = float(diff.max())
-        every_finite = finite_inputs and math.isfinite(high)
-        if not every_finite:
-            finite = np.isfinite(diff) & np.isfinite(ref)
-            if not finite.all():
-                self.outside += int((~finite & ~equal).sum())
-                diff, ref = diff[finite], ref[finite]
-        self.finite_elements += diff.size
-        if diff.size:
-            self.sketch.add(diff)
-            self.max_abs = max(self.max_abs, high if every_finite else float(diff.max()))
-            self.sum_abs += float(diff.sum())
-            rel = np.maximum(ref, self.relative_floor)
-            np.divide(diff, rel, out=rel)
-            self.max_rel = max(self.max_rel, float(rel.max()))
-            self.sum_rel += float(rel.sum())
-            bound = self.tolerance.rtol * ref
-            bound += self.tolerance.atol
-            self.outside += int((diff > bound).sum())
+    def _add(self, batch: Batch, f: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        """The batch's figures from kernels.pair_pass added to the pair's."""
+        k = kernels
+        self.differing += int(f[k.DIFFERING])
+        self.outside += int(f[k.OUTSIDE])
+        self.finite_elements += int(f[k.FINITE])
+        self.zeros += int(f[k.ZEROS])
+        self.sum_abs += f[k.SUM_ABS]
+        self.sum_rel += f[k.SUM_REL]
+        if f[k.FINITE]:
+            self.max_abs, self.max_rel = max(self.max_abs, f[k.MAX_ABS]), max(self.max_rel, f[k.MAX_REL])
+            self.min_abs = min(self.min_abs, f[k.MIN_ABS])
+        if f[k.FIRST_DIFFERENCE] >= 0 and self.first_difference is None:
+            r, c = divmod(int(f[k.FIRST_DIFFERENCE]), a.shape[1])
+            self.first_difference = {"sample": batch.start + r, "class": c, self.a: float(a[r, c]),
+                                     self.b: float(b[r, c])}
 
     def _agreement(self, batch: Batch, a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> None:
         top_a, top_b = batch.top[self.a], batch.top[self.b]
         agree = top_a[:, 0] == top_b[:, 0]
         self.top1 += int(agree.sum())
         self.top5 += int((np.sort(top_a, axis=1) == np.sort(top_b, axis=1)).all(axis=1).sum())
-        ref_top = top_a[:, :1]     # gathered, then the rows kept: no copy of the whole batch
-        change = np.take_along_axis(b, ref_top, axis=1)[rows] - np.take_along_axis(a, ref_top, axis=1)[rows]
+        ref_top = top_a[:, 0]      # gathered, then the rows kept: no copy of the whole batch
+        change = gather(b, ref_top)[rows] - gather(a, ref_top)[rows]
         self.top_change_sum += float(change.sum())
         self.top_change_rows += int(rows.sum())
         c = self.class_total.size
@@ -233,12 +211,19 @@ class PairStats:
         flipped = np.flatnonzero(~agree)
         self.flip_count += int(flipped.size)
         if flipped.size and top_a.shape[1] > 1:    # a flip the reference's own noise could cause is a tie
-            first, second = (np.take_along_axis(a[flipped], top_a[flipped, i:i + 1], axis=1)[:, 0] for i in (0, 1))
+            first, second = (gather(a[flipped], top_a[flipped, i]) for i in (0, 1))
             self.ties += int((first - second <= self.tie_margin).sum())
         room = self.max_flipped - len(self.flips)
         self.flips += [batch.start + int(i) for i in flipped[:max(room, 0)]]
 
+    def histogram(self) -> QuantileSketch:
+        """The sketch of |a - b| over the finite elements, from the counters pair_pass filled."""
+        sketch = QuantileSketch(self.sketch.relative_accuracy)
+        sketch.add_counts(self.counts, 0, zeros=self.zeros, total=self.sum_abs, lo=self.min_abs, hi=self.max_abs)
+        return sketch
+
     def result(self, correct_a: int | None, correct_b: int | None, inconclusive: str | None = None) -> PairResult:
+        sketch = self.histogram()
         share = self.outside / self.elements
         n, classify = self.samples, self.kind in CLASSIFICATION
         top1 = self.top1 / n if classify else None
@@ -258,7 +243,7 @@ class PairStats:
         metrics = {
             "elements": self.elements, "finite_elements": fin,
             "max_abs_diff": self.max_abs if fin else None, "mean_abs_diff": self.sum_abs / fin if fin else None,
-            "median_abs_diff": self.sketch.quantile(0.5), "p99_abs_diff": self.sketch.quantile(0.99),
+            "median_abs_diff": sketch.quantile(0.5), "p99_abs_diff": sketch.quantile(0.99),
             "max_rel_diff": self.max_rel if fin else None, "mean_rel_diff": self.sum_rel / fin if fin else None,
             "cosine_similarity_mean": self.cos_sum / self.cos_rows if self.cos_rows else None,
             "cosine_similarity_min": self.cos_min if self.cos_rows else None,
@@ -281,7 +266,7 @@ class PairStats:
             a=self.a, b=self.b, precision=self.tolerance.precision, tolerance=self.tolerance.to_dict(),
             parity=self.parity, verdict=verdict, reason=reason, metrics=metrics, per_class_agreement=per_class,
             top1_flips={"count": self.flip_count, "indices": self.flips, "stored": len(self.flips)},
-            first_difference=self.first_difference, abs_diff_histogram=self.sketch.to_dict(),
+            first_difference=self.first_difference, abs_diff_histogram=sketch.to_dict(),
             softmax_tolerance=self.softmax_tolerance.to_dict() if self.softmax_tolerance else None)
 
 

@@ -1,0 +1,101 @@
+"""compare's compiled passes (trtverify.kernels) against the definitions written in plain numpy, on the inputs
+that take their other paths: NaN, Inf, -0, equal rows, float64 differences that overflow, float16 widened."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from trtverify import kernels
+from trtverify.metrics import compare
+from trtverify.kernels import bits, native
+from trtverify.pairstats import scan
+from trtverify.sketch import QuantileSketch
+
+RTOL, ATOL, FLOOR = 1e-3, 1e-5, 1e-6
+
+
+def awkward(dtype: type, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    a = rng.normal(0, 1, (40, 37)).astype(dtype)
+    b = (a + rng.normal(0, 1e-4, a.shape)).astype(dtype)
+    b[0] = a[0]                                   # an identical row
+    a[1, :5], b[1, :5] = 0.0, -0.0                # equal values, other bits
+    a[2, 3], b[2, 3] = np.nan, np.nan             # NaN on both sides: equal
+    a[3, 4] = np.inf                              # Inf against a number: outside
+    a[4, 0], b[4, 0] = -np.inf, -np.inf           # equal Inf: not outside
+    b[5, 6] = np.nan
+    a[6] = 0.0                                    # a zero reference row: the relative floor
+    if np.dtype(dtype).itemsize == 8:
+        a[7, 1], b[7, 1] = 1.7e308, -1.7e308      # finite inputs whose difference overflows
+    return a, b
+
+
+def numpy_figures(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """metrics.py's definitions, all at once."""
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    equal = (bits(a) == bits(b)) | (np.isnan(x) & np.isnan(y))
+    with np.errstate(over="ignore", invalid="ignore"):
+        d, m = np.abs(x - y), np.abs(x)
+    finite = np.isfinite(d) & np.isfinite(m)
+    d_ok, m_ok = d[finite], m[finite]
+    rel = d_ok / np.maximum(m_ok, FLOOR)
+    return {"differing": int((~equal).sum()), "first": int(np.argmin(equal.ravel())) if not equal.all() else -1,
+            "outside": int((~finite & ~equal).sum() + (d_ok > RTOL * m_ok + ATOL).sum()),
+            "finite": int(finite.sum()), "zeros": int((d_ok == 0).sum()), "sum_abs": float(d_ok.sum()),
+            "max_abs": float(d_ok.max()), "min_abs": float(d_ok.min()), "sum_rel": float(rel.sum()),
+            "max_rel": float(rel.max()), "d": d_ok}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pair_pass_is_the_numpy_definition(dtype: type) -> None:
+    a, b = awkward(dtype, np.random.default_rng(1))
+    want = numpy_figures(a, b)
+    sketch = QuantileSketch()
+    counts = np.zeros(sketch.key_space, dtype=np.int64)
+    dot, na, nb = (np.empty(a.shape[0]) for _ in range(3))
+    rows = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+    f = kernels.pair_pass(a, b, bits(a), bits(b), rows, RTOL, ATOL, FLOOR, sketch.shift, counts, dot, na, nb)
+    k = kernels
+    assert (f[k.DIFFERING], f[k.FIRST_DIFFERENCE], f[k.OUTSIDE], f[k.FINITE], f[k.ZEROS]) == (
+        want["differing"], want["first"], want["outside"], want["finite"], want["zeros"])
+    assert (f[k.MAX_ABS], f[k.MIN_ABS]) == (want["max_abs"], want["min_abs"])
+    assert f[k.MAX_REL] == pytest.approx(want["max_rel"], rel=1e-15)
+    assert f[k.SUM_ABS] == pytest.approx(want["sum_abs"], rel=1e-12)
+    assert f[k.SUM_REL] == pytest.approx(want["sum_rel"], rel=1e-12)
+    reference = QuantileSketch()
+    reference.add(want["d"])                     # the sketch's own (numpy) keys of the same differences
+    made = QuantileSketch()
+    made.add_counts(counts, 0, zeros=int(f[k.ZEROS]), total=f[k.SUM_ABS], lo=f[k.MIN_ABS], hi=f[k.MAX_ABS])
+    assert made.to_dict()["counts"] == reference.to_dict()["counts"]
+    assert made.zero_count == reference.zero_count
+    x, y = a[rows].astype(np.float64), b[rows].astype(np.float64)
+    with np.errstate(over="ignore"):             # the float64 row near 1e308: inf on both sides
+        assert np.allclose(dot[rows], (x * y).sum(axis=1), rtol=1e-12)
+        assert np.allclose(na[rows], (x * x).sum(axis=1), rtol=1e-12)
+        assert np.allclose(nb[rows], (y * y).sum(axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_backend_pass_counts_nonfinite_and_finds_the_first(dtype: type) -> None:
+    x = np.random.default_rng(2).normal(size=(30, 50)).astype(dtype)
+    x[4, 7], x[4, 9], x[12, 0], x[29, 49] = np.nan, np.inf, -np.inf, np.nan
+    top, finite, (nan, inf, first) = scan(native(x), 5)
+    assert (nan, inf, first) == (2, 2, 4 * 50 + 7)
+    assert np.array_equal(finite, np.isfinite(x).all(axis=1))
+    assert np.array_equal(top, np.argsort(-x, axis=1, kind="stable")[:, :5])
+
+
+def test_threads_do_not_change_a_figure() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.dirichlet(np.full(20, 0.3), size=300).astype(np.float32)
+    predictions = {"savedmodel": ref, "onnxruntime": (ref + rng.normal(0, 1e-6, ref.shape)).astype(np.float32),
+                   "tensorrt_fp16": np.abs(ref + rng.normal(0, 1e-2, ref.shape)).astype(np.float32),
+                   "tensorrt_fp32": ref.copy()}
+    labels = rng.integers(0, 20, 300)
+    results = [json.dumps(compare(predictions, labels, batch_size=64, max_flipped=50, per_sample_limit=5,
+                                  output_kind="auto", threads=t).to_dict(), sort_keys=True) for t in (1, 3)]
+    assert results[0] == results[1]
+    assert not math.isnan(json.loads(results[0])["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["max_abs_diff"])
