@@ -93,11 +93,17 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
                        max_flipped=max_flipped, relative_floor=relative_floor, relative_accuracy=relative_accuracy)
     backends = {name: BackendStats(name) for name in names}
     flipped, rows, class_counts = FlippedSamples(reference, max_flipped), [], np.zeros(c, dtype=np.int64)
+    def read(start: int) -> tuple[Any, dict[str, Any]]:
+        stop = min(start + batch_size, n)
+        return labels[start:stop], {k: sources[k][start:stop] for k in names}
+
     with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
+        ahead = pool.submit(read, 0)
         for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            batch = make_batch(start, labels[start:stop], {k: sources[k][start:stop] for k in names},
-                               min(TOP_K, c), pool.map)
+            batch_labels, raw = ahead.result()
+            if start + batch_size < n:          # the next batch is read while this one is worked on
+                ahead = pool.submit(read, start + batch_size)
+            batch = make_batch(start, batch_labels, raw, min(TOP_K, c), pool.map)
             class_counts += np.bincount(batch.labels, minlength=c) if profile.kind in CLASSIFICATION else 0
             list(pool.map(lambda pair: pair.update(batch), pairs.values()))
             for stats in [*backends.values()] + ([flipped] if profile.kind in CLASSIFICATION else []):
