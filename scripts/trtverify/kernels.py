@@ -36,6 +36,8 @@ def bits(x: np.ndarray) -> np.ndarray:
 # and Inf keep their meaning, no fused multiply-add moves a bound).
 LANES = {"reassoc", "nsz"}
 BLOCK = 16      # classes per block of a top-k search (_top_k)
+# The exponent bits of float32 and float64: all ones is NaN or Inf. The float64 one is also +inf's bits.
+EXPONENT_32, EXPONENT_64 = 0x7F800000, 0x7FF0000000000000
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -101,7 +103,7 @@ def backend_pass(x: np.ndarray, bits: np.ndarray, k: int, top: np.ndarray, finit
     nan = inf = 0
     first = -1
     best, maxima = np.empty(k, dtype=np.float64), np.empty((c + BLOCK - 1) // BLOCK, dtype=np.float64)
-    exponent = 0x7F800000 if x.itemsize == 4 else 0x7FF0000000000000
+    exponent = EXPONENT_32 if x.itemsize == 4 else EXPONENT_64
     for r in range(n):
         finite_rows[r] = _finite(bits[r], exponent)
         if finite_rows[r]:
@@ -217,9 +219,8 @@ def _count(d_bits: np.ndarray, rel_bits: np.ndarray, shift: int, counts: np.ndar
     """A row's differences into the sketch's counters, and the extremes. Non-negative float64s order as their
     bits do, so max and min are integer reductions; -1.0 (an element left out) has the sign bit set, so it is
     negative as an integer and skipped."""
-    high = low = rel_high = 0
-    low = np.int64(0x7FF0000000000000)          # +inf's bits: above every finite difference
-    zeros = 0
+    high = rel_high = zeros = 0
+    low = np.int64(EXPONENT_64)                 # +inf's bits: above every finite difference
     for j in range(d_bits.size):
         key = d_bits[j]
         if key < 0:
@@ -233,7 +234,7 @@ def _count(d_bits: np.ndarray, rel_bits: np.ndarray, shift: int, counts: np.ndar
     out[ZEROS] += zeros
     bits = np.array([high, low, rel_high]).view(np.float64)
     out[MAX_ABS] = max(out[MAX_ABS], bits[0])
-    if low != np.int64(0x7FF0000000000000):
+    if low != EXPONENT_64:
         out[MIN_ABS] = min(out[MIN_ABS], bits[1])
     out[MAX_REL] = max(out[MAX_REL], bits[2])
 
@@ -244,7 +245,7 @@ def profile_pass(x: np.ndarray, bits: np.ndarray, total: np.ndarray, squares: np
     """outputs.profile_reference's sums over the finite rows of a batch: per class the sum and the sum of squares,
     the count of rows whose arg-max it is (the first maximum), and ``extremes`` = (lowest value, highest value,
     largest |row sum - 1|), each updated in place."""
-    exponent = 0x7F800000 if x.itemsize == 4 else 0x7FF0000000000000
+    exponent = EXPONENT_32 if x.itemsize == 4 else EXPONENT_64
     for r in range(x.shape[0]):
         if not _finite(bits[r], exponent):
             continue
