@@ -55,12 +55,24 @@ def unsupported_ops(log: str, opset: int) -> str | None:
             "re-export it, or try another onnx.opset in config.yaml")
 
 
+# tf2onnx's command line, started through its own main() after two settings of Python's garbage collector. Its ONNX
+# optimizers (optimizer.optimize_graph) deep-copy the whole graph before each pass and rewrite constants, leaving the
+# old graph in reference cycles (nodes point at their graph) that only the cyclic collector frees. That collector
+# counts objects, not bytes, and runs a full pass only once the long-lived objects (400,000 after importing
+# TensorFlow) grew by a quarter: a ResNet50's dropped copies (~300 MB each, a few thousand objects) piled up to a
+# 7.3 GB peak. gc.freeze() takes the imports' objects out of that count and thresholds (700, 1, 1) bring a full pass
+# every few young ones: 3.0 GB, in less time, and the same ONNX file byte for byte (tools/bench_scale.py measures it).
+TF2ONNX_MAIN = ("import gc, sys; from tf2onnx.convert import main; gc.freeze(); gc.set_threshold(700, 1, 1); "
+                "sys.argv[0] = 'tf2onnx.convert'; main()")
+
+
 def convert(saved_model: str, output: str, opset: int) -> str:
-    """Run tf2onnx's command line (its Python API changed between releases; the CLI did not)."""
+    """Run tf2onnx's command line (its Python API changed between releases; the CLI did not); return it as a user
+    would type it (``-m tf2onnx.convert ...``: the same main() and arguments, so the same model)."""
     require("tf2onnx", purpose="ONNX conversion", hint="pip install tf2onnx (it is in envs/tensorflow.yaml)")
-    cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved_model, "--output", output,
-           "--opset", str(opset), "--signature_def", "serving_default"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    args = ["--saved-model", saved_model, "--output", output, "--opset", str(opset), "--signature_def",
+            "serving_default"]
+    proc = subprocess.run([sys.executable, "-c", TF2ONNX_MAIN, *args], capture_output=True, text=True)
     log = proc.stderr[-20000:]
     if proc.returncode != 0 and not os.environ.get("TRTVERIFY_VERBOSE"):
         log = log.split("Traceback (most recent call last):", 1)[0]  # its last line ends the error message below
@@ -73,7 +85,7 @@ def convert(saved_model: str, output: str, opset: int) -> str:
     message = unsupported_ops(proc.stderr, opset)
     if message:
         raise UserError(message)
-    return " ".join(cmd[1:])
+    return " ".join(["-m", "tf2onnx.convert", *args])
 
 
 def run_batched(runner: Any, x: NpyReader, batch_size: int, stop: int | None = None) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -212,6 +213,34 @@ def test_convert_truncated_samples(tiny_model: dict[str, Path], bad_samples: dic
           f"test samples file {bad_samples['truncated']} is truncated: {size} bytes, its header promises "
           f"{size + 100}", "regenerate it")
     nothing_written(out)
+
+
+def test_convert_writes_the_model_of_tf2onnx_command_line(tiny_model: dict[str, Path], tmp_path: Path) -> None:
+    """convert_onnx starts tf2onnx's main() with its own garbage-collector settings (for memory): the model must be
+    the one ``python -m tf2onnx.convert`` writes. Not byte for byte (tf2onnx names the constants it folds in a
+    per-process order): the same ops, opset, inputs, outputs, weights and outputs on the test samples."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    cli = tmp_path / "cli.onnx"
+    subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(tiny_model["saved_model"]),
+                    "--output", str(cli), "--opset", "17", "--signature_def", "serving_default"], check=True,
+                   capture_output=True)
+    ours, theirs = onnx.load(tiny_model["onnx"]), onnx.load(cli)
+
+    def signature(m: onnx.ModelProto) -> tuple[object, ...]:
+        weights = sorted(numpy_helper.to_array(t).tobytes() for t in m.graph.initializer)
+        return (sorted(n.op_type for n in m.graph.node), [(o.domain, o.version) for o in m.opset_import],
+                [str(v.type) for v in (*m.graph.input, *m.graph.output)], weights)
+
+    assert signature(ours) == signature(theirs)
+    x = np.load(tiny_model["samples"])
+    results = []
+    for path in (tiny_model["onnx"], cli):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        results.append(session.run(None, {session.get_inputs()[0].name: x})[0])
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 def test_convert_records_the_noise_floor_and_its_verdict(tiny_model: dict[str, Path]) -> None:
