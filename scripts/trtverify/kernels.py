@@ -239,6 +239,21 @@ def _count(d_bits: np.ndarray, rel_bits: np.ndarray, shift: int, counts: np.ndar
     out[MAX_REL] = max(out[MAX_REL], bits[2])
 
 
+# Only ever called on a row known to be finite (as _block_maxima): full fast math is exact there but for the order
+# of the sums.
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+def _row_profile(row: np.ndarray, total: np.ndarray, squares: np.ndarray) -> tuple[float, float, float]:
+    row_sum, low, high = 0.0, np.inf, -np.inf
+    for j in range(row.size):
+        v = np.float64(row[j])
+        total[j] += v
+        squares[j] += v * v
+        row_sum += v
+        low = v if v < low else low
+        high = v if v > high else high
+    return row_sum, low, high
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def profile_pass(x: np.ndarray, bits: np.ndarray, total: np.ndarray, squares: np.ndarray, classes: np.ndarray,
                  extremes: np.ndarray) -> None:
@@ -249,18 +264,14 @@ def profile_pass(x: np.ndarray, bits: np.ndarray, total: np.ndarray, squares: np
     for r in range(x.shape[0]):
         if not _finite(bits[r], exponent):
             continue
-        row_sum, best, arg = 0.0, -np.inf, 0
-        for j in range(x.shape[1]):
-            v = np.float64(x[r, j])
-            total[j] += v
-            squares[j] += v * v
-            row_sum += v
-            if v > best:
-                best, arg = v, j
-            extremes[0] = min(extremes[0], v)
-        extremes[1] = max(extremes[1], best)
+        row_sum, low, high = _row_profile(x[r], total, squares)
+        for j in range(x.shape[1]):          # the first class that holds the maximum
+            if x[r, j] == high:
+                classes[j] += 1
+                break
+        extremes[0] = min(extremes[0], low)
+        extremes[1] = max(extremes[1], high)
         extremes[2] = max(extremes[2], abs(row_sum - 1.0))
-        classes[arg] += 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
