@@ -88,14 +88,21 @@ def test_backend_pass_counts_nonfinite_and_finds_the_first(dtype: type) -> None:
     assert np.array_equal(top, np.argsort(-x, axis=1, kind="stable")[:, :5])
 
 
-def test_threads_do_not_change_a_figure() -> None:
+@pytest.mark.parametrize("kind", ["probabilities", "logits"])
+def test_threads_do_not_change_a_figure(kind: str) -> None:
     rng = np.random.default_rng(3)
     ref = rng.dirichlet(np.full(20, 0.3), size=300).astype(np.float32)
+    if kind == "logits":
+        ref = np.log(ref + np.float32(1e-6))
     predictions = {"savedmodel": ref, "onnxruntime": (ref + rng.normal(0, 1e-6, ref.shape)).astype(np.float32),
                    "tensorrt_fp16": np.abs(ref + rng.normal(0, 1e-2, ref.shape)).astype(np.float32),
                    "tensorrt_fp32": ref.copy()}
     labels = rng.integers(0, 20, 300)
-    results = [json.dumps(compare(predictions, labels, batch_size=64, max_flipped=50, per_sample_limit=5,
-                                  output_kind="auto", threads=t).to_dict(), sort_keys=True) for t in (1, 3)]
-    assert results[0] == results[1]
-    assert not math.isnan(json.loads(results[0])["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["max_abs_diff"])
+    results = [compare(predictions, labels, batch_size=64, max_flipped=50, per_sample_limit=5, output_kind="auto",
+                       threads=t).to_dict() for t in (1, 3)]
+    assert json.dumps(results[0], sort_keys=True) == json.dumps(results[1], sort_keys=True)
+    assert results[0]["output"]["kind"] == kind
+    fp16 = results[0]["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]
+    assert fp16["max_abs_diff"] > 0 and not math.isnan(fp16["max_abs_diff"])
+    if kind == "logits":
+        assert fp16["softmax_outside_tolerance_count"] > 0

@@ -105,6 +105,8 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
                 ahead = pool.submit(read, start + batch_size)
             batch = make_batch(start, batch_labels, raw, min(TOP_K, c), pool.map)
             class_counts += np.bincount(batch.labels, minlength=c) if profile.kind in CLASSIFICATION else 0
+            if profile.kind == "logits":    # each backend's softmax, which several pairs share, made once beforehand
+                list(pool.map(batch.probabilities, [k for k in names if batch.all_finite(k)]))
             list(pool.map(lambda pair: pair.update(batch), pairs.values()))
             for stats in [*backends.values()] + ([flipped] if profile.kind in CLASSIFICATION else []):
                 stats.update(batch)
