@@ -28,14 +28,13 @@ defects of ``measure`` (MILD) are not subtle for them, and FP16/TF32 engines can
 trained net.
 
 ``write_model`` writes what the config's ``import:`` entry takes (a SavedModel by ``model.export``, float32 NHWC
-samples .npy, int64 labels .npy) and returns the paths; ``to_onnx`` converts as the pipeline does (tf2onnx's CLI);
-``inject`` writes a copy of an .onnx file with one named defect (DEFECTS).
+samples .npy, int64 labels .npy) and returns the paths; ``to_onnx`` converts as the pipeline does
+(convert_onnx.convert); ``inject`` writes a copy of an .onnx file with one named defect (DEFECTS).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -189,12 +188,11 @@ def write_model(dest: Path, net: str = "mobilenetv2", head: str = "softmax", var
 
 
 def to_onnx(saved_model: Path, output: Path, opset: int = 17) -> Path:
-    """tf2onnx's command line, as scripts/convert_onnx.py runs it."""
-    cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model), "--output", str(output),
-           "--opset", str(opset), "--signature_def", "serving_default"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"tf2onnx failed on {saved_model}:\n{proc.stderr[-3000:]}")
+    """Converted as the pipeline converts: scripts/convert_onnx.py's own convert() (tf2onnx's command line, under
+    its collector settings); a failure raises its UserError with tf2onnx's last line."""
+    from convert_onnx import convert
+
+    convert(str(saved_model), str(output), opset)
     return output
 
 
