@@ -25,6 +25,7 @@ import contextlib
 import json
 from typing import Any, Sequence, TextIO
 
+import numba
 import numpy as np
 
 from trtverify import __version__
@@ -181,7 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "noise_floor": args.noise_floor, "engine_info": engines, "output_kind": args.output_kind,
                               "tolerances": parse_json_option(args.tolerances, "--tolerances"),
                               "model_tolerances": parse_json_option(args.model_tolerances, "--model-tolerances")}
-            data["generator"] = {"program": "scripts/compare.py", "trtverify": __version__, "numpy": np.__version__}
+            # numba compiles the passes that compute every figure: its version is part of how they were made
+            data["generator"] = {"program": "scripts/compare.py", "trtverify": __version__, "numpy": np.__version__,
+                                 "numba": numba.__version__}
             fh.flush()
             with atomic_path(args.output) as tmp_json:
                 tmp_json.write_text(compact_json(data) + "\n")
