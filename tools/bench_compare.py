@@ -56,8 +56,10 @@ def synthesize(work: Path, n: int, classes: int, kind: str, seed: int = 0) -> di
     return paths
 
 
-def run(args: argparse.Namespace, n: int, measure_process: Any) -> tuple[int, Any]:
+def run(args: argparse.Namespace, n: int) -> tuple[int, Any]:
     """compare.py on n samples (written once): the bytes of the prediction files and the process's cost."""
+    from trtverify.benchstats import measure_process
+
     work = args.work / f"{args.kind}-{n}x{args.classes}"
     work.mkdir(parents=True, exist_ok=True)
     paths = synthesize(work, n, args.classes, args.kind)
@@ -82,11 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="compare.py --threads (the rule gives it up to 4)")
     p.add_argument("--profile", type=Path, help="run compare.py under cProfile, statistics to this file")
     args = p.parse_args(argv)
-    from trtverify.benchstats import measure_process
-
     runs = {}
     for n in (SMALL, args.samples) if args.samples > SMALL else (args.samples,):
-        runs[n] = run(args, n, measure_process)
+        runs[n] = run(args, n)
         size, cost = runs[n]
         print(f"compare: {len(NOISE)} backends x {n} x {args.classes} {args.kind} (float32, {size / 1e9:.3f} GB), "
               f"{args.threads} thread(s): {cost.seconds:.2f} s, {size / cost.seconds / 1e9:.3f} GB/s, "

@@ -4,8 +4,9 @@ In numpy each statistic was its own pass over a float64 copy (about 25 per pair,
 sketch's), which held compare near 0.1 GB/s; one compiled loop reads each element once and keeps every sum in a
 register. The definitions are metrics.py's; tests/test_kernels.py checks each figure against plain numpy.
 
-Both loops take a batch's rows in the file's own dtype (float16, float32 or float64; widened to float64 per
-element, which is exact) and release the GIL, so pairs can run on several threads. Compiled code is cached next to
+The passes (and one more over the reference, for its output profile) take a batch's rows as ``native`` gives
+them (float32 or float64; float16 widened to float32), widen each element to float64, which is exact, and release
+the GIL, so backends and pairs can run on several threads. Compiled code is cached next to
 this file (numba's ``cache=True``), so only the first run after an install or an edit compiles.
 """
 
@@ -18,7 +19,7 @@ from numba import njit
 
 # A pair's scalar figures, in the order pair_pass returns them (index names for the caller).
 DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL = range(10)
-FIGURES = 10
+FIGURES = MAX_REL + 1
 
 
 def native(x: Any) -> np.ndarray:
