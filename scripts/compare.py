@@ -25,10 +25,9 @@ import contextlib
 import json
 from typing import Any, Sequence, TextIO
 
-import numba
 import numpy as np
 
-from trtverify import __version__
+from trtverify import __version__, kernels
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyFile, atomic_path, read_json
 from trtverify.metrics import RELATIVE_FLOOR, compare
@@ -184,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "model_tolerances": parse_json_option(args.model_tolerances, "--model-tolerances")}
             # numba compiles the passes that compute every figure: its version is part of how they were made
             data["generator"] = {"program": "scripts/compare.py", "trtverify": __version__, "numpy": np.__version__,
-                                 "numba": numba.__version__}
+                                 "numba": kernels.numba.__version__}
             fh.flush()
             with atomic_path(args.output) as tmp_json:
                 tmp_json.write_text(compact_json(data) + "\n")

@@ -15,7 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
+
+from .errors import require
+
+# Every environment the rules use has numba (envs/lock.yaml); a hand-made one without it gets the remedy, not a
+# bare ModuleNotFoundError.
+numba = require("numba", purpose="compare's compiled passes (trtverify.kernels)",
+                hint="pip install numba (envs/requirements-local.txt and envs/tensorflow.yaml pin its version)")
+njit = numba.njit
 
 # A pair's scalar figures, in the order pair_pass returns them (index names for the caller).
 DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL = range(10)
