@@ -11,7 +11,9 @@ compare.py on them in a child process, as the compare rule does, and prints its 
 just written or read, so they come from the page cache: this measures the comparison, not the disk. The same
 is run on 1,000 samples first: that run is nearly all fixed cost (interpreter, imports, loading the compiled
 passes, writing the outputs), and the marginal rate, the extra bytes over the extra seconds, is the streaming
-pass's own.
+pass's own. An untimed run of the small case comes first: after a clone or an edit of kernels.py, numba compiles
+the passes on first use (seconds), and that would otherwise be charged to the small run and make the marginal rate
+meaningless.
 --profile runs the child under cProfile and writes its statistics there (`python -m pstats OUT.prof`).
 """
 
@@ -84,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="compare.py --threads (the rule gives it up to 4)")
     p.add_argument("--profile", type=Path, help="run compare.py under cProfile, statistics to this file")
     args = p.parse_args(argv)
+    run(args, SMALL)        # untimed: fills numba's cache of the compiled passes
     runs = {}
     for n in (SMALL, args.samples) if args.samples > SMALL else (args.samples,):
         runs[n] = run(args, n)
@@ -93,8 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"peak RSS {cost.peak_rss_bytes / 1e6:.0f} MB")
     if len(runs) == 2:      # what the fixed costs (start-up, imports, loading compiled code, output) leave
         (small, small_cost), (size, cost) = runs[SMALL], runs[args.samples]
-        print(f"marginal, without what the {SMALL}-sample run costs: "
-              f"{(size - small) / max(cost.seconds - small_cost.seconds, 1e-9) / 1e9:.3f} GB/s")
+        extra = cost.seconds - small_cost.seconds
+        rate = f"{(size - small) / extra / 1e9:.3f} GB/s" if extra > 0 else "n/a (the larger run was not slower)"
+        print(f"marginal, without what the {SMALL}-sample run costs: {rate}")
     return 0
 
 
