@@ -577,6 +577,46 @@ def test_tensorrt_hop_without_that_tensorrt_is_skipped_with_the_reason(tmp_path:
     assert hop["reason"].startswith("no debug engine: TensorRT is not installed here")
 
 
+def test_fp16_debug_engine_asks_for_fp16_where_the_math_is() -> None:
+    """On the H200 (8.5.3) an fp16 debug engine whose marked outputs stayed FP32 ran no FP16 kernel, so its curve
+    hid an FP16 overflow: float layers are asked for FP16 (preferred), marked float outputs become FP16, and layers
+    with integer outputs (shape arithmetic) are left alone."""
+    from types import SimpleNamespace
+
+    from trtverify.localize_trt import ask_for_fp16
+
+    f32, f16, i32 = "float32", "float16", "int32"
+
+    def tensor(name: str, dtype: str, output: bool) -> Any:
+        return SimpleNamespace(name=name, dtype=dtype, is_network_output=output)
+
+    layers = [SimpleNamespace(outputs=[tensor("conv:0", f32, True)], precision=None),
+              SimpleNamespace(outputs=[tensor("shape:0", i32, True)], precision=None),
+              SimpleNamespace(outputs=[tensor("add:0", f32, False), tensor("idx:0", i32, False)], precision=None),
+              SimpleNamespace(outputs=[tensor("relu:0", f32, False)], precision=None)]
+    for layer in layers:
+        layer.num_outputs = len(layer.outputs)
+        layer.get_output = layer.outputs.__getitem__
+    network = SimpleNamespace(num_layers=len(layers), get_layer=layers.__getitem__)
+    flags: list[str] = []
+    trt = SimpleNamespace(float32=f32, float16=f16, BuilderFlag=SimpleNamespace(PREFER_PRECISION_CONSTRAINTS="prefer"))
+    asked = ask_for_fp16(trt, network, SimpleNamespace(set_flag=flags.append), ["conv:0", "shape:0"])
+    assert [layer.precision for layer in layers] == [f16, None, None, f16] and flags == ["prefer"]
+    assert [layer.outputs[0].dtype for layer in layers] == [f16, i32, f32, f32]  # only marked outputs change
+    assert (asked["layers_asked"], asked["outputs_fp16"]) == (2, 1)
+
+
+def test_a_debug_engine_without_kernels_of_its_precision_says_so() -> None:
+    from trtverify.localize_trt import precision_note
+
+    note = precision_note("fp16", {"kernel_precisions": {"FP32": 25, "TF32": 11}})
+    assert note and "ran no FP16 kernel" in note and "FP32 25, TF32 11" in note
+    assert precision_note("fp16", {"kernel_precisions": {"FP16": 3, "FP32": 1}}) is None
+    assert precision_note("tf32", {"kernel_precisions": {"FP32": 4}}) is not None
+    assert precision_note("fp32", {"kernel_precisions": {"FP32": 4}}) is None
+    assert precision_note("fp16", {"kernel_precisions": {}}) is None  # no kernel names: nothing to say
+
+
 def test_inspector_gets_a_context_at_the_opt_shape_of_dynamic_inputs() -> None:
     """TensorRT 8.5.3 on the H200 reported every layer's type as "N/A due to dynamic shapes" until the inspector has
     an execution context whose dynamic inputs have shapes: the attestation attaches one at the profile's opt shape."""

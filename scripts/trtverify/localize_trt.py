@@ -5,6 +5,9 @@ TensorRT's ONNX parser names each network tensor after the ONNX tensor it comput
 by name; a layer TensorRT fused keeps the name of the last tensor the fusion produces. Marking a tensor as an output
 stops TensorRT fusing across it, so the debug engine's kernels can differ from the deployed engine's: its per-layer
 curve says where precision is lost, the deployed engine's own verdict stays in comparison.json.
+Marked outputs are FP32 by default, and TensorRT then keeps the layers that write them in FP32 or TF32 (measured on
+the H200 with 8.5.3: an fp16 debug engine ran no FP16 kernel at all). An fp16 hop therefore asks for FP16 outright
+(``ask_for_fp16``), and a hop whose debug engine ran no kernel of its precision says so beside its curve.
 Only the tensor-name API is used (TensorRT 8.5, 10.x, TensorRT-RTX).
 """
 
@@ -50,13 +53,50 @@ def build_debug_engine(onnx_path: Path, names: Sequence[str], options: BuildOpti
     builder, network, _parser = parse_onnx(trt, log, onnx_path)
     marked = mark_tensors(network, names)
     config, _notes, options = configure(trt, flavour, builder, network, options)
+    asked = ask_for_fp16(trt, network, config, marked) if options.precision == "fp16" else None
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise UserError(f"{flavour} could not build the debug engine with {len(marked)} marked tensors: "
                         + ("; ".join(log.messages[-3:]) or "no message"))
     info = {"builder": flavour, "tensorrt_version": version_of(trt), "marked_tensors": len(marked),
+            **({"precision_request": asked} if asked else {}),
             "attestation": attest(trt, config, bytes(serialized), options.precision, log.messages)}
     return trt, bytes(serialized), marked, info
+
+
+def ask_for_fp16(trt: Any, network: Any, config: Any, marked: Sequence[str]) -> dict[str, Any]:
+    """Make an fp16 debug engine compute in FP16 where TensorRT can: the marked FP32 outputs become FP16 (an FP32
+    output would keep the layer writing it in FP32, and a value beyond FP16's range shows as inf where it arises)
+    and every layer with only FP32 outputs is asked for FP16, preferred rather than obeyed, so a layer without an
+    FP16 kernel falls back with a builder warning instead of failing the build. What ran is in the attestation."""
+    wanted = set(marked)
+    outputs = layers = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        tensors = [layer.get_output(k) for k in range(layer.num_outputs)]
+        if not tensors or any(t.dtype != trt.float32 for t in tensors):
+            continue  # shape arithmetic, indices, booleans: not the math FP16 is about
+        layer.precision = trt.float16
+        layers += 1
+        for tensor in tensors:
+            if tensor.name in wanted and tensor.is_network_output:
+                tensor.dtype = trt.float16
+                outputs += 1
+    config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+    return {"rule": "every layer with FP32 outputs asked for FP16 (preferred, not obeyed), marked outputs FP16",
+            "layers_asked": layers, "outputs_fp16": outputs}
+
+
+def precision_note(precision: str, attestation: dict[str, Any]) -> str | None:
+    """A note when a reduced-precision debug engine ran no kernel of its precision: its curve then does not show
+    what that precision does, whatever it says."""
+    wanted = {"tf32": "TF32", "fp16": "FP16"}.get(precision)
+    kernels = attestation.get("kernel_precisions") or {}
+    if wanted is None or not kernels or kernels.get(wanted):
+        return None
+    ran = ", ".join(f"{k} {v}" for k, v in sorted(kernels.items()))
+    return (f"the debug engine ran no {wanted} kernel (kernels by the math their names spell: {ran}), so this curve "
+            f"does not show what {wanted} does to these layers")
 
 
 def run_debug_engine(trt: Any, serialized: bytes, samples: np.ndarray) -> dict[str, np.ndarray]:
@@ -167,6 +207,7 @@ def _onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str,
     thresholds = thresholds or LayerThresholds()
     threshold = thresholds.value(options.precision)
     rows, notes = layer_errors(found, reference, values, threshold, other_side="tensorrt")
+    notes += [n for n in [precision_note(options.precision, info["attestation"])] if n]
     missing = [t.layer for t in taps if t.onnx_tensor not in values]
     if missing:
         notes.append(f"not in TensorRT's network (renamed or folded by the parser): {', '.join(missing)}")
