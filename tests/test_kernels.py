@@ -106,3 +106,50 @@ def test_threads_do_not_change_a_figure(kind: str) -> None:
     assert fp16["max_abs_diff"] > 0 and not math.isnan(fp16["max_abs_diff"])
     if kind == "logits":
         assert fp16["softmax_outside_tolerance_count"] > 0
+
+
+def test_a_failing_pair_stops_the_pass_with_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pair's update raises on a lane: compare raises that error (no hang, no result), whatever runs beside it."""
+    from trtverify.pairstats import PairStats
+
+    original = PairStats.update
+
+    def update(self: PairStats, batch: object) -> None:
+        if getattr(batch, "start") == 128 and self.b == "tensorrt_fp16":
+            raise RuntimeError("pair failed at 128")
+        original(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PairStats, "update", update)
+    rng = np.random.default_rng(4)
+    ref = rng.dirichlet(np.full(10, 0.5), size=1000).astype(np.float32)
+    predictions = {"savedmodel": ref, "onnxruntime": ref.copy(), "tensorrt_fp16": ref.copy()}
+    for threads in (1, 3):
+        with pytest.raises(RuntimeError, match="pair failed at 128"):
+            compare(predictions, rng.integers(0, 10, 1000), batch_size=64, max_flipped=5, per_sample_limit=0,
+                    output_kind="auto", threads=threads)
+
+
+def test_batches_in_flight_stay_a_few(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory is a few batches whatever the number of samples: no batch is read more than BATCHES_AHEAD + 1 ahead
+    of the one the main thread has finished (on_batch sees them in order)."""
+    from trtverify import metrics
+
+    rng = np.random.default_rng(6)
+    ref = rng.dirichlet(np.full(8, 0.5), size=2000).astype(np.float32)
+    reads: list[int] = []
+    done: list[int] = []
+    ahead: list[int] = []
+
+    class Recording:  # a backend other than the reference: the output profile reads the reference beforehand
+        shape, dtype, ndim = ref.shape, ref.dtype, ref.ndim
+
+        def __getitem__(self, rows: slice) -> np.ndarray:
+            reads.append(rows.start)
+            ahead.append(len({*reads}) - len(done))
+            return ref[rows]
+
+    compare({"savedmodel": ref, "onnxruntime": Recording()}, rng.integers(0, 8, 2000), batch_size=50,
+            max_flipped=5, per_sample_limit=0, output_kind="auto", threads=3,
+            on_batch=lambda batch: done.append(batch.start))
+    assert done == list(range(0, 2000, 50))
+    assert max(ahead) <= metrics.BATCHES_AHEAD + 1, max(ahead)

@@ -169,6 +169,9 @@ def test_tensorrt_hop_on_a_gpu(full_tensorrt_and_pycuda: None, mobilenet: dict[s
     hops = {h["precision"]: h for h in json.loads(out.read_text())["hops"]}
     assert all(h["status"] == "compared" for h in hops.values()), hops
     assert hops["fp32"]["first_divergent_layer"] is None
+    # each debug engine computed in its precision (an fp16 one with FP32 outputs ran no FP16 kernel on the H200)
+    kernels = {p: h["debug_engine"]["attestation"]["kernel_precisions"] for p, h in hops.items()}
+    assert kernels["fp16"].get("FP16") and kernels["tf32"].get("TF32") and set(kernels["fp32"]) == {"FP32"}, kernels
 
 
 # ---------------------------------------------------------------- units

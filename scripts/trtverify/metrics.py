@@ -23,6 +23,7 @@ Statistics of differences cover the elements where both values are finite.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import itertools
 from typing import Any, Callable, Mapping, Sequence
@@ -30,13 +31,15 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import UserError
+from .lanes import Lanes, PendingBatch
 from .outputs import OutputProfile, profile_reference
-from .pairstats import TOP_K, BackendStats, Batch, FlippedSamples, PairStats, make_batch, per_sample_rows
+from .pairstats import TOP_K, BackendStats, Batch, FlippedSamples, PairStats, per_sample_rows
 from .results import ComparisonResult, PairResult
 from .tolerance import CLASSIFICATION, TolerancePolicy, inconclusive_reason, parity_pairs
 from .validation import LabelError, NonFiniteError, label_problems, validate
 
 RELATIVE_FLOOR = 1e-6
+BATCHES_AHEAD = 2   # batches read and scanned ahead of the one the main thread finishes: memory is a few batches
 
 
 def pair_order(names: Sequence[str], reference: str) -> list[tuple[str, str]]:
@@ -69,8 +72,9 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
     ``on_batch`` sees every batch (the per-sample CSV is written from it). ``noise_floor``: the reference's
     self-disagreement as convert_onnx.py measured it (its ``floor``, output units, and for logits
     ``softmax_floor``); without it the floor is 0 and the fp32 bound its minimum. ``output_kind``: auto or a kind
-    of tolerance.KINDS. ``threads``: the backends of a batch, then its pairs, are worked on by that many threads at
-    once (the compiled passes release the GIL); every figure is the same whatever the number. Raises a
+    of tolerance.KINDS. ``threads``: that many lanes (lanes.py) work on the backends' scans and the pairs of the
+    batches in flight at once (the compiled passes release the GIL), each pair on one lane in sample order, so
+    every figure is the same whatever the number. Raises a
     ComparisonInputError subclass listing every problem before computing anything, and
     NonFiniteError after the pass unless ``allow_nonfinite``.
     """
@@ -93,27 +97,30 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
                        max_flipped=max_flipped, relative_floor=relative_floor, relative_accuracy=relative_accuracy)
     backends = {name: BackendStats(name) for name in names}
     flipped, rows, class_counts = FlippedSamples(reference, max_flipped), [], np.zeros(c, dtype=np.int64)
-    def read(start: int) -> tuple[Any, dict[str, Any]]:
-        stop = min(start + batch_size, n)
-        return labels[start:stop], {k: sources[k][start:stop] for k in names}
 
-    with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
-        ahead = pool.submit(read, 0)
+    def finish(batch: Batch) -> None:
+        """What is added on the main thread, in sample order: per backend, flips, per-sample rows, on_batch."""
+        nonlocal class_counts
+        class_counts += np.bincount(batch.labels, minlength=c) if profile.kind in CLASSIFICATION else 0
+        for stats in [*backends.values()] + ([flipped] if profile.kind in CLASSIFICATION else []):
+            stats.update(batch)
+        if batch.start < per_sample_limit:
+            rows.extend(per_sample_rows(batch, per_sample_limit))
+        if on_batch is not None:
+            on_batch(batch)
+
+    with Lanes(threads) as lanes:
+        window: collections.deque[tuple[PendingBatch, list[concurrent.futures.Future[None]]]] = collections.deque()
         for start in range(0, n, batch_size):
-            batch_labels, raw = ahead.result()
-            if start + batch_size < n:          # the next batch is read while this one is worked on
-                ahead = pool.submit(read, start + batch_size)
-            batch = make_batch(start, batch_labels, raw, min(TOP_K, c), pool.map)
-            class_counts += np.bincount(batch.labels, minlength=c) if profile.kind in CLASSIFICATION else 0
-            if profile.kind == "logits":    # each backend's softmax, which several pairs share, made once beforehand
-                list(pool.map(batch.probabilities, [k for k in names if batch.all_finite(k)]))
-            list(pool.map(lambda pair: pair.update(batch), pairs.values()))
-            for stats in [*backends.values()] + ([flipped] if profile.kind in CLASSIFICATION else []):
-                stats.update(batch)
-            if start < per_sample_limit:
-                rows += per_sample_rows(batch, per_sample_limit)
-            if on_batch is not None:
-                on_batch(batch)
+            stop = min(start + batch_size, n)   # read here while the lanes work on the batches before
+            pending = lanes.batch(start, labels[start:stop], {k: sources[k][start:stop] for k in names},
+                                  min(TOP_K, c), softmax=profile.kind == "logits")
+            window.append((pending, [lanes.submit_for(name, update_pair, pair, pending)
+                                     for name, pair in pairs.items()]))
+            if len(window) > BATCHES_AHEAD:
+                lanes.finish(*window.popleft(), finish)
+        while window:
+            lanes.finish(*window.popleft(), finish)
     if not allow_nonfinite and any(s.nan or s.inf for s in backends.values()):
         raise NonFiniteError(nonfinite_message(backends))
     floor = float((noise_floor or {}).get("floor") or 0.0)
@@ -131,6 +138,10 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
         parity={name: parity_entry(r) for name, r in results.items() if r.parity},
         per_sample=rows, flipped_samples=flipped.to_dict(), class_counts=[int(k) for k in class_counts],
         output=profile.to_dict(), noise_floor=dict(noise_floor) if noise_floor else None, inconclusive=why)
+
+
+def update_pair(pair: PairStats, pending: PendingBatch) -> None:
+    pair.update(pending.result())
 
 
 def make_pairs(names: Sequence[str], reference: str, policy: TolerancePolicy, profile: OutputProfile,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
@@ -59,17 +59,6 @@ class Batch:
 def gather(x: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """``x[r, columns[r]]`` of every row, as float64 (so that sums and differences of them are exact)."""
     return np.take_along_axis(x, columns[:, None], axis=1)[:, 0].astype(np.float64)
-
-
-def make_batch(start: int, labels: np.ndarray, raw: Mapping[str, np.ndarray], k: int,
-               mapper: Callable[..., Iterable[Any]] = map) -> Batch:
-    """The batch in the files' own precision (float16 widened to float32: exact, and what the compiled passes take),
-    with each backend's finite rows, top k and non-finite counts from one pass (kernels.backend_pass); ``mapper``
-    (a thread pool's map) runs the backends' passes."""
-    values = {name: kernels.native(x) for name, x in raw.items()}
-    scans = dict(zip(values, mapper(lambda x: scan(x, k), values.values())))
-    return Batch(start, np.asarray(labels, dtype=np.int64), values, {name: s[0] for name, s in scans.items()},
-                 {name: s[1] for name, s in scans.items()}, {name: s[2] for name, s in scans.items()})
 
 
 def scan(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
