@@ -367,7 +367,8 @@ def synthetic_localization() -> dict[str, Any]:
     clean, _ = layer_errors(taps, ref, ref, layer_threshold("fp32"))
     broken, _ = layer_errors(taps, ref, {"t:0": ref["t:0"], "u:0": ref["u:0"] * 1.2}, layer_threshold("fp32"))
     hops = [localize.hop_result("savedmodel->onnxruntime", clean, [], layer_threshold("fp32"), "fp32"),
-            localize.hop_result("onnxruntime->tensorrt_fp16", broken, [], layer_threshold("fp32"), "fp16"),
+            localize.hop_result("onnxruntime->tensorrt_fp16", broken, ["the debug engine ran no FP16 kernel"],
+                                layer_threshold("fp32"), "fp16"),
             localize.skipped_hop("onnxruntime->tensorrt_tf32", "tf32", "cannot run here: no CUDA device")]
     return {"layers_matched": 2, "hops": hops, "first_divergence": {"hop": hops[1]["hop"], "layer": "dense",
                                                                     "fused": []}}
@@ -380,6 +381,7 @@ def test_report_sections_name_the_layer_and_the_skipped_hop(tmp_path: Path) -> N
     assert first_divergence_line(loc) == "First divergent layer: dense, in hop onnxruntime->tensorrt_fp16."
     _, rows = hop_table(loc)
     assert [r[1] for r in rows] == ["compared", "compared", "skipped"] and rows[2][-1].endswith("no CUDA device")
+    assert rows[1][-1] == "the debug engine ran no FP16 kernel" and rows[0][-1] == ""  # a hop's notes are shown
     assert [r[3] for r in rows] == ["-", "dense", "-"]
     u = np.linspace(0, 3, 40)  # 'dense' scaled by 1.2: RMS error 0.2 * rms(u), over the spread std(u)
     relative = 0.2 * np.sqrt(np.mean(u ** 2)) / u.std()

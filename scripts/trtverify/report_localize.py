@@ -36,13 +36,14 @@ def first_divergence_line(loc: Mapping[str, Any]) -> str:
 
 def hop_table(loc: Mapping[str, Any]) -> Table:
     headers = ["hop", "status", "layers compared", "first divergent layer", "threshold", "largest relative error",
-               "reason"]
+               "reason, notes"]
     rows = []
     for hop in loc["hops"]:
         errors = [r["relative_error"] for r in hop["layers"]]
         largest = None if not errors or None in errors else max(errors)  # None: a non-finite layer
         rows.append([hop["hop"], hop["status"], len(hop["layers"]), hop["first_divergent_layer"] or "-",
-                     hop.get("threshold"), largest if errors else None, hop.get("reason", "")])
+                     hop.get("threshold"), largest if errors else None,
+                     "; ".join(x for x in [hop.get("reason", ""), *hop.get("notes", [])] if x)])
     return headers, rows
 
 
