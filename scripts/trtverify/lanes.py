@@ -39,11 +39,10 @@ class PendingBatch:
         with self._lock:
             if self._batch is None:
                 done = {name: f.result() for name, f in self.scans.items()}
-                computed = {("probabilities", name): s[4] for name, s in done.items() if s[4] is not None}
-                self._batch = Batch(self.start, np.asarray(self.labels, dtype=np.int64),
-                                    {name: s[0] for name, s in done.items()}, {name: s[1] for name, s in done.items()},
-                                    {name: s[2] for name, s in done.items()}, {name: s[3] for name, s in done.items()},
-                                    computed)
+                values, top, finite, counts, probabilities = ({name: s[i] for name, s in done.items()
+                                                              if s[i] is not None} for i in range(5))
+                self._batch = Batch(self.start, np.asarray(self.labels, dtype=np.int64), values, top, finite, counts,
+                                    probabilities)
             return self._batch
 
 

@@ -207,7 +207,9 @@ def _onnx_vs_tensorrt(onnx_path: Path, taps: Sequence[Tap], reference: dict[str,
     thresholds = thresholds or LayerThresholds()
     threshold = thresholds.value(options.precision)
     rows, notes = layer_errors(found, reference, values, threshold, other_side="tensorrt")
-    notes += [n for n in [precision_note(options.precision, info["attestation"])] if n]
+    note = precision_note(options.precision, info["attestation"])
+    if note:
+        notes.append(note)
     missing = [t.layer for t in taps if t.onnx_tensor not in values]
     if missing:
         notes.append(f"not in TensorRT's network (renamed or folded by the parser): {', '.join(missing)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -34,23 +34,12 @@ class Batch:
     top: dict[str, np.ndarray]              # backend -> (n, k) classes, most probable first
     finite_rows: dict[str, np.ndarray]      # backend -> (n,) bool: the row has no NaN/Inf
     nonfinite: dict[str, tuple[int, int, int]]   # backend -> NaN count, Inf count, flat index of the first (or -1)
-    computed: dict[tuple[str, str], Any] = dataclasses.field(default_factory=dict, repr=False)
+    # logits only: backend -> softmax of every row in float64, for a backend whose rows are all finite (made once by
+    # its scan, lanes.scan_backend; several pairs use it)
+    probabilities: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     def top1(self, name: str) -> np.ndarray:
         return self.top[name][:, 0]
-
-    def _once(self, what: str, name: str, make: Callable[[np.ndarray], Any]) -> Any:
-        """``make(values)`` of one backend, computed by the first pair that asks (a backend is in several pairs)."""
-        if (what, name) not in self.computed:
-            self.computed[what, name] = make(self.values[name])
-        return self.computed[what, name]
-
-    def all_finite(self, name: str) -> bool:
-        return bool(self._once("all_finite", name, lambda _: self.finite_rows[name].all()))
-
-    def probabilities(self, name: str) -> np.ndarray:
-        """Softmax of every row, in float64: for a batch whose rows are all finite."""
-        return self._once("probabilities", name, lambda x: softmax(x.astype(np.float64)))
 
     def confidence(self, name: str) -> np.ndarray:
         return gather(self.values[name], self.top[name][:, 0])
@@ -161,7 +150,7 @@ class PairStats:
         self.cos_rows += int(cos.size)
         self.dot, self.norm_a, self.norm_b = self.dot + dot.sum(), self.norm_a + na.sum(), self.norm_b + nb.sum()
         if self.softmax_tolerance is not None:     # logits are also judged as the probabilities they stand for
-            sa, sb = (batch.probabilities(self.a), batch.probabilities(self.b)) if every else \
+            sa, sb = (batch.probabilities[self.a], batch.probabilities[self.b]) if every else \
                 (softmax(a[rows].astype(np.float64)), softmax(b[rows].astype(np.float64)))
             self.softmax_outside += kernels.count_outside(sa, sb, self.softmax_tolerance.rtol,
                                                           self.softmax_tolerance.atol)
