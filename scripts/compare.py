@@ -83,14 +83,14 @@ class PerSampleCsv:
     def __init__(self, fh: TextIO, names: Sequence[str]) -> None:
         self.fh, self.names = fh, list(names)
         fh.write(",".join(["index", "label"] + [f"{n}_{c}" for n in names for c in ("class", "confidence")]) + "\n")
-        self.fmt = ["%d", "%d"] + ["%d", "%.9g"] * len(self.names)
+        self.row = ",".join(["%d", "%d"] + ["%d", "%.9g"] * len(self.names)) + "\n"
 
     def __call__(self, batch: Batch) -> None:
-        index = np.arange(batch.start, batch.start + batch.labels.size)
-        columns: list[np.ndarray] = [index, batch.labels]
+        """The batch's rows, formatted from Python lists (np.savetxt took twice as long, on the main thread)."""
+        columns: list[Any] = [range(batch.start, batch.start + batch.labels.size), batch.labels.tolist()]
         for name in self.names:
-            columns += [batch.top1(name), batch.confidence(name)]
-        np.savetxt(self.fh, np.column_stack([c.astype(np.float64) for c in columns]), fmt=self.fmt, delimiter=",")
+            columns += [batch.top1(name).tolist(), batch.confidence(name).tolist()]   # float64 (gather)
+        self.fh.write("".join([self.row % values for values in zip(*columns)]))
 
 
 def read_noise_floor(path: str | None) -> dict[str, Any] | None:

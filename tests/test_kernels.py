@@ -54,7 +54,7 @@ def test_pair_pass_is_the_numpy_definition(dtype: type) -> None:
     a, b = awkward(dtype, np.random.default_rng(1))
     want = numpy_figures(a, b)
     sketch = QuantileSketch()
-    counts = np.zeros(sketch.key_space, dtype=np.int64)
+    counts = kernels.counters(sketch.key_space)
     dot, na, nb = (np.empty(a.shape[0]) for _ in range(3))
     rows = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
     f = kernels.pair_pass(a, b, bits(a), bits(b), rows, RTOL, ATOL, FLOOR, sketch.shift, counts, dot, na, nb)
@@ -68,7 +68,8 @@ def test_pair_pass_is_the_numpy_definition(dtype: type) -> None:
     reference = QuantileSketch()
     reference.add(want["d"])                     # the sketch's own (numpy) keys of the same differences
     made = QuantileSketch()
-    made.add_counts(counts, 0, zeros=int(f[k.ZEROS]), total=f[k.SUM_ABS], lo=f[k.MIN_ABS], hi=f[k.MAX_ABS])
+    made.add_counts(kernels.merged(counts), 0, zeros=int(f[k.ZEROS]), total=f[k.SUM_ABS], lo=f[k.MIN_ABS],
+                    hi=f[k.MAX_ABS])
     assert made.to_dict()["counts"] == reference.to_dict()["counts"]
     assert made.zero_count == reference.zero_count
     x, y = a[rows].astype(np.float64), b[rows].astype(np.float64)

@@ -483,14 +483,15 @@ def test_a_floor_too_large_is_inconclusive() -> None:
     assert "noise floor" in result.inconclusive
 
 
+@pytest.mark.parametrize("classes", [12, 48, 1000])                # within one block, whole blocks, a short last one
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_top_classes_are_the_stable_sort_with_ties_zeros_and_nonfinite(dtype: type) -> None:
+def test_top_classes_are_the_stable_sort_with_ties_zeros_and_nonfinite(dtype: type, classes: int) -> None:
     """The partial selection gives the first k of a stable argsort of -x, row by row, whatever the ties."""
     from trtverify.kernels import native
     from trtverify.pairstats import scan
     rng = np.random.default_rng(3)
-    x = rng.integers(-3, 4, (400, 12)).astype(dtype)              # few distinct values: ties everywhere
-    x[:100] = rng.normal(size=(100, 12))                           # no ties
+    x = rng.integers(-3, 4, (400, classes)).astype(dtype)         # few distinct values: ties everywhere
+    x[:100] = rng.normal(size=(100, classes))                      # no ties
     x[100:110] = 0.0
     x[110:120, ::2] = -0.0                                         # -0 and +0 tie
     x[120, 3], x[121, 5], x[122, 0], x[123, :6] = np.nan, np.inf, -np.inf, np.nan

@@ -117,7 +117,7 @@ class PairStats:
         self.samples = self.elements = self.finite_elements = self.outside = self.differing = 0
         self.max_abs = self.sum_abs = self.max_rel = self.sum_rel = 0.0
         self.min_abs, self.zeros = math.inf, 0
-        self.counts = np.zeros(self.sketch.key_space, dtype=np.int64)   # the sketch's counters, filled by pair_pass
+        self.counts = kernels.counters(self.sketch.key_space)   # the sketch's counters, filled by pair_pass
         self.cos_sum, self.cos_min, self.cos_rows = 0.0, math.inf, 0
         self.dot = self.norm_a = self.norm_b = 0.0
         self.top1 = self.top5 = 0
@@ -197,7 +197,8 @@ class PairStats:
     def histogram(self) -> QuantileSketch:
         """The sketch of |a - b| over the finite elements, from the counters pair_pass filled."""
         sketch = QuantileSketch(self.sketch.relative_accuracy)
-        sketch.add_counts(self.counts, 0, zeros=self.zeros, total=self.sum_abs, lo=self.min_abs, hi=self.max_abs)
+        sketch.add_counts(kernels.merged(self.counts), 0, zeros=self.zeros, total=self.sum_abs, lo=self.min_abs,
+                          hi=self.max_abs)
         return sketch
 
     def result(self, correct_a: int | None, correct_b: int | None, inconclusive: str | None = None) -> PairResult:

@@ -10,6 +10,12 @@ from .tolerance import PASSING
 SCHEMA_VERSION = 1
 
 
+def fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields by name, the values themselves: they are plain data already. (dataclasses.asdict
+    copied every list and dict of a comparison, the pairs twice: a tenth of a second for 1,000 classes.)"""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
 @dataclasses.dataclass
 class PairResult:
     """One pair's numbers, tolerance and verdict; truthy when the verdict passes."""
@@ -36,7 +42,7 @@ class PairResult:
         return self.verdict in PASSING
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return fields(self)
 
 
 @dataclasses.dataclass
@@ -66,6 +72,5 @@ class ComparisonResult:
         return [name for name, pair in self.pairs.items() if not pair]
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["pairs"] = {name: pair.to_dict() for name, pair in self.pairs.items()}
-        return {"schema_version": SCHEMA_VERSION, **d}
+        return {"schema_version": SCHEMA_VERSION, **fields(self),
+                "pairs": {name: pair.to_dict() for name, pair in self.pairs.items()}}
