@@ -154,3 +154,27 @@ def test_batches_in_flight_stay_a_few(monkeypatch: pytest.MonkeyPatch) -> None:
             on_batch=lambda batch: done.append(batch.start))
     assert done == list(range(0, 2000, 50))
     assert max(ahead) <= metrics.BATCHES_AHEAD + 1, max(ahead)
+
+
+def test_loading_the_passes_leaves_scipy_linalg_alone() -> None:
+    """numba's BLAS check would import scipy.linalg (a sixth of compare's run); the passes load without it, run,
+    and leave the process able to import it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import sys
+import numpy as np
+from trtverify import kernels
+x = np.ones((3, 5), np.float32)
+finite = np.empty(3, np.bool_)
+top = np.empty((3, 2), np.int64)
+kernels.backend_pass(x, kernels.bits(x), 2, top, finite)
+print("scipy.linalg" in sys.modules)
+import scipy.linalg
+print(scipy.linalg.norm(np.ones(4)))
+"""
+    scripts = Path(kernels.__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=scripts, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "2.0"], out.stderr

@@ -58,6 +58,17 @@ def synthesize(work: Path, n: int, classes: int, kind: str, seed: int = 0) -> di
     return paths
 
 
+def rule_options(kind: str) -> list[str]:
+    """What the compare rule always passes (rules/compare.smk) besides the files, batch size and threads, at
+    config/schema.yaml's defaults: left out, compare.py would read the schema for them, which a pipeline run never
+    makes it do."""
+    from trtverify.schema import schema_default
+
+    return ["--reference", "savedmodel", "--output-kind", kind,
+            "--max-flipped", str(schema_default("compare.max_flipped")),
+            "--per-sample-rows", str(schema_default("compare.per_sample_rows"))]
+
+
 def run(args: argparse.Namespace, n: int) -> tuple[int, Any]:
     """compare.py on n samples (written once): the bytes of the prediction files and the process's cost."""
     from trtverify.benchstats import measure_process
@@ -68,8 +79,9 @@ def run(args: argparse.Namespace, n: int) -> tuple[int, Any]:
     profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile and n == args.samples else []
     cmd = [sys.executable, *profile, str(SCRIPTS / "compare.py"), "--model", "synthetic", "--labels",
            str(work / "labels.npy"), "--samples", str(work / "samples.npy"), "--batch-size", str(args.batch_size),
-           "--threads", str(args.threads), "--output", str(work / "comparison.json"), "--per-sample",
-           str(work / "per_sample.csv"), *[a for b, path in paths.items() for a in ("--prediction", f"{b}={path}")]]
+           "--threads", str(args.threads), *rule_options(args.kind), "--output", str(work / "comparison.json"),
+           "--per-sample", str(work / "per_sample.csv"),
+           *[a for b, path in paths.items() for a in ("--prediction", f"{b}={path}")]]
     cost = measure_process(cmd, cwd=REPO)
     if cost.returncode != 0:
         sys.exit(f"bench_compare: compare.py failed:\n{cost.output[-3000:]}")

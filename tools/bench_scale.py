@@ -26,6 +26,8 @@ SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 SIZE, CLASSES, CALIBRATION, LOGIT_STD = 224, 1000, 32, 2.0
+# The threads the compare rule asks for, as Snakemake gives them when --cores is every core of this machine.
+COMPARE_THREADS = min(4, os.cpu_count() or 1)
 
 # Made in a child process (TensorFlow stays out of this one). Spread BN, the idea of tests/realnets.py on issue-11b:
 # random gamma/beta, then every BN's moving statistics measured on a calibration batch (one training-mode pass with
@@ -142,6 +144,9 @@ def prepare(work: Path, n: int, seed: int) -> None:
 
 def steps(work: Path, n: int, batch: int) -> dict[str, list[str]]:
     """The pipeline's commands, as the rules run them."""
+    from bench_compare import rule_options     # this folder: the compare options both benchmarks pass
+    from trtverify.schema import schema_default
+
     py, src, run = sys.executable, work / "src", work / "run"
     predict = [py, str(SCRIPTS / "predict.py"), "--samples", str(run / "x.npy"), "--batch-size", str(batch)]
     return {
@@ -159,8 +164,10 @@ def steps(work: Path, n: int, batch: int) -> dict[str, list[str]]:
                                 "--info", str(run / "onnxruntime.json")],
         "compare": [py, str(SCRIPTS / "compare.py"), "--model", "resnet50", "--labels", str(run / "y.npy"),
                     "--samples", str(run / "x.npy"), "--prediction", f"savedmodel={run / 'savedmodel.npy'}",
-                    "--prediction", f"onnxruntime={run / 'onnxruntime.npy'}", "--output",
-                    str(run / "comparison.json"), "--per-sample", str(run / "per_sample.csv")],
+                    "--prediction", f"onnxruntime={run / 'onnxruntime.npy'}", "--noise-floor",
+                    str(run / "onnx_check.json"), *rule_options(schema_default("models.*.output_kind")),
+                    "--batch-size", str(schema_default("compare.batch_size")), "--threads", str(COMPARE_THREADS),
+                    "--output", str(run / "comparison.json"), "--per-sample", str(run / "per_sample.csv")],
     }
 
 

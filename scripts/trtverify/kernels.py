@@ -12,6 +12,8 @@ this file (numba's ``cache=True``), so only the first run after an install or an
 
 from __future__ import annotations
 
+import importlib
+import sys
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,28 @@ from .errors import require
 numba = require("numba", purpose="compare's compiled passes (trtverify.kernels)",
                 hint="pip install numba (envs/requirements-local.txt and envs/tensorflow.yaml pin its version)")
 njit = numba.njit
+
+
+def _load_lowerings_without_blas() -> None:
+    """Import numba's array lowerings with scipy.linalg marked absent, then unmark it.
+
+    numba.np.arraymath, which every first call of a compiled pass loads (from the cache too), checks at import
+    whether np.dot can compile by importing scipy.linalg: 0.17 s of a 0.7 s compare (SciPy's array API layer,
+    numpy.f2py). No pass here calls BLAS. A None in sys.modules makes that import fail, which numba takes as "no
+    BLAS" for this process; the mark is removed at once, so anything else may import scipy.linalg as usual. When
+    either module is already loaded there is nothing to save, and nothing is touched.
+    """
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
+    try:
+        importlib.import_module("numba.np.arraymath")
+    finally:
+        if sys.modules.get("scipy.linalg", 0) is None:
+            del sys.modules["scipy.linalg"]
+
+
+_load_lowerings_without_blas()
 
 # A pair's scalar figures, in the order pair_pass returns them (index names for the caller).
 DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL = range(10)

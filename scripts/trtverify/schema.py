@@ -20,8 +20,9 @@ SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 @functools.cache
 def _schema(yaml: Any) -> Any:
-    """config/schema.yaml parsed once per process (a program may take several options from it)."""
-    return yaml.safe_load(SCHEMA.read_text())
+    """config/schema.yaml parsed once per process (a program may take several options from it), by libyaml where
+    PyYAML has it (the pure-Python loader takes 0.07 s for this file)."""
+    return yaml.load(SCHEMA.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def schema_default(key: str) -> Any:
