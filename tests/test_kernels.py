@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,10 +162,6 @@ def test_batches_in_flight_stay_a_few(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_loading_the_passes_leaves_scipy_linalg_alone() -> None:
     """numba's BLAS check would import scipy.linalg (a sixth of compare's run); the passes load without it, run,
     and leave the process able to import it."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = """
 import sys
 import numpy as np

@@ -21,7 +21,7 @@ SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 @functools.cache
 def _schema(yaml: Any) -> Any:
     """config/schema.yaml parsed once per process (a program may take several options from it), by libyaml where
-    PyYAML has it (the pure-Python loader takes 0.07 s for this file)."""
+    PyYAML has it (the pure-Python loader takes 0.05 s for this file, libyaml 0.006 s)."""
     return yaml.load(SCHEMA.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
