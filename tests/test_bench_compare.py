@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -21,3 +22,51 @@ def test_bench_compare_reports_throughput_of_a_real_comparison(tmp_path: Path) -
     result = json.loads((tmp_path / "logits-300x20" / "comparison.json").read_text())
     assert result["num_samples"] == 300 and len(result["pairs"]) == 6     # four backends, every pair
     assert result["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["max_abs_diff"] > 0
+
+
+# The benchmarks run the steps' scripts as the rules do; these are the rules that run each one.
+BENCH_SCALE_RULES = {"import": "import_model", "convert": "convert_onnx", "predict_savedmodel": "predict_savedmodel",
+                     "predict_onnxruntime": "predict_onnxruntime", "compare": "compare"}
+# Options a rule passes through a list of params (rules/common.smk builds them from the backends), not in its text.
+LISTED = {"--prediction", "--engine-info"}
+
+
+def rule_options(rule: str) -> set[str]:
+    """The options a rule's shell command passes, from its text in rules/ (the rule up to the next one)."""
+    text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
+    block = re.search(rf"^rule {rule}:\n(.*?)(?=^\S|\Z)", text, re.M | re.S)
+    assert block, f"no rule {rule} in rules/"
+    shell = block.group(1).split("shell:", 1)[1]
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", shell))
+
+
+def options(command: list[str]) -> set[str]:
+    """The options of a command, less those a rule passes as a list of params (LISTED)."""
+    return {arg.split("=", 1)[0] for arg in command if arg.startswith("--")} - LISTED
+
+
+def test_option_parsing_sees_what_a_rule_passes() -> None:
+    assert rule_options("compare") >= {"--reference", "--tolerances", "--noise-floor", "--per-sample-rows"}
+    assert options(["x.py", "--samples-in=a", "--opset", "17", "-v", "--prediction", "a=b"]) == {"--samples-in",
+                                                                                                 "--opset"}
+    common = (REPO / "rules" / "common.smk").read_text()
+    assert all(re.search(rf'"{option}[="]', common) for option in LISTED)
+
+
+def test_the_benchmarks_pass_every_option_their_rules_pass(tmp_path: Path) -> None:
+    """A rule that gains an option fails this until the benchmarks pass it too: a left-out option makes the step
+    read the schema, or run something the pipeline does not."""
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import bench_compare
+        import bench_scale
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    steps = bench_scale.steps(tmp_path, 10, 32)
+    assert set(steps) == set(BENCH_SCALE_RULES)
+    differ = {step: sorted(options(cmd) ^ rule_options(BENCH_SCALE_RULES[step])) for step, cmd in steps.items()}
+    assert {step: d for step, d in differ.items() if d} == {}
+    args = argparse.Namespace(batch_size=64, threads=2, kind="logits")
+    synthetic = bench_compare.command(args, tmp_path, {"savedmodel": tmp_path / "a.npy"})
+    assert rule_options("compare") - options(synthetic) == {"--noise-floor"}     # no conversion, no record of one
+    assert options(synthetic) <= rule_options("compare")

@@ -58,15 +58,37 @@ def synthesize(work: Path, n: int, classes: int, kind: str, seed: int = 0) -> di
     return paths
 
 
+def default_tolerances() -> str:
+    """The --tolerances a pipeline run passes when neither compare.tolerances nor the model's are set: the two
+    merged (schema defaults), as rules/common.smk's model_tolerances writes them."""
+    import json
+
+    from trtverify.schema import schema_default
+
+    merged = {k: dict(v) for k, v in schema_default("compare.tolerances").items()}
+    for precision, values in schema_default("models.*.tolerances").items():
+        merged.setdefault(precision, {}).update(values)
+    return json.dumps(merged, sort_keys=True)
+
+
 def rule_options(kind: str) -> list[str]:
     """What the compare rule always passes (rules/compare.smk) besides the files, batch size and threads, at
     config/schema.yaml's defaults: left out, compare.py would read the schema for them, which a pipeline run never
-    makes it do."""
+    makes it do. tests/test_bench_compare.py checks that the rule passes no option the benchmarks leave out."""
     from trtverify.schema import schema_default
 
-    return ["--reference", "savedmodel", "--output-kind", kind,
+    return ["--reference", "savedmodel", "--output-kind", kind, "--tolerances", default_tolerances(),
             "--max-flipped", str(schema_default("compare.max_flipped")),
             "--per-sample-rows", str(schema_default("compare.per_sample_rows"))]
+
+
+def command(args: argparse.Namespace, work: Path, paths: dict[str, Path]) -> list[str]:
+    """compare.py's arguments on the files under ``work``. Only --noise-floor, the conversion's record, is left
+    out: synthetic outputs have no conversion."""
+    return [str(SCRIPTS / "compare.py"), "--model", "synthetic", "--labels", str(work / "labels.npy"), "--samples",
+            str(work / "samples.npy"), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+            *rule_options(args.kind), "--output", str(work / "comparison.json"), "--per-sample",
+            str(work / "per_sample.csv"), *[a for b, path in paths.items() for a in ("--prediction", f"{b}={path}")]]
 
 
 def run(args: argparse.Namespace, n: int) -> tuple[int, Any]:
@@ -77,12 +99,7 @@ def run(args: argparse.Namespace, n: int) -> tuple[int, Any]:
     work.mkdir(parents=True, exist_ok=True)
     paths = synthesize(work, n, args.classes, args.kind)
     profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile and n == args.samples else []
-    cmd = [sys.executable, *profile, str(SCRIPTS / "compare.py"), "--model", "synthetic", "--labels",
-           str(work / "labels.npy"), "--samples", str(work / "samples.npy"), "--batch-size", str(args.batch_size),
-           "--threads", str(args.threads), *rule_options(args.kind), "--output", str(work / "comparison.json"),
-           "--per-sample", str(work / "per_sample.csv"),
-           *[a for b, path in paths.items() for a in ("--prediction", f"{b}={path}")]]
-    cost = measure_process(cmd, cwd=REPO)
+    cost = measure_process([sys.executable, *profile, *command(args, work, paths)], cwd=REPO)
     if cost.returncode != 0:
         sys.exit(f"bench_compare: compare.py failed:\n{cost.output[-3000:]}")
     return sum(path.stat().st_size for path in paths.values()), cost

@@ -143,29 +143,37 @@ def prepare(work: Path, n: int, seed: int) -> None:
 
 
 def steps(work: Path, n: int, batch: int) -> dict[str, list[str]]:
-    """The pipeline's commands, as the rules run them."""
-    from bench_compare import rule_options     # this folder: the compare options both benchmarks pass
+    """The pipeline's commands, as the rules run them: every option each rule passes, at the shipped config's
+    values and the schema's defaults (tests/test_bench_compare.py checks the options against rules/), but the batch
+    size, the option of this benchmark."""
+    import yaml
+    from bench_compare import default_tolerances, rule_options     # this folder: what both benchmarks pass
     from trtverify.schema import schema_default
 
     py, src, run = sys.executable, work / "src", work / "run"
+    kind, tolerances = schema_default("models.*.output_kind"), default_tolerances()
+    opset = yaml.safe_load((REPO / "config.yaml").read_text())["onnx"]["opset"]
     predict = [py, str(SCRIPTS / "predict.py"), "--samples", str(run / "x.npy"), "--batch-size", str(batch)]
     return {
         "import": [py, str(SCRIPTS / "import_model.py"), f"--saved-model-in={src / 'saved_model'}",
                    f"--samples-in={src / f'x{n}.npy'}", f"--labels-in={src / f'y{n}.npy'}", "--saved-model",
                    str(run / "saved_model"), "--samples", str(run / "x.npy"), "--labels", str(run / "y.npy"),
-                   "--metrics", str(run / "metrics.json")],
+                   "--metrics", str(run / "metrics.json"),
+                   "--num-test-samples", str(schema_default("models.*.num_test_samples"))],
         "convert": [py, str(SCRIPTS / "convert_onnx.py"), "--saved-model", str(run / "saved_model"), "--samples",
-                    str(run / "x.npy"), "--labels", str(run / "y.npy"), "--batch-size", str(batch), "--output",
-                    str(run / "model.onnx"), "--check", str(run / "onnx_check.json")],
+                    str(run / "x.npy"), "--labels", str(run / "y.npy"), "--opset", str(opset), "--batch-size",
+                    str(batch), "--noise-floor-samples", str(schema_default("compare.noise_floor_samples")),
+                    "--tolerances", tolerances, "--output-kind", kind, "--output", str(run / "model.onnx"),
+                    "--check", str(run / "onnx_check.json")],
         "predict_savedmodel": [*predict, "--backend", "savedmodel", "--artifact", str(run / "saved_model"),
                                "--output", str(run / "savedmodel.npy"), "--info", str(run / "savedmodel.json")],
         "predict_onnxruntime": [*predict, "--backend", "onnxruntime", "--artifact", str(run / "model.onnx"),
-                                "--providers", "CPUExecutionProvider", "--output", str(run / "onnxruntime.npy"),
-                                "--info", str(run / "onnxruntime.json")],
+                                "--providers", ",".join(schema_default("onnxruntime.providers")),
+                                "--output", str(run / "onnxruntime.npy"), "--info", str(run / "onnxruntime.json")],
         "compare": [py, str(SCRIPTS / "compare.py"), "--model", "resnet50", "--labels", str(run / "y.npy"),
                     "--samples", str(run / "x.npy"), "--prediction", f"savedmodel={run / 'savedmodel.npy'}",
                     "--prediction", f"onnxruntime={run / 'onnxruntime.npy'}", "--noise-floor",
-                    str(run / "onnx_check.json"), *rule_options(schema_default("models.*.output_kind")),
+                    str(run / "onnx_check.json"), *rule_options(kind),
                     "--batch-size", str(schema_default("compare.batch_size")), "--threads", str(COMPARE_THREADS),
                     "--output", str(run / "comparison.json"), "--per-sample", str(run / "per_sample.csv")],
     }
