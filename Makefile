@@ -7,6 +7,11 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 REQS := envs/requirements-local.txt envs/requirements-dev.txt envs/requirements-nodeps.txt
 CORES ?= 2
+# Test files run on this many processes (pytest-xdist), each file whole on one (its module fixtures build a workflow
+# once; test_slurm.py holds the cluster, test_cpp_lib.py its build folders). 2 fits the 2-core, 24 GiB CI machine:
+# the suite took 945 s there, against 1,726 s on one (2026-12-05). TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile
 BENCH_SAMPLES ?= 10000
 
 .PHONY: demo test test-fast lint venv system-deps clean bench-scale
@@ -44,10 +49,10 @@ lint: venv
 	mypy
 
 test: venv system-deps
-	python -m pytest $(PYTEST_ARGS)
+	python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: venv
-	python -m pytest -m "not gpu and not slow and not cluster and not browser" $(PYTEST_ARGS)
+	python -m pytest -m "not gpu and not slow and not cluster and not browser" $(XDIST) $(PYTEST_ARGS)
 
 # ResNet50 224x224 through the CPU steps, each against its bare library loop (docs/benchmarks.md, "At scale").
 bench-scale: venv
