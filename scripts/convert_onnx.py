@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--saved-model", required=True)
     p.add_argument("--samples", required=True)
     p.add_argument("--labels", required=True, help="true labels (int .npy): the check judges accuracy as compare does")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, required=True, help="onnx.opset, which every config sets")
     p.add_argument("--batch-size", type=int, help="the batch the pipeline predicts in")
     p.add_argument("--noise-floor-samples", type=int, help="samples the noise floor is measured on")
     p.add_argument("--tolerances", default="", help="JSON overrides per precision (config and model merged)")

@@ -21,7 +21,7 @@ import numpy as np
 from trtverify import datasets
 from trtverify.errors import UserError, require, run_main
 from trtverify.io import atomic_path, save_npy, write_json
-from trtverify.schema import parse_with_defaults
+from trtverify.schema import Entry, parse_with_defaults
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from trtverify.model import build_vgg
 
-    seed = int(training.get("seed", 0))
+    training = Entry(training, "models.*.training")
+    seed = int(training["seed"])
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()  # same config, same weights: reruns and cluster runs agree
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     x_test, y_test = data.x_test[:keep], data.y_test[:keep]
 
     model = build_vgg(data.x_train.shape[1:], len(data.class_names), arch)
-    model.compile(optimizer=keras.optimizers.Adam(float(training.get("learning_rate", 1e-3))),
+    model.compile(optimizer=keras.optimizers.Adam(float(training["learning_rate"])),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     history = model.fit(data.x_train, data.y_train, epochs=int(training["epochs"]),

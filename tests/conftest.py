@@ -64,7 +64,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                "--num-test-samples", "60", "--saved-model", paths["saved_model"], "--samples", paths["samples"],
                "--labels", paths["labels"], "--metrics", paths["metrics"])
     run_script("convert_onnx.py", "--saved-model", paths["saved_model"], "--samples", paths["samples"],
-               "--labels", paths["labels"],
+               "--labels", paths["labels"], "--opset", "17",
                "--output", paths["onnx"], "--check", paths["check"])
     return paths
 

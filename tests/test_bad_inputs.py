@@ -181,7 +181,7 @@ def train(dataset: dict, num_test_samples: str):  # type: ignore[no-untyped-def,
 def convert_gelu(tmp: Path, tf_models: dict[str, Path]) -> subprocess.CompletedProcess[str]:
     data = good_data(tmp / "in")
     return run_script("convert_onnx.py", "--saved-model", tf_models["gelu"], "--samples", data["samples"],
-                      "--labels", data["labels"], "--output", tmp / "out" / "m.onnx",
+                      "--labels", data["labels"], "--opset", "17", "--output", tmp / "out" / "m.onnx",
                       "--check", tmp / "out" / "c.json", check=False)
 
 

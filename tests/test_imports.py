@@ -229,7 +229,7 @@ def test_convert_onnx_without_onnx(blocker, tmp_path) -> None:
     out.mkdir()
     proc = run_blocked(blocker, tmp_path / "log", str(SCRIPTS / "convert_onnx.py"),
                        "--saved-model", str(tmp_path / "in" / "saved_model"), "--samples", str(x),
-                       "--labels", str(tmp_path / "in" / "y.npy"),
+                       "--labels", str(tmp_path / "in" / "y.npy"), "--opset", "17",
                        "--output", str(out / "model.onnx"), "--check", str(out / "check.json"))
     assert_missing_framework(proc, "convert_onnx.py", "onnx", "pip install onnx", out)
 
@@ -240,7 +240,8 @@ def test_build_engine_without_tensorrt(blocker, tmp_path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     proc = run_blocked(blocker, tmp_path / "log", str(SCRIPTS / "build_engine.py"),
-                       "--onnx", str(tmp_path / "in" / "model.onnx"), "--engine", str(out / "m.engine"),
+                       "--onnx", str(tmp_path / "in" / "model.onnx"), "--min-batch", "1", "--opt-batch", "8",
+                       "--max-batch", "64", "--engine", str(out / "m.engine"),
                        "--info", str(out / "build.json"))
     assert_missing_framework(proc, "build_engine.py", "tensorrt", "install TensorRT", out)
     assert "TensorRT is not installed here" in proc.stderr

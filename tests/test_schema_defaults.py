@@ -6,8 +6,11 @@ under scripts/ (parsed with ast), a default appears twice when
   (a) an argparse option named after a config key (``--max-flipped``; dashes for underscores) has a literal
       ``default=`` equal to a schema default of that name: the option must take it from the schema
       (``trtverify.schema.parse_with_defaults``, which reads it only when the option is left out) or be required;
+      the same for a key the schema gives no default, whose value a config must set (``--opset``), when the
+      literal equals the shipped config.yaml's: that option is required;
   (b) ``.get("key", literal)`` or ``.get("key") or literal`` gives a config key a literal fallback, whatever its
-      value (a fallback that differs is worse: the ONNX Runtime providers' once did);
+      value (a fallback that differs is worse: the ONNX Runtime providers' once did), and whether or not the
+      schema has a default for it (if not, the default belongs there: ``trtverify.schema.Entry`` reads it);
   (c) a module-level constant whose name ends with the key's name in capitals (``DEFAULT_WORKSPACE_MIB``) holds a
       literal equal to its schema default;
   (d) a function's parameter named after a config key, or after one by a known alias (ALIASES: ``per_sample_limit``
@@ -22,8 +25,14 @@ The rules' files are held to the same by tests/test_rules_style.py (no `.get(` a
 from __future__ import annotations
 
 import ast
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Iterator
 
+import pytest
 import yaml
 
 from conftest import REPO, run_script
@@ -34,18 +43,41 @@ ALIASES = {"per_sample_limit": "per_sample_rows", "override": "output_kind", "pr
 
 
 def schema_defaults() -> dict[str, list[Any]]:
-    """Config key name -> the schema defaults of the keys of that name (batch_size: predict's and compare's)."""
+    """Config key name -> the schema defaults of the keys of that name (batch_size: predict's and compare's); a
+    value's key without a default maps to [] (rule b holds for it too)."""
     found: dict[str, list[Any]] = {}
 
     def walk(node: Any, name: str) -> None:
         if isinstance(node, dict):
-            if "default" in node and name:
-                found.setdefault(name, []).append(node["default"])
+            if name and ("default" in node or not ({"properties", "additionalProperties"} & set(node))):
+                found.setdefault(name, []).extend([node["default"]] if "default" in node else [])
             for key, sub in (node.get("properties") or {}).items():
                 walk(sub, key)
             walk(node.get("additionalProperties"), "")
 
     walk(yaml.safe_load((REPO / "config" / "schema.yaml").read_text()), "")
+    return found
+
+
+def shipped_values() -> dict[str, list[Any]]:
+    """Config key name -> config.yaml's values of the keys of that name that the schema gives no default (a
+    config must set them: onnx.opset, tensorrt.profile's batches). A program's literal default equal to one is the
+    shipped value restated: the rules always pass the key, so the option is required (rule a)."""
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    found: dict[str, list[Any]] = {}
+
+    def walk(node: Any, value: Any, name: str) -> None:
+        if not isinstance(node, dict) or "default" in node:
+            return
+        properties, entries = node.get("properties") or {}, node.get("additionalProperties")
+        if isinstance(value, dict) and (properties or isinstance(entries, dict)):
+            for key, sub in value.items():
+                walk(properties.get(key, entries if isinstance(entries, dict) and key not in properties else None),
+                     sub, key)
+        elif name:
+            found.setdefault(name, []).append(value)
+
+    walk(schema, yaml.safe_load((REPO / "config.yaml").read_text()), "")
     return found
 
 
@@ -100,16 +132,18 @@ def restated(source: str, defaults: dict[str, list[Any]]) -> Iterator[str]:
 
 
 def test_the_check_finds_what_it_forbids() -> None:
-    defaults = {"max_flipped": [100], "providers": [["CPUExecutionProvider"]], "workspace_mib": [1024]}
+    defaults = {"max_flipped": [100], "providers": [["CPUExecutionProvider"]], "workspace_mib": [1024], "dropout": []}
     sample = ('p.add_argument("--max-flipped", type=int, default=100)\n'
               'p.add_argument("--max-flipped-other", type=int, default=100)\n'
               'p.add_argument("--max-flipped", type=int, default=7)\n'
               'x = options.get("providers") or ["CUDAExecutionProvider"]\n'
               'y = options.get("providers", [])\n'
               'z = options.get("providers") or schema_default("onnxruntime.providers")\n'
-              'DEFAULT_WORKSPACE_MIB = 1024\n')
+              'DEFAULT_WORKSPACE_MIB = 1024\n'
+              'rate = float(arch.get("dropout", 0.3))\n')
     assert list(restated(sample, defaults)) == ["1: option max_flipped defaults to 100", "4: a literal fallback for "
                                                 "providers", "5: a literal fallback for providers",
+                                                "8: a literal fallback for dropout",
                                                 "7: constant DEFAULT_WORKSPACE_MIB = 1024"]
 
 
@@ -132,6 +166,10 @@ def test_the_check_finds_a_function_parameter_restating_a_default() -> None:
 def test_no_program_restates_a_schema_default() -> None:
     defaults = schema_defaults()
     assert "max_flipped" in defaults and "float_format" in defaults
+    shipped = shipped_values()
+    assert shipped["opset"] == [17] and "max_flipped" not in shipped     # keys a config must set, with its values
+    for name, values in shipped.items():
+        defaults.setdefault(name, []).extend(values)
     found = {str(p.relative_to(REPO)): list(restated(p.read_text(), defaults))
              for p in sorted((REPO / "scripts").rglob("*.py"))}
     assert {path: lines for path, lines in found.items() if lines} == {}
@@ -148,3 +186,39 @@ def test_a_left_out_option_takes_the_schema_default_and_says_so() -> None:
     assert schema_default("models.*.output_kind") == "auto"
     proc = run_script("compare.py", "--help")
     assert "(default: compare.max_flipped in config/schema.yaml)" in " ".join(proc.stdout.split())
+
+
+def test_an_entry_reads_what_it_leaves_out_from_the_schema() -> None:
+    from trtverify.schema import Entry
+
+    arch = Entry({"blocks": [8], "dropout": 0.5}, "models.*.architecture")
+    assert arch["dropout"] == 0.5                                       # given: kept
+    assert arch["block_dropout"] == schema_default("models.*.architecture.block_dropout") == 0.1
+    assert arch.get("convs_per_block") == 2 and arch["batch_norm"] is True
+    assert sorted(arch) == ["blocks", "dropout"] and len(arch) == 2     # only what was given
+    with pytest.raises(KeyError):
+        arch["dense_units"]                                             # required: the schema has no default
+    assert Entry({}, "datasets.*")["download"] is False
+
+
+def test_the_workflow_passes_the_schema_defaults_of_keys_a_config_leaves_out(tmp_path: Path) -> None:
+    """Snakemake's validate fills in defaults inside models.<name> and datasets.<name> too, so the rules pass them
+    (a step never falls back on a default of its own)."""
+    config = yaml.safe_load((REPO / "tests" / "data" / "config-tiny.yaml").read_text())
+    config["models"]["tiny"]["architecture"] = {"blocks": [4], "dense_units": 16}
+    config["models"]["tiny"]["training"] = {"epochs": 2, "batch_size": 64}
+    config["datasets"]["digits"] = {"source": "digits"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--configfile",
+                           str(tmp_path / "config.yaml"), "--replace-workflow-config", "--directory", str(tmp_path),
+                           "--dry-run", "--printshellcmds", "--cores", "1", "results/tiny/saved_model"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    command = next(line for line in proc.stdout.splitlines()
+                   if line.startswith("Shell command:") and "train.py" in line)
+    args = shlex.split(command.removeprefix("Shell command:").split(" > ", 1)[0])
+    passed = {flag: json.loads(args[args.index(flag) + 1]) for flag in ("--architecture", "--training", "--dataset")}
+    assert passed["--architecture"] == {"blocks": [4], "dense_units": 16, "convs_per_block": 2, "batch_norm": True,
+                                        "block_dropout": 0.1, "dropout": 0.3}
+    assert passed["--training"] == {"epochs": 2, "batch_size": 64, "learning_rate": 0.001, "seed": 0}
+    assert passed["--dataset"]["test_fraction"] == 0.25 and passed["--dataset"]["download"] is False

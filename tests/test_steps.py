@@ -161,7 +161,8 @@ def bad_samples(tiny_model: dict[str, Path], bad: Path) -> dict[str, Path]:
 
 def convert(saved_model: Path, samples: Path, out: Path, labels: Path, *extra: str):  # type: ignore[no-untyped-def]
     return run_script("convert_onnx.py", "--saved-model", saved_model, "--samples", samples, "--labels", labels,
-                      *extra, "--output", out / "model.onnx", "--check", out / "onnx_check.json", check=False)
+                      "--opset", "17", *extra, "--output", out / "model.onnx", "--check", out / "onnx_check.json",
+                      check=False)
 
 
 def test_convert_missing_saved_model(tiny_model: dict[str, Path], out: Path, bad: Path) -> None:
@@ -755,9 +756,11 @@ def test_import_labels_beyond_the_models_classes(tiny_model: dict[str, Path], ou
 
 # --- build_engine.py --------------------------------------------------------------------------------------------------
 
+PROFILE = ("--min-batch", "1", "--opt-batch", "8", "--max-batch", "64")   # tensorrt.profile, as a config sets it
+
 
 def build_engine(onnx: Path, out: Path, *extra: str):  # type: ignore[no-untyped-def]
-    return run_script("build_engine.py", "--onnx", onnx, *extra, "--engine", out / "fp32.trt",
+    return run_script("build_engine.py", "--onnx", onnx, *PROFILE, *extra, "--engine", out / "fp32.trt",
                       "--info", out / "fp32.json", check=False)
 
 
@@ -768,7 +771,7 @@ def test_build_engine_missing_onnx(out: Path, bad: Path) -> None:
 
 
 @pytest.mark.parametrize("extra,words", [
-    (["--min-batch", "8", "--max-batch", "4"], "the profile needs 1 <= min (8) <= opt (32) <= max (4) batch"),
+    (["--min-batch", "8", "--max-batch", "4"], "the profile needs 1 <= min (8) <= opt (8) <= max (4) batch"),
     (["--flavour", "tensorrt-llm"], "tensorrt.flavour must be auto, tensorrt or tensorrt-rtx, not 'tensorrt-llm'"),
 ])
 def test_build_engine_bad_options(tiny_model: dict[str, Path], out: Path, extra: list[str], words: str) -> None:

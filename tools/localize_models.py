@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = 10
@@ -53,8 +54,9 @@ def write(out: Path, name: str, samples: np.ndarray, overflow_layer: str | None 
     np.save(d / "samples.npy", samples[:16])
     np.save(d / "labels.npy", np.random.default_rng(1).integers(0, CLASSES, 16).astype(np.int64))
     subprocess.run([sys.executable, str(REPO / "scripts" / "convert_onnx.py"), "--saved-model", str(d / "saved_model"),
-                    "--samples", str(d / "samples.npy"), "--labels", str(d / "labels.npy"),
-                    "--output", str(d / "model.onnx"),
+                    "--samples", str(d / "samples.npy"), "--labels", str(d / "labels.npy"), "--opset",
+                    str(yaml.safe_load((REPO / "config.yaml").read_text())["onnx"]["opset"]), "--output",
+                    str(d / "model.onnx"),
                     "--check", str(d / "onnx_check.json")], check=True)
     return d
 

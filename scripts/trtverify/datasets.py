@@ -12,11 +12,12 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from .errors import UserError
+from .schema import Entry
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,15 @@ class Split:
     class_names: tuple[str, ...]
 
 
-def load(name: str, options: dict[str, Any], seed: int) -> Split:
+def load(name: str, options: Mapping[str, Any], seed: int) -> Split:
+    """``options``: the dataset's entry of the config; what it leaves out takes the schema's default."""
     loaders = {"digits": _digits, "cifar10": _cifar10}
     if name not in loaders:
         raise UserError(f"unknown dataset source '{name}'; available: {', '.join(loaders)}")
-    return loaders[name](options, seed)
+    return loaders[name](Entry(options, "datasets.*"), seed)
 
 
-def _digits(options: dict[str, Any], seed: int) -> Split:
+def _digits(options: Mapping[str, Any], seed: int) -> Split:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -43,7 +45,7 @@ def _digits(options: dict[str, Any], seed: int) -> Split:
     x = (digits.images.astype(np.float32) / 16.0)[..., None]
     y = digits.target.astype(np.int64)
     x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=float(options.get("test_fraction", 0.25)), random_state=seed, stratify=y
+        x, y, test_size=float(options["test_fraction"]), random_state=seed, stratify=y
     )
     return Split(x_tr, y_tr, x_te, y_te, tuple(str(i) for i in range(10)))
 
@@ -51,11 +53,11 @@ def _digits(options: dict[str, Any], seed: int) -> Split:
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def _cifar10(options: dict[str, Any], seed: int) -> Split:
-    archive = options.get("archive")
+def _cifar10(options: Mapping[str, Any], seed: int) -> Split:
+    archive = options["archive"]
     if archive:
         (x_tr, y_tr), (x_te, y_te) = read_cifar10_archive(Path(archive))
-    elif options.get("download"):
+    elif options["download"]:
         import keras
 
         try:

@@ -55,10 +55,10 @@ def floor_of(checks: dict[str, dict[str, Any]], samples: int, profile: OutputPro
     return result
 
 
-def with_rounding(model: Any, seed: int = 0) -> int:
+def with_rounding(model: Any) -> int:
     """Make ``model`` (an onnx ModelProto, changed in place) add one float32 rounding to every float tensor a
     top-level node computes; return how many tensors it touches. A tensor whose type shape inference cannot tell
-    is left alone (it is counted out, not guessed)."""
+    is left alone (it is counted out, not guessed). Each rounding draws from its own seed, its count."""
     onnx = require("onnx", purpose="the noise floor's rounding check", hint="pip install onnx")
     float_type = onnx.TensorProto.FLOAT
     graph = onnx.shape_inference.infer_shapes(model).graph
@@ -75,7 +75,7 @@ def with_rounding(model: Any, seed: int = 0) -> int:
             raw, factor = f"{name}__trtverify_exact", f"{name}__trtverify_rounding"
             node.output[i] = raw
             nodes.append(onnx.helper.make_node("RandomNormalLike", [raw], [factor], mean=1.0, scale=ROUNDING,
-                                               seed=float(seed + count), dtype=float_type))
+                                               seed=float(count), dtype=float_type))
             nodes.append(onnx.helper.make_node("Mul", [raw, factor], [name]))
     del model.graph.node[:]
     model.graph.node.extend(nodes)
