@@ -8,6 +8,7 @@ and the configure must say that trt_infer is not built.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -107,6 +108,11 @@ def test_fuzz_readers_for_a_bounded_time(tmp_path: Path) -> None:
     ctest = subprocess.run(["ctest", "--output-on-failure"], cwd=FUZZ_BUILD, capture_output=True, text=True)
     assert ctest.returncode == 0, "sanitized ctest failed:\n" + ctest.stdout[-6000:]
 
+    # libFuzzer's RSS limit reads the process's peak RSS (getrusage), and a child starts with its parent's RSS as
+    # its peak: Linux carries it across fork and exec. Under pytest-xdist this worker may hold TensorFlow (2.5 GB),
+    # which alone passed a 2 GB limit at the first input. So the limit is 2 GB above what the fuzzer inherits, and
+    # one allocation is still capped at 2 GB (-malloc_limit_mb, which would otherwise follow the RSS limit).
+    inherited_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     procs = {}
     for target, dictionary in FUZZ_TARGETS.items():
         corpus = tmp_path / f"{target}-corpus"  # new inputs land here, not in the repository's seed corpus
@@ -114,7 +120,8 @@ def test_fuzz_readers_for_a_bounded_time(tmp_path: Path) -> None:
         corpus.mkdir()
         artifacts.mkdir()
         log = open(tmp_path / f"{target}.log", "w")
-        cmd = [str(FUZZ_BUILD / target), f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
+        cmd = [str(FUZZ_BUILD / target), f"-max_total_time={seconds}", "-timeout=10",
+               f"-rss_limit_mb={inherited_mb + 2048}", "-malloc_limit_mb=2048",
                f"-dict={REPO / 'cpp' / 'fuzz' / dictionary}", f"-artifact_prefix={artifacts}/", "-print_final_stats=1",
                str(corpus), str(REPO / "cpp" / "fuzz" / "corpus")]
         procs[target] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, artifacts)
