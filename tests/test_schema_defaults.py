@@ -70,10 +70,10 @@ def shipped_values() -> dict[str, list[Any]]:
         if not isinstance(node, dict) or "default" in node:
             return
         properties, entries = node.get("properties") or {}, node.get("additionalProperties")
-        if isinstance(value, dict) and (properties or isinstance(entries, dict)):
+        entries = entries if isinstance(entries, dict) else None
+        if isinstance(value, dict) and (properties or entries):
             for key, sub in value.items():
-                walk(properties.get(key, entries if isinstance(entries, dict) and key not in properties else None),
-                     sub, key)
+                walk(properties.get(key, entries), sub, key)
         elif name:
             found.setdefault(name, []).append(value)
 
