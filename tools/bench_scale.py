@@ -126,13 +126,13 @@ def make_model(dest: Path, seed: int, net: str = "ResNet50") -> None:
     measure([sys.executable, "-c", MAKE_MODEL, str(dest), str(seed), net])
 
 
-def prepare(work: Path, n: int, seed: int) -> None:
-    """The SavedModel and N samples (written a batch at a time: 10,000 are 6 GB)."""
+def prepare(work: Path, n: int, seed: int, net: str = "ResNet50") -> None:
+    """The SavedModel of NET and N samples (written a batch at a time: 10,000 are 6 GB)."""
     import numpy as np
     from trtverify.io import NpyWriter
 
     if not (work / "src" / "saved_model" / "saved_model.pb").is_file():
-        make_model(work / "src" / "saved_model", seed)
+        make_model(work / "src" / "saved_model", seed, net)
     samples = work / "src" / f"x{n}.npy"
     if not samples.is_file():
         rng = np.random.default_rng(seed)

@@ -1,26 +1,25 @@
 #!/usr/bin/env bash
-# TensorRT from Python and from C++ on the same engines, MobileNetV2 and ResNet50 at 224x224 (tools/gpu_models.py),
+# TensorRT from Python and from C++ on the same engines, MobileNetV2 and ResNet50 at 224x224 (tools/gpukit/models.py),
 # fp32 and fp16, batch 1, 32 and 128, one batch at a time and overlapped (--overlap, two batches in flight), the
 # same documented work in both (docs/benchmarks.md, "What is timed"); prints one table: end-to-end and compute-limit
 # throughput, Python/C++ and end-to-end/compute ratios, and the issue-15 goals (Python within 1.05x of C++ at
 # batch >= 32; end to end within 1.2x of compute at batch 128).
 #
-# From the repo root on the GPU machine, after .gpu/PLAN.md's calls 1-6 (libraries, tensorrt + pycuda in /tmp/site)
-# and `bash .gpu/models/resnet50_224/extra.sh assemble`:
+# On the GPU machine with the GPU kit received (docs/gpu.md), through `bash tools/gpukit/device.sh bench`, which sets
+# the environment below to the kit's; or from the repo root with TensorRT, pycuda and numpy importable:
 #   bash tools/gpu_bench.sh build        # engines + trt_infer only (when a call's 600 s would not hold both)
 #   bash tools/gpu_bench.sh [MODEL ...]  # measure (building what is missing); default: mobilenetv2_224 resnet50_224
-# Engines are shared with .gpu/proof.sh ($WORK/NAME/engines/P.trt, the same build options), so after a proof run
-# nothing is built. Each measurement's failure (or timeout) is recorded in failures.txt and the rest go on.
-# Env: BENCH_OUT (${OUT:-/tmp}/gpu-bench: rows, timing files, logs, bench.tsv, table.txt), MODELS_DIR (.gpu/models),
-# WORK (/tmp/proof), CPP_BIN (/tmp/bin/trt_infer), PY (python3), TRT_ROOT (/tmp/trt85), BENCH_PRECISIONS
-# ("fp32 fp16"), BENCH_BATCHES ("1 32 128"), ITERATIONS (100), WARMUP (10), TACTICS (-CUBLAS,-CUBLAS_LT,-CUDNN),
+# Engines are shared with `device.sh proof` ($WORK/NAME/engines/P.trt), so after a proof run nothing is built.
+# Each measurement's failure (or timeout) is recorded in failures.txt and the rest go on.
+# Env: BENCH_OUT (${OUT:-/tmp}/gpu-bench: rows, timing files, logs, bench.tsv, table.txt), MODELS_DIR
+# (/tmp/gpukit/models: NAME/model.onnx and NAME/test_samples.npy), WORK (/tmp/proof), CPP_BIN (/tmp/bin/trt_infer),
+# PY (python3), TRT_ROOT (/tmp/trt85), BENCH_PRECISIONS ("fp32 fp16"), BENCH_BATCHES ("1 32 128"), ITERATIONS (100),
+# WARMUP (10), TACTICS (the engines' tactic sources: default; device.sh sets what the GPU machine needs),
 # STEP_TIMEOUT (120 s per measurement).
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo" || exit 1
-# shellcheck source=/dev/null  # the GPU kit's environment (LD_LIBRARY_PATH, PYTHONPATH), git-ignored
-[ -f .gpu/kit/env.sh ] && source .gpu/kit/env.sh
-out=${BENCH_OUT:-${OUT:-/tmp}/gpu-bench} models_dir=${MODELS_DIR:-.gpu/models} work=${WORK:-/tmp/proof}
+out=${BENCH_OUT:-${OUT:-/tmp}/gpu-bench} models_dir=${MODELS_DIR:-/tmp/gpukit/models} work=${WORK:-/tmp/proof}
 CPP_BIN=${CPP_BIN:-/tmp/bin/trt_infer} PY=${PY:-python3} TRT_ROOT=${TRT_ROOT:-/tmp/trt85}
 iters=${ITERATIONS:-100} warm=${WARMUP:-10} limit=${STEP_TIMEOUT:-120}
 mkdir -p "$out/logs" "$out/rows"
@@ -28,9 +27,6 @@ mkdir -p "$out/logs" "$out/rows"
 build_only=0
 if [ "${1:-}" = build ]; then build_only=1; shift; fi
 models=("$@")
-if [ ${#models[@]} -eq 0 ] && [ -n "${MODEL_DIR:-}" ]; then  # from a model's extra.sh under proof.sh: that model
-  models=("$(basename "$MODEL_DIR")") models_dir=$(dirname "$MODEL_DIR") work=$(dirname "${MODEL_WORK:-$work/.}")
-fi
 [ ${#models[@]} -gt 0 ] || models=(mobilenetv2_224 resnet50_224)
 
 # step NAME CMD...: runs CMD (at most $limit s) with its output in logs/NAME.log; a failure is recorded, not fatal.
@@ -64,7 +60,7 @@ for m in "${models[@]}"; do
     # proof.sh's options, so that its engines and these are interchangeable
     limit=600 step "build_${m}_$p" "$PY" scripts/build_engine.py --onnx "$models_dir/$m/model.onnx" \
       --precision "$p" --min-batch 1 --opt-batch 32 --max-batch 256 --workspace-mib 1024 \
-      --tactic-sources="${TACTICS:--CUBLAS,-CUBLAS_LT,-CUDNN}" --flavour tensorrt --engine "$engine" \
+      --tactic-sources="${TACTICS:-default}" --flavour tensorrt --engine "$engine" \
       --info "$work/$m/engines/$p.json"
   done
   [ "$build_only" = 1 ] && continue

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""The GPU proof's models: made and judged on the CPU machine (TensorFlow), predicted on the GPU machine.
+
+  python tools/gpukit/models.py make [--samples 32] [--dest .gpu/models] [--work build/gpukit]
+  python tools/gpukit/models.py judge PREDICTIONS_DIR [--work build/gpukit]
+
+make: MobileNetV2 and ResNet50 at 224x224 (random weights, spread batch-norm statistics: tools/bench_scale.py's
+model), N samples, through the pipeline's own import, conversion, SavedModel and ONNX Runtime steps, run as the
+rules run them (bench_scale.steps). DEST/NAME gets what the GPU machine needs: the converted model.onnx and the
+samples (test_samples.npy; tools/gpu_bench.sh times on them too).
+
+judge: scripts/compare.py as the compare rule runs it, on the reference (SavedModel), ONNX Runtime and the TensorRT
+predictions the GPU machine wrote (PREDICTIONS_DIR/NAME/{tensorrt,tensorrt_cpp}_{P}.npy, engines/P.json:
+tools/gpukit/device.sh proof), with each engine's build record; prints every pair's verdict and writes
+PREDICTIONS_DIR/NAME/comparison.json. Exits 1 when a verdict would fail the gate at its defaults (mismatch or
+inconclusive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Sequence
+
+TOOLS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TOOLS))
+
+from bench_scale import measure, prepare, steps  # noqa: E402  (tools/, after the path above; it adds scripts/)
+from trtverify.tolerance import PASSING  # noqa: E402
+
+NETS = {"mobilenetv2_224": "MobileNetV2", "resnet50_224": "ResNet50"}
+PRECISIONS = ("fp32", "fp16")
+LOCAL_STEPS = ("import", "convert", "predict_savedmodel", "predict_onnxruntime")
+
+
+def make(dest: Path, work: Path, samples: int, seed: int) -> None:
+    for name, net in NETS.items():
+        w = work / name
+        prepare(w, samples, seed, net)
+        todo = steps(w, samples, batch=32)
+        for step in LOCAL_STEPS:
+            cost = measure(todo[step])
+            print(f"{name} {step}: {cost['seconds']} s, peak RSS {cost['peak_rss_mb']} MB", flush=True)
+        out = dest / name
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(w / "run" / "model.onnx", out / "model.onnx")
+        shutil.copyfile(w / "run" / "x.npy", out / "test_samples.npy")
+        print(f"{out}: {sum(f.stat().st_size for f in out.iterdir()) / 1e6:.1f} MB", flush=True)
+
+
+def judge(predictions: Path, work: Path, samples: int) -> int:
+    bad = 0
+    for name in NETS:
+        got = predictions / name
+        cmd = steps(work / name, samples, batch=32)["compare"]
+        cmd[cmd.index("--model") + 1] = name
+        for api in ("tensorrt", "tensorrt_cpp"):
+            for p in PRECISIONS:
+                cmd += ["--prediction", f"{api}_{p}={got / f'{api}_{p}.npy'}",
+                        f"--engine-info={api}_{p}={got / 'engines' / f'{p}.json'}"]
+        for flag, path in (("--output", got / "comparison.json"), ("--per-sample", got / "per_sample.csv")):
+            cmd[cmd.index(flag) + 1] = str(path)
+        measure(cmd)
+        for pair in json.loads((got / "comparison.json").read_text())["pairs"].values():
+            m = pair["metrics"]
+            bad += pair["verdict"] not in PASSING
+            print(f"{name}: {pair['a']} vs {pair['b']} ({pair['precision']}): {pair['verdict']}, max |a-b| "
+                  f"{m['max_abs_diff']:.3g}, top-1 agreement {m['top1_agreement']:.4f}; {pair['reason']}")
+    return 1 if bad else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=("make", "judge"))
+    p.add_argument("predictions", nargs="?", type=Path, help="judge: the folder device.sh proof wrote")
+    p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dest", type=Path, default=TOOLS.parent / ".gpu" / "models")
+    p.add_argument("--work", type=Path, default=TOOLS.parent / "build" / "gpukit")
+    args = p.parse_args(argv)
+    if args.action == "make":
+        make(args.dest, args.work, args.samples, args.seed)
+        return 0
+    if args.predictions is None:
+        p.error("judge needs the predictions folder")
+    return judge(args.predictions, args.work, args.samples)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
