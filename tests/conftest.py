@@ -14,6 +14,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
+# The tactic sources of the GPU tests' engines: TensorRT's default, or what a GPU machine without cuBLAS/cuDNN needs
+# (tools/gpukit/device.sh sets -CUBLAS,-CUBLAS_LT,-CUDNN: on the lent GPU machine they are stand-ins).
+TEST_TACTIC_SOURCES = os.environ.get("TRTVERIFY_TEST_TACTIC_SOURCES", "default")
 # What a workflow test copies into its temporary directory (never results/, .venv or build folders).
 WORKFLOW = ["Snakefile", "rules", "scripts", "config", "config.yaml", "envs", "docs", "cpp", "profiles"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import REPO, leftovers, run_script
+from conftest import REPO, TEST_TACTIC_SOURCES, leftovers, run_script
 from trtverify.benchstats import ROW_KEYS, STAT_DIGITS, STAT_KEYS
 from trtverify.errors import UserError
 
@@ -529,8 +529,8 @@ def test_tensorrt_row(tiny_onnx: dict[str, Path], tmp_path: Path, cuda_graph: bo
         pytest.skip("--cuda-graph needs cuda-python, which is not installed")
     engine = tmp_path / "fp32.trt"
     run_script("build_engine.py", "--onnx", tiny_onnx["onnx"], "--precision", "fp32", "--min-batch", 1,
-               "--opt-batch", 8, "--max-batch", 16, "--workspace-mib", 256, "--engine", engine,
-               "--info", tmp_path / "build.json")
+               "--opt-batch", 8, "--max-batch", 16, "--workspace-mib", 256,
+               f"--tactic-sources={TEST_TACTIC_SOURCES}", "--engine", engine, "--info", tmp_path / "build.json")
     out = tmp_path / "tensorrt_fp32_b8.json"
     args = ["--cuda-graph"] if cuda_graph else ["--overlap"] if overlap else []
     run_script("benchmark_tensorrt.py", "--artifact", engine, "--samples", tiny_onnx["samples"], "--batch-size", 8,

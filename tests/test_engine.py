@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import REPO, SCRIPTS, leftovers, run_script
+from conftest import REPO, SCRIPTS, TEST_TACTIC_SOURCES, leftovers, run_script
 from trtverify.errors import MissingBackendError, UserError
 from trtverify.tensorrt_compat import import_tensorrt, parse_tactic_sources, profile_shape, version_of
 
@@ -119,7 +119,7 @@ def built(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     """One fp32 build of the dynamic-batch model with profile 1/4/16, shared by the tests that inspect it."""
     trt_or_skip()
     out = tmp_path_factory.mktemp("engines")
-    proc = build(models["dynamic"], out, "fp32", PROFILE, "--tactic-sources=default")
+    proc = build(models["dynamic"], out, "fp32", PROFILE, f"--tactic-sources={TEST_TACTIC_SOURCES}")
     return {"dir": out, "engine": out / "fp32.trt", "info": json.loads((out / "fp32.json").read_text()),
             "stderr": proc.stderr}
 
@@ -159,7 +159,8 @@ def test_engine_file_and_info(built: dict[str, Any], models: dict[str, Path]) ->
     assert (info["precision"], info["tf32"], info["fp16"]) == ("fp32", False, False)
     assert info["profile"] == {"input": INPUT, "min": shape(1), "opt": shape(4), "max": shape(16)}
     assert info["output"] == {"name": OUTPUT, "shape": [-1, 10]}
-    assert (info["workspace_mib"], info["tactic_sources"], info["tactic_source_notes"]) == (64, "default", [])
+    assert (info["workspace_mib"], info["tactic_sources"], info["tactic_source_notes"]) == (
+        64, TEST_TACTIC_SOURCES, [])
     assert info["onnx"] == str(models["dynamic"]) and info["engine"] == str(engine)
     assert info["build_seconds"] >= 0 and isinstance(info["warnings"], list)
     # the plan carries the I/O tensor names (TensorRT looks tensors up by name when the engine runs)
