@@ -4,11 +4,12 @@
 #                                                 # (TensorRT 8.5.3, unpacked into /tmp/trt85) and .gpu/carry/cN
 #                                                 # (the kit and the models, unpacked into /tmp/gpukit once complete)
 #   bash tools/gpukit/device.sh proof [MODEL...]  # engines (fp32, fp16), TensorRT predictions from Python and from
-#                                                 # C++ on each model's samples, then `pytest -m gpu`: into $OUT/proof
-#   bash tools/gpukit/device.sh bench [MODEL...]  # tools/gpu_bench.sh on the kit's models, engines and trt_infer
+#                                                 # C++ on each model's samples, then `pytest -m gpu`: $OUT/proof.tgz
+#   bash tools/gpukit/device.sh bench [MODEL...]  # tools/gpu_bench.sh on the kit's models, engines and trt_infer:
+#                                                 # $OUT/gpu-bench.tgz (a call brings back only a few files)
 #   bash tools/gpukit/device.sh run CMD...        # CMD with the kit's environment
 # MODEL: a folder name under /tmp/gpukit/models (default: all). Env: OUT (the device call's $OUT; /tmp otherwise),
-# PY (python3), BATCH (32: the predictions' batch). Everything else of gpu_bench.sh's environment passes through.
+# PY (python3), BATCH (32: the predictions' batch). gpu_bench.sh's environment passes through, BENCH_OUT aside.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo" || exit 1
@@ -84,14 +85,18 @@ proof() {
   "$py" -m pytest -m gpu -p no:cacheprovider -q $(grep -l 'mark\.gpu' tests/test_*.py) > "$dest/pytest.log" 2>&1 ||
     failures=$((failures + 1))
   tail -15 "$dest/pytest.log"
-  echo "== proof: $failures failure(s); predictions, records and logs in $dest"
+  tar czf "$dest.tgz" -C "$out" proof && rm -rf "$dest"
+  echo "== proof: $failures failure(s); predictions, records and logs in $dest.tgz"
   [ "$failures" -eq 0 ]
 }
 
 case "${1:-}" in
   receive) shift; receive "$@" ;;
   proof) shift; proof "$@" ;;
-  bench) shift; kit_env; BENCH_OUT=${BENCH_OUT:-$out/gpu-bench} bash tools/gpu_bench.sh $(models "$@") ;;
+  bench)
+    shift; kit_env
+    BENCH_OUT=$out/gpu-bench bash tools/gpu_bench.sh $(models "$@"); rc=$?
+    tar czf "$out/gpu-bench.tgz" -C "$out" gpu-bench && rm -rf "$out/gpu-bench"; exit "$rc" ;;
   run) shift; kit_env; "$@" ;;
   *) sed -n '2,12p' "$0"; exit 2 ;;
 esac
