@@ -10,7 +10,8 @@
 #   .gpu/models      MobileNetV2 and ResNet50 at 224x224 through the pipeline's CPU steps (tools/gpukit/models.py);
 #   .gpu/carry/cN    the kit and the models as parts of a tar (sha256 and count in c0);
 # then prints the device calls, in order. Steps whose output exists are skipped: remove it to redo one.
-# Env: SHARED (../shared), CUDA_ROOT (/usr/local/cuda: trt_infer's CUDA runtime), PROOF_SAMPLES (32),
+# Env: SHARED (../shared), CUDA_ROOT (/usr/local/cuda: the CUDA 13 headers and trt_infer's runtime), PY312 (a
+# CPython 3.12 with its headers: python3.12, else pyenv's newest 3.12), PROOF_SAMPLES (32),
 # CALL_MB (62: what a call may carry besides the checkout), PY (.venv/bin/python: TensorFlow, for the models).
 set -euo pipefail
 [ $# -eq 2 ] || { sed -n '2,15p' "$0"; exit 2; }
@@ -20,6 +21,10 @@ trt_mirror=$1 onnxtrt_mirror=$2
 shared=${SHARED:-../shared} cuda=${CUDA_ROOT:-/usr/local/cuda} py=${PY:-.venv/bin/python}
 work=${TMPDIR:-/tmp}/gpukit kit=.gpu/kit call_bytes=$(( ${CALL_MB:-62} * 1000000 ))
 [ -x "$py" ] || { echo "$py is missing: run 'make venv' first (the models need TensorFlow)"; exit 1; }
+pyenv=${PYENV_ROOT:-$HOME/.pyenv}
+PY312=${PY312:-$(command -v python3.12 || ls -d "$pyenv"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -1)}
+[ -x "$PY312" ] || { echo "no CPython 3.12 (the GPU machine's Python): set PY312 to one with its headers"; exit 1; }
+export PY312
 grep -qx "/.trt-gpu/" .git/info/exclude 2>/dev/null || echo "/.trt-gpu/" >> .git/info/exclude
 
 # 1. TensorRT 8.5.3: libraries (from the PyPI wheel) and headers (from the mirrors), in parts
@@ -47,7 +52,8 @@ fi
 # 3. trt_infer, as the compile_cpp rule builds it, against that tree and this machine's CUDA runtime headers
 if [ ! -x "$kit/bin/trt_infer" ]; then
   "$py" scripts/compile_cpp.py --source cpp --jobs "$(nproc)" --output "$kit/bin/trt_infer" \
-    --cmake-args="-DTensorRT_ROOT=$work/trt -DCUDAToolkit_ROOT=$cuda -DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$work/trt/lib"
+    --cmake-args="-DTensorRT_ROOT=$work/trt -DCUDAToolkit_ROOT=$cuda \
+      -DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$work/trt/lib"
 fi
 
 # 4. the models, through the pipeline's CPU steps

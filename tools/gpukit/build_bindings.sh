@@ -7,16 +7,17 @@
 #   OUT_DIR/tensorrt/tensorrt.so, so that `PYTHONPATH=OUT_DIR python3.12 -c "import tensorrt"` works where
 #   libnvinfer.so.8 & co. can be found (LD_LIBRARY_PATH, or the RUNPATH set below).
 #
-# Inputs (environment, with defaults):
-#   TRT_MIRROR    git dir of the NVIDIA/TensorRT mirror holding tag TRT_TAG   (/work/.mirror/NVIDIA+TensorRT/repo)
-#   TRT_TAG       tag whose python/ sources are built                           (8.5.3)
-#   TRT_INCLUDE   TensorRT 8.5.3 headers (NvInfer.h, NvInferVersion.h, ...)     (/work/main/.trt-gpu/p5/include)
+# Inputs (environment; tools/gpukit/build.sh passes the first three, which have no default):
+#   TRT_MIRROR    git dir of the NVIDIA/TensorRT mirror holding tag TRT_TAG
+#   TRT_INCLUDE   TensorRT 8.5.3 headers (NvInfer.h, NvInferVersion.h, ...)
 #   TRT_LIB       TensorRT 8.5.3 libs (libnvinfer.so.8, libnvinfer_plugin.so.8, libnvonnxparser.so.8,
-#                 libnvparsers.so.8); only linked against, never modified      (/tmp/trt-gpu-work/lib)
+#                 libnvparsers.so.8); only linked against, never modified
+#   TRT_TAG       tag whose python/ sources are built                           (8.5.3)
 #   CUDA_INCLUDE  CUDA runtime headers (cuda_runtime_api.h); cudart is not linked (/usr/local/cuda/include)
 #   CUDA_CRT_INCLUDE  dir holding crt/host_defines.h (not in the cuda_runtime wheel); when unset and CUDA_INCLUDE
 #                 lacks crt/, the crt/ headers are taken from PyPI's nvidia-cuda-nvcc-cu12==CUDA_NVCC_VERSION (12.4.131)
-#   PY312_INCLUDE Python 3.12 headers                      (/root/.pyenv/versions/3.12.1/include/python3.12)
+#   PY312         a CPython 3.12, for its headers                               (python3.12)
+#   PY312_INCLUDE Python 3.12 headers                                           (PY312's sysconfig include)
 #   PYBIND11_VERSION  pybind11 release fetched from PyPI with pip download     (2.13.6)
 #   TRT_RPATH     RUNPATH of the module; LD_LIBRARY_PATH still wins             ($ORIGIN:/tmp/trt85/lib)
 #   JOBS          parallel compile jobs                                        (2)
@@ -29,14 +30,15 @@ if [[ $# -ne 1 ]]; then
 fi
 OUT_DIR=$1
 
-TRT_MIRROR=${TRT_MIRROR:-/work/.mirror/NVIDIA+TensorRT/repo}
+TRT_MIRROR=${TRT_MIRROR:?set TRT_MIRROR (tools/gpukit/build.sh passes it)}
 TRT_TAG=${TRT_TAG:-8.5.3}
-TRT_INCLUDE=${TRT_INCLUDE:-/work/main/.trt-gpu/p5/include}
-TRT_LIB=${TRT_LIB:-/tmp/trt-gpu-work/lib}
+TRT_INCLUDE=${TRT_INCLUDE:?set TRT_INCLUDE (tools/gpukit/build.sh passes it)}
+TRT_LIB=${TRT_LIB:?set TRT_LIB (tools/gpukit/build.sh passes it)}
 CUDA_INCLUDE=${CUDA_INCLUDE:-/usr/local/cuda/include}
 CUDA_CRT_INCLUDE=${CUDA_CRT_INCLUDE:-}
 CUDA_NVCC_VERSION=${CUDA_NVCC_VERSION:-12.4.131}
-PY312_INCLUDE=${PY312_INCLUDE:-/root/.pyenv/versions/3.12.1/include/python3.12}
+PY312=${PY312:-python3.12}
+PY312_INCLUDE=${PY312_INCLUDE:-$("$PY312" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')}
 PYBIND11_VERSION=${PYBIND11_VERSION:-2.13.6}
 # shellcheck disable=SC2016  # $ORIGIN is for the dynamic loader, not the shell
 TRT_RPATH=${TRT_RPATH:-'$ORIGIN:/tmp/trt85/lib'}

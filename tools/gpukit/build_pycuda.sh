@@ -12,7 +12,7 @@
 #
 # Usage: tools/gpukit/build_pycuda.sh OUT          e.g. tools/gpukit/build_pycuda.sh .gpu/kit/site
 # Inputs (environment variables, with their defaults):
-#   PY312           Python 3.12 to build with                       /root/.pyenv/versions/3.12.1/bin/python3.12
+#   PY312           Python 3.12 to build with (build.sh passes one)  python3.12
 #   CUDA_ROOT       root of the CUDA headers (the GPU machine's major) /usr/local/cuda
 #   CUDA_INCLUDE    folder holding cuda.h                           $CUDA_ROOT/include
 #   PROFILER_API    pip requirement of the wheel that brings cudaProfiler.h (CUDA_INCLUDE lacks it)
@@ -32,7 +32,7 @@ if [ $# -ne 1 ]; then
   echo "usage: $0 OUT_SITE_FOLDER" >&2
   exit 2
 fi
-PY312=${PY312:-/root/.pyenv/versions/3.12.1/bin/python3.12}
+PY312=${PY312:-python3.12}
 CUDA_ROOT=${CUDA_ROOT:-/usr/local/cuda}
 CUDA_INCLUDE=${CUDA_INCLUDE:-$CUDA_ROOT/include}
 PROFILER_API=${PROFILER_API:-nvidia-cuda-profiler-api-cu12==12.4.127}

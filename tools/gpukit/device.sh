@@ -17,7 +17,7 @@ root=${GPUKIT_ROOT:-/tmp/gpukit} trt=/tmp/trt85 py=${PY:-python3}
 out=${OUT:-/tmp}
 
 kit_env() {
-  [ -f "$trt/lib/libnvinfer.so.8" ] || { echo "TensorRT is not unpacked in $trt: receive .trt-gpu/p0... first"; exit 1; }
+  [ -f "$trt/lib/libnvinfer.so.8" ] || { echo "TensorRT is not in $trt: receive .trt-gpu/p0... first"; exit 1; }
   [ -d "$root/kit" ] || { echo "the kit is not unpacked in $root: receive .gpu/carry/c0... first"; exit 1; }
   export LD_LIBRARY_PATH=$trt/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export PYTHONPATH=scripts:$root/kit/site${PYTHONPATH:+:$PYTHONPATH}
