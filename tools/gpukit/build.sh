@@ -21,10 +21,12 @@ trt_mirror=$1 onnxtrt_mirror=$2
 shared=${SHARED:-../shared} cuda=${CUDA_ROOT:-/usr/local/cuda} py=${PY:-.venv/bin/python}
 work=${TMPDIR:-/tmp}/gpukit kit=.gpu/kit call_bytes=$(( ${CALL_MB:-62} * 1000000 ))
 [ -x "$py" ] || { echo "$py is missing: run 'make venv' first (the models need TensorFlow)"; exit 1; }
-pyenv=${PYENV_ROOT:-$HOME/.pyenv}
-PY312=${PY312:-$(command -v python3.12 || ls -d "$pyenv"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -1)}
-[ -x "$PY312" ] || { echo "no CPython 3.12 (the GPU machine's Python): set PY312 to one with its headers"; exit 1; }
-export PY312
+for c in "${PY312:-}" python3.12 $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null |
+    sort -rV); do  # the first that runs as 3.12 (a pyenv shim may exist and refuse)
+  [ -n "$c" ] && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2> /dev/null && found=$c && break
+done
+[ -n "${found:-}" ] || { echo "no CPython 3.12 (the GPU machine's Python) runs here: set PY312 to one"; exit 1; }
+export PY312=$found
 grep -qx "/.trt-gpu/" .git/info/exclude 2>/dev/null || echo "/.trt-gpu/" >> .git/info/exclude
 
 # 1. TensorRT 8.5.3: libraries (from the PyPI wheel) and headers (from the mirrors), in parts
