@@ -58,7 +58,7 @@ receive() {
 
 proof() {
   kit_env
-  local dest=$out/proof failures=0 m p batch=${BATCH:-32}
+  local dest=$out/proof failures=0 m p record batch=${BATCH:-32}
   mkdir -p "$dest"
   "$py" -c 'import tensorrt as t, pycuda, numpy; print("tensorrt", t.__version__, "pycuda", pycuda.VERSION_TEXT,
 "numpy", numpy.__version__)' 2>&1 | tee "$dest/environment.txt"
@@ -69,9 +69,12 @@ proof() {
   for m in $(models "$@"); do
     local x=$MODELS_DIR/$m/test_samples.npy got=$dest/$m
     mkdir -p "$got/engines"
-    for p in fp32 fp16; do
-      local engine=$WORK/$m/engines/$p.trt record=$WORK/$m/engines/$p.json
-      cp "$record" "$got/engines/" || { failures=$((failures + 1)); continue; }
+    # the precisions gpu_bench.sh built (BENCH_PRECISIONS); one it could not build is already a failure
+    for record in "$WORK/$m"/engines/*.json; do
+      [ -f "$record" ] || continue
+      p=$(basename "$record" .json)
+      local engine=$WORK/$m/engines/$p.trt
+      cp "$record" "$got/engines/"
       "$py" scripts/predict.py --backend tensorrt --artifact "$engine" --engine-info "$record" --samples "$x" \
         --batch-size "$batch" --output "$got/tensorrt_$p.npy" --info "$got/tensorrt_$p.json" \
         > "$got/tensorrt_$p.log" 2>&1 || { failures=$((failures + 1)); tail -3 "$got/tensorrt_$p.log"; }

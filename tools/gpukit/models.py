@@ -11,9 +11,9 @@ samples (test_samples.npy; tools/gpu_bench.sh times on them too).
 
 judge: scripts/compare.py as the compare rule runs it, on the reference (SavedModel), ONNX Runtime and the TensorRT
 predictions the GPU machine wrote (PREDICTIONS_DIR/NAME/{tensorrt,tensorrt_cpp}_{P}.npy, engines/P.json:
-tools/gpukit/device.sh proof), with each engine's build record; prints every pair's verdict and writes
-PREDICTIONS_DIR/NAME/comparison.json. Exits 1 when a verdict would fail the gate at its defaults (mismatch or
-inconclusive).
+tools/gpukit/device.sh proof; each model and precision found there), with each engine's build record; prints
+every pair's verdict and writes PREDICTIONS_DIR/NAME/comparison.json. Exits 1 when a verdict would fail the gate at
+its defaults (mismatch or inconclusive).
 """
 
 from __future__ import annotations
@@ -29,10 +29,9 @@ TOOLS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOOLS))
 
 from bench_scale import measure, prepare, steps  # noqa: E402  (tools/, after the path above; it adds scripts/)
-from trtverify.tolerance import PASSING  # noqa: E402
+from trtverify.tolerance import PASSING, PRECISIONS  # noqa: E402
 
 NETS = {"mobilenetv2_224": "MobileNetV2", "resnet50_224": "ResNet50"}
-PRECISIONS = ("fp32", "fp16")
 LOCAL_STEPS = ("import", "convert", "predict_savedmodel", "predict_onnxruntime")
 
 
@@ -53,12 +52,16 @@ def make(dest: Path, work: Path, samples: int, seed: int) -> None:
 
 def judge(predictions: Path, work: Path, samples: int) -> int:
     bad = 0
-    for name in NETS:
+    for name in (n for n in NETS if (predictions / n).is_dir()):  # the models device.sh proof ran
         got = predictions / name
+        built = {r.stem for r in (got / "engines").glob("*.json")}  # the engines it built, tight to loose
+        precisions = [p for p in PRECISIONS if p in built]
+        if not precisions:
+            sys.exit(f"judge: no engine build record in {got / 'engines'}: the proof built no engine for {name}")
         cmd = steps(work / name, samples, batch=32)["compare"]
         cmd[cmd.index("--model") + 1] = name
         for api in ("tensorrt", "tensorrt_cpp"):
-            for p in PRECISIONS:
+            for p in precisions:
                 cmd += ["--prediction", f"{api}_{p}={got / f'{api}_{p}.npy'}",
                         f"--engine-info={api}_{p}={got / 'engines' / f'{p}.json'}"]
         for flag, path in (("--output", got / "comparison.json"), ("--per-sample", got / "per_sample.csv")):
