@@ -8,6 +8,7 @@ batch-norm statistics spread so that every layer's output varies across samples.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,10 +41,10 @@ def trt_or_skip() -> Any:
 def mobilenet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("keras")
     onnx = pytest.importorskip("onnx")
-    from localize_models import random_mobilenet
+    from localize_models import make_samples, random_mobilenet
 
     d = tmp_path_factory.mktemp("mobilenet")
-    x = np.random.default_rng(0).normal(size=(64, 32, 32, 3)).astype(np.float32)
+    x = make_samples()
     model = random_mobilenet(x)
     assert float(model(x[:16]).numpy().std(axis=0).mean()) > 1e-3, "outputs must vary across samples"
     model.export(str(d / "saved_model"), verbose=False)
@@ -52,6 +53,20 @@ def mobilenet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 "--signature_def", "serving_default")
     return {"dir": d, "saved_model": d / "saved_model", "onnx": d / "model.onnx", "samples": d / "x.npy",
             "layers": [layer.name for layer in model.layers], "onnx_model": onnx.load(str(d / "model.onnx"))}
+
+
+@pytest.fixture(scope="module")
+def gpu_mobilenet(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The MobileNetV2 above for the GPU hop. A GPU machine without TensorFlow gets it from
+    ``TRTVERIFY_TEST_LOCALIZE_MODELS``: a folder tools/localize_models.py wrote (the GPU kit carries one), whose
+    ``mobilenet`` is this model from the same samples, converted by the pipeline's convert step."""
+    made = os.environ.get("TRTVERIFY_TEST_LOCALIZE_MODELS")
+    if not made:
+        return request.getfixturevalue("mobilenet")
+    d = Path(made) / "mobilenet"
+    if not (d / "model.onnx").is_file():
+        pytest.fail(f"TRTVERIFY_TEST_LOCALIZE_MODELS={made} has no mobilenet/model.onnx: run tools/localize_models.py")
+    return {"onnx": d / "model.onnx", "samples": d / "samples.npy"}
 
 
 def tf2onnx_cli(*args: Any) -> None:
@@ -162,9 +177,10 @@ def full_tensorrt_and_pycuda() -> None:
 
 
 @pytest.mark.gpu
-def test_tensorrt_hop_on_a_gpu(full_tensorrt_and_pycuda: None, mobilenet: dict[str, Any], tmp_path: Path) -> None:
+def test_tensorrt_hop_on_a_gpu(full_tensorrt_and_pycuda: None, gpu_mobilenet: dict[str, Any],
+                               tmp_path: Path) -> None:
     out = tmp_path / "loc.json"
-    run_script("localize.py", "--onnx", mobilenet["onnx"], "--samples", mobilenet["samples"], "--precisions",
+    run_script("localize.py", "--onnx", gpu_mobilenet["onnx"], "--samples", gpu_mobilenet["samples"], "--precisions",
                "fp32", "tf32", "fp16", "--tactic-sources=-CUBLAS,-CUBLAS_LT,-CUDNN", "--output", out)
     hops = {h["precision"]: h for h in json.loads(out.read_text())["hops"]}
     assert all(h["status"] == "compared" for h in hops.values()), hops
@@ -780,8 +796,6 @@ def test_cli_adds_the_cpp_hop_after_each_tensorrt_hop(tmp_path: Path) -> None:
 @pytest.mark.gpu
 def test_cpp_hop_on_a_gpu(full_tensorrt_and_pycuda: None, tmp_path: Path) -> None:
     """The real trt_infer (TRTVERIFY_TRT_INFER) on the same debug engine as Python: bit-identical at every layer."""
-    import os
-
     binary = os.environ.get("TRTVERIFY_TRT_INFER")
     if not binary:
         pytest.skip("set TRTVERIFY_TRT_INFER to a trt_infer built against this TensorRT")

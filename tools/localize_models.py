@@ -25,6 +25,12 @@ FP16_LAYER = "block_5_expand_BN"
 FP16_SCALE = 1e6  # gamma and beta times this: activations near 1e5-1e6, beyond FP16's 65504
 
 
+def make_samples() -> np.ndarray:
+    """The 64 samples the models' batch-norm statistics come from (tests/test_localize.py's too); the first 16 are
+    written."""
+    return np.random.default_rng(0).normal(size=(64, 32, 32, 3)).astype(np.float32)
+
+
 def random_mobilenet(samples: np.ndarray, overflow_layer: str | None = None) -> Any:
     """The Keras model; batch-norm moving statistics are taken from ``samples`` (momentum 0), gamma and beta spread,
     so activations are neither constant nor saturated."""
@@ -63,9 +69,9 @@ def write(out: Path, name: str, samples: np.ndarray, overflow_layer: str | None 
 
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "build/localize-models")
-    samples = np.random.default_rng(0).normal(size=(64, 32, 32, 3)).astype(np.float32)
-    write(out, "mobilenet", samples)
-    write(out, "mobilenet_fp16_overflow", samples, FP16_LAYER)
+    x = make_samples()
+    write(out, "mobilenet", x)
+    write(out, "mobilenet_fp16_overflow", x, FP16_LAYER)
     print(f"wrote {out}/mobilenet and {out}/mobilenet_fp16_overflow (FP16 overflow at {FP16_LAYER})")
 
 

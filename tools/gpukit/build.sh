@@ -6,7 +6,8 @@
 # TRT_MIRROR, ONNXTRT_MIRROR: git directories of NVIDIA/TensorRT and onnx/onnx-tensorrt (the search tool's `fetch`).
 # Writes, all git-ignored:
 #   .trt-gpu/p0..pN  TensorRT's libraries and 8.5.3 headers in parts (../shared/trt-gpu/prepare.sh);
-#   .gpu/kit         site/ (the tensorrt bindings for CPython 3.12, pycuda, pytest) and bin/trt_infer;
+#   .gpu/kit         site/ (the tensorrt bindings for CPython 3.12, pycuda, pytest), bin/trt_infer and localize/
+#                    (tools/localize_models.py's models: their ONNX, samples and noise floor);
 #   .gpu/models      MobileNetV2 and ResNet50 at 224x224 through the pipeline's CPU steps (tools/gpukit/models.py);
 #   .gpu/carry/cN    the kit and the models as parts of a tar (sha256 and count in c0);
 # then prints the device calls, in order. Steps whose output exists are skipped: remove it to redo one.
@@ -30,8 +31,12 @@ export PY312=$found
 grep -qx "/.trt-gpu/" .git/info/exclude 2>/dev/null || echo "/.trt-gpu/" >> .git/info/exclude
 
 # 1. TensorRT 8.5.3: libraries (from the PyPI wheel) and headers (from the mirrors), in parts
+mkdir -p "$work"
 if ! ls .trt-gpu/p*/include/NvInfer.h > /dev/null 2>&1; then
-  bash "$shared/trt-gpu/prepare.sh" --headers "$trt_mirror" "$onnxtrt_mirror"
+  # its own list of device calls is replaced by the kit's below, so its output goes to a log
+  bash "$shared/trt-gpu/prepare.sh" --headers "$trt_mirror" "$onnxtrt_mirror" > "$work/prepare.log" 2>&1 ||
+    { tail -20 "$work/prepare.log"; echo "prepare.sh failed: its output is in $work/prepare.log"; exit 1; }
+  echo "TensorRT 8.5.3 in $(ls -d .trt-gpu/p* | wc -l) parts under .trt-gpu ($work/prepare.log)"
 fi
 include=$(cd "$(dirname "$(ls .trt-gpu/p*/include/NvInfer.h | tail -1)")" && pwd)
 libs=${TMPDIR:-/tmp}/trt-gpu-work
@@ -61,13 +66,24 @@ fi
 # 4. the models, through the pipeline's CPU steps
 [ -f .gpu/models/resnet50_224/test_samples.npy ] || "$py" tools/gpukit/models.py make --samples "${PROOF_SAMPLES:-32}"
 
+# the localization models (docs/localization.md): the GPU machine needs only their ONNX, samples and noise floor
+if [ ! -d "$kit/localize" ]; then
+  rm -rf "$work/localize" "$work/localize-kit"
+  "$py" tools/localize_models.py "$work/localize"
+  for d in "$work"/localize/*/; do
+    mkdir -p "$work/localize-kit/$(basename "$d")"
+    cp "$d/model.onnx" "$d/samples.npy" "$d/onnx_check.json" "$work/localize-kit/$(basename "$d")/"
+  done
+  mv "$work/localize-kit" "$kit/localize"
+fi
+
 # 5. the kit and the models in parts: the first shares a call with TensorRT's last part
 last=$(ls -d .trt-gpu/p* | sort -V | tail -1)
 bash tools/gpukit/pack.sh .gpu .gpu/carry "$(( call_bytes - $(du -sb "$last" | cut -f1) ))" "$call_bytes" kit models
 n=$(cat .gpu/carry/c0/count)
 
 echo
-echo "Device calls, back to back (each: command, carry). Then: proof, bench (docs/gpu.md):"
+echo "Device calls, back to back (each: command, carry). Then: proof, tests, localize, bench (docs/gpu.md):"
 for p in $(ls -d .trt-gpu/p* | sort -V); do
   if [ "$p" = "$last" ]; then
     echo "  bash tools/gpukit/device.sh receive $p .gpu/carry/c0    ['$p', '.gpu/carry/c0']"

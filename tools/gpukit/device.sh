@@ -4,7 +4,10 @@
 #                                                 # (TensorRT 8.5.3, unpacked into /tmp/trt85) and .gpu/carry/cN
 #                                                 # (the kit and the models, unpacked into /tmp/gpukit once complete)
 #   bash tools/gpukit/device.sh proof [MODEL...]  # engines (fp32, fp16), TensorRT predictions from Python and from
-#                                                 # C++ on each model's samples, then `pytest -m gpu`: $OUT/proof.tgz
+#                                                 # C++ on each model's samples: $OUT/proof.tgz
+#   bash tools/gpukit/device.sh tests             # `pytest -m gpu`: $OUT/tests.tgz
+#   bash tools/gpukit/device.sh localize          # scripts/localize.py on the kit's localization models (fp32, tf32,
+#                                                 # fp16, Python and C++): $OUT/localize.tgz
 #   bash tools/gpukit/device.sh bench [MODEL...]  # tools/gpu_bench.sh on the kit's models, engines and trt_infer:
 #                                                 # $OUT/gpu-bench.tgz (a call brings back only a few files)
 #   bash tools/gpukit/device.sh run CMD...        # CMD with the kit's environment
@@ -27,6 +30,8 @@ kit_env() {
   # GPU tests' engines too
   export TACTICS=${TACTICS:--CUBLAS,-CUBLAS_LT,-CUDNN}
   export TRTVERIFY_TEST_TACTIC_SOURCES=$TACTICS
+  # tools/localize_models.py's models, made by build.sh: the GPU localization test takes its MobileNetV2 from there
+  export TRTVERIFY_TEST_LOCALIZE_MODELS=$root/kit/localize
 }
 
 models() {
@@ -84,22 +89,49 @@ proof() {
       echo "$m $p: $(ls "$got" | grep -c "_$p.npy") of 2 predictions"
     done
   done
-  # the files holding GPU tests only: the others import TensorFlow or Snakemake at collection, absent here
-  "$py" -m pytest -m gpu -p no:cacheprovider -q $(grep -l 'mark\.gpu' tests/test_*.py) > "$dest/pytest.log" 2>&1 ||
-    failures=$((failures + 1))
-  tail -15 "$dest/pytest.log"
   tar czf "$dest.tgz" -C "$out" proof && rm -rf "$dest"
   echo "== proof: $failures failure(s); predictions, records and logs in $dest.tgz"
+  [ "$failures" -eq 0 ]
+}
+
+tests() {
+  kit_env
+  local dest=$out/tests rc=0
+  mkdir -p "$dest"
+  # the files holding GPU tests only: the others import TensorFlow or Snakemake at collection, absent here
+  "$py" -m pytest -m gpu -p no:cacheprovider -q -rs $(grep -l 'mark\.gpu' tests/test_*.py) > "$dest/pytest.log" 2>&1 ||
+    rc=1
+  tail -15 "$dest/pytest.log"
+  tar czf "$dest.tgz" -C "$out" tests && rm -rf "$dest"
+  return "$rc"
+}
+
+localize() {
+  kit_env
+  local dest=$out/localize failures=0 d m
+  mkdir -p "$dest"
+  for d in "$TRTVERIFY_TEST_LOCALIZE_MODELS"/*/; do
+    m=$(basename "$d")
+    "$py" scripts/localize.py --onnx "$d/model.onnx" --samples "$d/samples.npy" --num-samples 16 \
+      --noise-floor "$d/onnx_check.json" --precisions fp32 tf32 fp16 --tactic-sources="$TACTICS" \
+      --flavour tensorrt --trt-infer "$CPP_BIN" --output "$dest/$m.json" > "$dest/$m.log" 2>&1 ||
+      { failures=$((failures + 1)); tail -3 "$dest/$m.log"; }
+    echo "$m: $([ -f "$dest/$m.json" ] && echo "localization written" || echo "no localization")"
+  done
+  tar czf "$dest.tgz" -C "$out" localize && rm -rf "$dest"
+  echo "== localize: $failures failure(s); localization.json and logs in $dest.tgz"
   [ "$failures" -eq 0 ]
 }
 
 case "${1:-}" in
   receive) shift; receive "$@" ;;
   proof) shift; proof "$@" ;;
+  tests) tests ;;
+  localize) localize ;;
   bench)
     shift; kit_env
     BENCH_OUT=$out/gpu-bench bash tools/gpu_bench.sh $(models "$@"); rc=$?
     tar czf "$out/gpu-bench.tgz" -C "$out" gpu-bench && rm -rf "$out/gpu-bench"; exit "$rc" ;;
   run) shift; kit_env; "$@" ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 
   python tools/gpukit/models.py make [--samples 32] [--dest .gpu/models] [--work build/gpukit]
   python tools/gpukit/models.py judge PREDICTIONS_DIR [--work build/gpukit]
+  python tools/gpukit/models.py localized LOCALIZE_DIR
 
 make: MobileNetV2 and ResNet50 at 224x224 (random weights, spread batch-norm statistics: tools/bench_scale.py's
 model), N samples, through the pipeline's own import, conversion, SavedModel and ONNX Runtime steps, run as the
@@ -14,6 +15,10 @@ predictions the GPU machine wrote (PREDICTIONS_DIR/NAME/{tensorrt,tensorrt_cpp}_
 tools/gpukit/device.sh proof; each model and precision found there), with each engine's build record; prints
 every pair's verdict and writes PREDICTIONS_DIR/NAME/comparison.json. Exits 1 when a verdict would fail the gate at
 its defaults (mismatch or inconclusive).
+
+localized: what `device.sh localize` found (LOCALIZE_DIR/NAME.json, scripts/localize.py on tools/localize_models.py's
+models), as the report shows it: the first divergent layer and each hop's table. Exits 1 when a hop was skipped or
+a TensorRT Python -> C++ hop has a divergent layer (the two harnesses run one engine: they must agree bit for bit).
 """
 
 from __future__ import annotations
@@ -75,10 +80,29 @@ def judge(predictions: Path, work: Path, samples: int) -> int:
     return 1 if bad else 0
 
 
+def localized(found: Path) -> int:
+    from trtverify.report_localize import first_divergence_line, hop_table
+    from trtverify.tables import render
+
+    records = sorted(found.glob("*.json"))
+    if not records:
+        sys.exit(f"localized: no localization (NAME.json) in {found}: run device.sh localize and unpack localize.tgz")
+    bad = 0
+    for record in records:
+        loc = json.loads(record.read_text())
+        print(f"{record.stem}: {first_divergence_line(loc)}")
+        print(render(hop_table(loc), "text", ".3g"), end="\n\n")
+        for hop in loc["hops"]:
+            broken = hop["status"] != "compared" or ("tensorrt_cpp" in hop["hop"] and hop["first_divergent_layer"])
+            bad += bool(broken)
+    return 1 if bad else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=("make", "judge"))
-    p.add_argument("predictions", nargs="?", type=Path, help="judge: the folder device.sh proof wrote")
+    p.add_argument("action", choices=("make", "judge", "localized"))
+    p.add_argument("predictions", nargs="?", type=Path,
+                   help="judge: the folder device.sh proof wrote; localized: the one device.sh localize wrote")
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dest", type=Path, default=TOOLS.parent / ".gpu" / "models")
@@ -88,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         make(args.dest, args.work, args.samples, args.seed)
         return 0
     if args.predictions is None:
-        p.error("judge needs the predictions folder")
+        p.error(f"{args.action} needs the folder device.sh wrote")
+    if args.action == "localized":
+        return localized(args.predictions)
     return judge(args.predictions, args.work, args.samples)
 
 
