@@ -1,7 +1,7 @@
 # trtverify: does a TensorFlow model give the same answers after conversion to ONNX and TensorRT,
 # from Python and from C++, and what does the conversion buy?  See README.md and docs/architecture.md.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -9,7 +9,7 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate(config, "config/schema.yaml")
+include: "rules/config.smk"
 
 
 report: "docs/report.rst"

@@ -10,10 +10,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-# The checkout this file (rules/common.smk) belongs to. Not workflow.basedir: that is the folder of the *main*
-# Snakefile, another workflow's when trtverify is a module of it. Not workflow.source_path: it answers with a copy
-# in Snakemake's source cache, and the rules need the checkout's own files (scripts, cpp/, envs/).
-REPO = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parent
+# REPO, the checkout, comes from rules/config.smk (included first).
 MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "import" not in config["models"][m]]
 IMPORTED = [m for m in MODELS if "import" in config["models"][m]]

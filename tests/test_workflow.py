@@ -122,6 +122,26 @@ def test_invalid_config_is_rejected_before_anything_runs(tmp_path: Path, overlay
     assert not (ws / "results").exists()
 
 
+def test_a_config_with_only_models_is_told_what_to_start_from(tmp_path: Path) -> None:
+    """README's 'Your own model' snippet alone, as a new user writes a project's config.yaml: one short message
+    naming the missing section and the file to copy, instead of Snakemake's dump of the schema and the config."""
+    (tmp_path / "ws").mkdir()
+    ws = copy_workflow(tmp_path / "ws")
+    partial = write_overlay(tmp_path / "mine.yaml", "models: {mine: {dataset: none, import: {saved_model: sm, "
+                            "samples: x.npy, labels: y.npy}}}")
+    proc = snakemake(ws, "--dry-run", configfiles=(partial,), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "is not valid at the top level: 'datasets' is a required property" in out, out
+    assert f"{ws}/config.yaml) sets every section: start from a copy of it" in out, out
+    assert "$schema" not in out and len(out.splitlines()) < 15, out
+    nested = write_overlay(tmp_path / "bad.yaml", "models: {tiny: {num_test_samples: 0}}")
+    proc = snakemake(ws, "--dry-run", configfiles=(TINY, nested), check=False)
+    out = proc.stdout + proc.stderr
+    assert "is not valid at models.tiny.num_test_samples: 0 is not valid" in out and "$schema" not in out, out
+    assert not (ws / "results").exists()
+
+
 # A real run of the tiny config, shared by the tests below (the order of the rerun tests does not matter: each
 # one works in its own copy of this run).
 
