@@ -93,16 +93,18 @@ class PerSampleCsv:
         self.fh.write("".join([self.row % values for values in zip(*columns)]))
 
 
-def read_noise_floor(path: str | None) -> dict[str, Any] | None:
-    """The ``noise_floor`` section of convert_onnx.py's onnx_check.json, or None without --noise-floor."""
+def read_conversion_check(path: str | None) -> tuple[dict[str, Any] | None, list[str] | None]:
+    """The ``noise_floor`` section of convert_onnx.py's onnx_check.json and the conversion aids tf2onnx needed
+    (trtverify.tf2onnx_aids; None where the check predates them), or (None, None) without --noise-floor."""
     if not path:
-        return None
+        return None, None
     data = read_json(path, what="the ONNX check (noise floor)")
     floor = data.get("noise_floor") if isinstance(data, dict) else None
     if not isinstance(floor, dict) or not isinstance(floor.get("floor"), (int, float)):
         raise UserError(f"{path} has no noise_floor.floor: it was written by an older convert_onnx.py; rerun the "
                         "convert_onnx step")
-    return floor
+    aids = data.get("conversion_aids")
+    return floor, None if aids is None else [str(a) for a in aids]
 
 
 def summary_lines(result: Any) -> list[str]:
@@ -167,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = [("labels", "", args.labels), ("samples", "", args.samples)]
         files += [("predictions of", name, path) for name, path in predictions]
         labels, samples, *arrays = open_all(stack, files)
+        floor, aids = read_conversion_check(args.noise_floor)
         order = [args.reference] + [n for n, _ in predictions if n != args.reference]
         with atomic_path(args.per_sample) as tmp, open(tmp, "w", newline="") as fh:
             writer = PerSampleCsv(fh, [n for n in dict.fromkeys(order) if n in dict(predictions)])
@@ -174,9 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              reference=args.reference, policy=policy, model=args.model, samples=samples,
                              batch_size=args.batch_size, max_flipped=args.max_flipped,
                              per_sample_limit=args.per_sample_rows, relative_floor=args.relative_floor,
-                             on_batch=writer, noise_floor=read_noise_floor(args.noise_floor),
+                             on_batch=writer, noise_floor=floor,
                              output_kind=args.output_kind, threads=args.threads)
             data = result.to_dict()
+            data["conversion_aids"] = aids  # what tf2onnx alone could not convert (null: not known here)
             data["inputs"] = {"labels": args.labels, "samples": args.samples, "predictions": dict(predictions),
                               "noise_floor": args.noise_floor, "engine_info": engines, "output_kind": args.output_kind,
                               "tolerances": parse_json_option(args.tolerances, "--tolerances"),

@@ -33,15 +33,13 @@ from trtverify.metrics import compare
 from trtverify.noise import ROUNDING_CHECK, floor_of, ort_outputs, rounding_check, self_check, sensitive_samples
 from trtverify.outputs import OutputProfile, profile_reference
 from trtverify.schema import parse_with_defaults
+from trtverify.tf2onnx_aids import aids_used
 from trtverify.tolerance import KINDS, TolerancePolicy, parse_json_option
 
 
 # tf2onnx logs "Tensorflow op [<node>: <Op>] is not supported" per node and still writes a model with the op left
 # in, which onnx.checker then rejects with a message that names no layer and no remedy.
 UNSUPPORTED = re.compile(r"Tensorflow op \[(?P<node>[^:\]]+): (?P<op>[^\]]+)\] is not supported")
-# What to do for the ops users meet most; the generic advice follows for every op.
-OP_HINTS = {"Erf": "exact GELU: use GELU(approximate=True) (tanh form)", "Erfc": "exact GELU: use "
-            "GELU(approximate=True) (tanh form)"}
 
 
 def unsupported_ops(log: str, opset: int) -> str | None:
@@ -49,7 +47,7 @@ def unsupported_ops(log: str, opset: int) -> str | None:
     found = {m["op"]: m["node"] for m in UNSUPPORTED.finditer(log)}
     if not found:
         return None
-    ops = "; ".join(f"{op} (node {node}{', ' + OP_HINTS[op] if op in OP_HINTS else ''})" for op, node in found.items())
+    ops = "; ".join(f"{op} (node {node})" for op, node in found.items())
     return (f"tf2onnx cannot convert the TensorFlow op(s) {ops} to ONNX opset {opset}: trtverify takes models "
             "whose every op tf2onnx supports (its docs/support_status.md). Replace the layer in the model and "
             "re-export it, or try another onnx.opset in config.yaml")
@@ -62,17 +60,22 @@ def unsupported_ops(log: str, opset: int) -> str | None:
 # TensorFlow) grew by a quarter: a ResNet50's dropped copies (~300 MB each, a few thousand objects) piled up to a
 # 7.3 GB peak. gc.freeze() takes the imports' objects out of that count and thresholds (700, 1, 1) bring a full pass
 # every few young ones: 3.0 GB, in less time, and the same ONNX file byte for byte (tools/bench_scale.py measures it).
-TF2ONNX_MAIN = ("import gc, sys; from tf2onnx.convert import main; gc.freeze(); gc.set_threshold(700, 1, 1); "
+# Before main(), trtverify.tf2onnx_aids installs two conversions tf2onnx lacks (XLA-compiled functions, Erfc); they
+# act only where a model has them, so every other model converts as the plain CLI converts it.
+TF2ONNX_MAIN = ("import gc, sys; sys.path.insert(0, sys.argv.pop(1)); from trtverify.tf2onnx_aids import install; "
+                "install(); from tf2onnx.convert import main; gc.freeze(); gc.set_threshold(700, 1, 1); "
                 "sys.argv[0] = 'tf2onnx.convert'; main()")
 
 
-def convert(saved_model: str, output: str, opset: int) -> str:
+def convert(saved_model: str, output: str, opset: int) -> tuple[str, list[str]]:
     """Run tf2onnx's command line (its Python API changed between releases; the CLI did not); return it as a user
-    would type it (``-m tf2onnx.convert ...``: the same main() and arguments, so the same model)."""
+    would type it (``-m tf2onnx.convert ...``: the same main() and arguments) and the conversion aids it needed
+    (trtverify.tf2onnx_aids; none: the CLI alone makes the same model)."""
     require("tf2onnx", purpose="ONNX conversion", hint="pip install tf2onnx (it is in envs/tensorflow.yaml)")
     args = ["--saved-model", saved_model, "--output", output, "--opset", str(opset), "--signature_def",
             "serving_default"]
-    proc = subprocess.run([sys.executable, "-c", TF2ONNX_MAIN, *args], capture_output=True, text=True)
+    scripts = str(Path(__file__).resolve().parent)
+    proc = subprocess.run([sys.executable, "-c", TF2ONNX_MAIN, scripts, *args], capture_output=True, text=True)
     log = proc.stderr[-20000:]
     if proc.returncode != 0 and not os.environ.get("TRTVERIFY_VERBOSE"):
         log = log.split("Traceback (most recent call last):", 1)[0]  # its last line ends the error message below
@@ -85,7 +88,7 @@ def convert(saved_model: str, output: str, opset: int) -> str:
     message = unsupported_ops(proc.stderr, opset)
     if message:
         raise UserError(message)
-    return " ".join(["-m", "tf2onnx.convert", *args])
+    return " ".join(["-m", "tf2onnx.convert", *args]), aids_used(proc.stderr)
 
 
 def run_batched(runner: Any, x: NpyReader, batch_size: int, stop: int | None = None) -> np.ndarray:
@@ -152,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = load_npy(args.labels, what="test labels")
     start = time.perf_counter()
     with atomic_path(args.output) as tmp_onnx:
-        command = convert(args.saved_model, str(tmp_onnx), args.opset)
+        command, aids = convert(args.saved_model, str(tmp_onnx), args.opset)
         seconds = time.perf_counter() - start
         try:
             onnx.checker.check_model(str(tmp_onnx), full_check=True)
@@ -166,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pair = result.pairs["savedmodel vs onnxruntime"]
         m = pair.metrics
         report = {
-            "opset": args.opset, "tf2onnx_command": command, "convert_seconds": round(seconds, 3),
+            "opset": args.opset, "tf2onnx_command": command, "conversion_aids": aids,
+            "convert_seconds": round(seconds, 3),
             "onnx_checker": "passed", "input": onnx_input, "samples": int(len(x)),
             "max_abs_diff": m["max_abs_diff"], "mean_abs_diff": m["mean_abs_diff"],
             "top1_agreement": m["top1_agreement"], "output": profile.to_dict(), "noise_floor": floor,

@@ -178,14 +178,18 @@ def train(dataset: dict, num_test_samples: str):  # type: ignore[no-untyped-def,
     return run
 
 
-def convert_gelu(tmp: Path, tf_models: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+def convert_model(tmp: Path, saved_model: Path) -> subprocess.CompletedProcess[str]:
     data = good_data(tmp / "in")
-    return run_script("convert_onnx.py", "--saved-model", tf_models["gelu"], "--samples", data["samples"],
+    return run_script("convert_onnx.py", "--saved-model", saved_model, "--samples", data["samples"],
                       "--labels", data["labels"], "--opset", "17", "--output", tmp / "out" / "m.onnx",
                       "--check", tmp / "out" / "c.json", check=False)
 
 
-convert_gelu.needs_tf = True  # type: ignore[attr-defined]
+def convert_erfinv(tmp: Path, tf_models: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+    return convert_model(tmp, tf_models["erfinv"])
+
+
+convert_erfinv.needs_tf = True  # type: ignore[attr-defined]
 
 FAKE_OK = "save(np.full((len(x), 10), 0.1, np.float32))"
 
@@ -212,7 +216,7 @@ STEP_CASES: dict[str, Callable] = {  # type: ignore[type-arg]
     "import-integer-samples": import_case(np.zeros((N, 8, 8, 1), np.int64)),
     "import-integer-input": import_case(None, model="int_input"),
     "import-two-inputs": import_case(None, model="two_inputs"),
-    "convert-unsupported-op": convert_gelu,
+    "convert-unsupported-op": convert_erfinv,
     "train-too-many-samples": train({"source": "digits", "test_fraction": 0.25}, "5000"),
     "train-cifar-archive-missing": train({"source": "cifar10", "archive": "/nonexistent/cifar-10-python.tar.gz"},
                                          "all"),
@@ -274,7 +278,26 @@ def import_fortran(tmp: Path, tf_models: dict[str, Path]) -> None:
 
 
 import_fortran.needs_tf = True  # type: ignore[attr-defined]
-ACCEPTED_CASES = {"interrupted-run": interrupted_run, "import-fortran-samples": import_fortran}
+
+
+def convert_grouped_gelu(tmp: Path, tf_models: dict[str, Path]) -> None:
+    """Keras 3's grouped convolution (an XLA-compiled function call) and exact GELU (Erfc): tf2onnx's own command
+    line leaves both unconverted; with trtverify.tf2onnx_aids the model converts, passes its check, and says so."""
+    plain = subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(tf_models["grouped_gelu"]),
+                            "--output", str(tmp / "plain.onnx"), "--opset", "17"], capture_output=True, text=True)
+    assert "Unsupported ops: Counter({" in plain.stderr and "StatefulPartitionedCall" in plain.stderr, plain.stderr
+    assert "Erfc" in plain.stderr, plain.stderr[-3000:]
+    proc = convert_model(tmp, tf_models["grouped_gelu"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check = json.loads((tmp / "out" / "c.json").read_text())
+    assert check["conversion_aids"] == ["inlined 1 XLA-compiled function(s) (Keras 3 grouped convolutions)",
+                                        "Erfc as 1 - Erf (exact GELU)"], check["conversion_aids"]
+    assert check["verdict"] in ("identical", "consistent"), check["reason"]
+
+
+convert_grouped_gelu.needs_tf = True  # type: ignore[attr-defined]
+ACCEPTED_CASES = {"interrupted-run": interrupted_run, "import-fortran-samples": import_fortran,
+                  "convert-grouped-conv-and-exact-gelu": convert_grouped_gelu}
 
 TF_MODELS = textwrap.dedent("""
     import os, sys
@@ -291,17 +314,21 @@ TF_MODELS = textwrap.dedent("""
     a, b = keras.Input((8, 8, 1), name="a"), keras.Input((8, 8, 1), name="b")
     export([a, b], keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(a + b)), "two_inputs")
     h = keras.layers.Dense(16)(keras.layers.Flatten()(x))
+    h = keras.layers.Activation(lambda t: keras.ops.erfinv(keras.ops.tanh(t)))(h)
+    export(x, keras.layers.Dense(10, activation="softmax")(h), "erfinv")
+    h = keras.layers.Conv2D(4, 3, groups=2)(keras.layers.Conv2D(4, 3)(x))
     h = keras.layers.Activation(lambda t: keras.ops.gelu(t, approximate=False))(h)
-    export(x, keras.layers.Dense(10, activation="softmax")(h), "gelu")
+    export(x, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(h)), "grouped_gelu")
 """)
 
 
 @pytest.fixture(scope="module")
 def tf_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny SavedModels, untrained: one that fits, one with token-id input, one with two inputs, one exact GELU."""
+    """Tiny SavedModels, untrained: one that fits, one with token-id input, one with two inputs, one with an op
+    tf2onnx lacks (Erfinv), one with a grouped convolution and exact GELU."""
     d = tmp_path_factory.mktemp("tf_models")
     subprocess.run([sys.executable, "-c", TF_MODELS, str(d)], check=True, capture_output=True)
-    return {name: d / name for name in ("good", "int_input", "two_inputs", "gelu")}
+    return {name: d / name for name in ("good", "int_input", "two_inputs", "erfinv", "grouped_gelu")}
 
 
 def test_every_row_has_a_case_and_every_case_a_row() -> None:

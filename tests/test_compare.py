@@ -15,7 +15,7 @@ from trtverify.errors import UserError
 
 TOP_KEYS = ["schema_version", "model", "reference", "num_samples", "num_classes", "settings", "backends", "pairs",
             "parity", "per_sample", "flipped_samples", "class_counts", "output", "noise_floor", "inconclusive",
-            "inputs", "generator"]
+            "conversion_aids", "inputs", "generator"]
 PAIR_KEYS = ["a", "b", "precision", "tolerance", "parity", "verdict", "reason", "metrics", "per_class_agreement",
              "top1_flips", "first_difference", "abs_diff_histogram", "softmax_tolerance"]
 METRIC_KEYS = ["elements", "finite_elements", "max_abs_diff", "mean_abs_diff", "median_abs_diff", "p99_abs_diff",

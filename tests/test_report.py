@@ -264,6 +264,9 @@ def test_regression_outputs_are_worded_as_such(tmp_path: Path) -> None:
     assert sections == ["Differences per pair (output units)", "Verdicts per pair"]
     assert "top-1 agree" not in tables.verdict_table(cmp, FMT)[0]
     assert "1 output value(s) (other: detected: one column)" in tables.model_intro(cmp)
+    assert "conversion aids" not in tables.model_intro(cmp)
+    aided = tables.model_intro({**cmp, "conversion_aids": ["Erfc as 1 - Erf (exact GELU) x 3"]})
+    assert "needed trtverify's conversion aids, which tf2onnx's own command line lacks (Erfc as 1 - Erf" in aided
     text = tables.model_report("reg", cmp, "text", ".3g")
     assert "top-1" not in text and "probabilit" not in text and "classes" not in text
     path = tmp_path / "reg.json"

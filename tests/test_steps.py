@@ -256,6 +256,7 @@ def test_convert_records_the_noise_floor_and_its_verdict(tiny_model: dict[str, P
     assert floor["output_kind"] == check["output"]["kind"] == "probabilities" and floor["scale"] == 1.0
     assert check["verdict"] in ("identical", "consistent", "drift", "inconclusive")
     assert check["tolerance"]["floor"] == floor["floor"] and check["tolerance"]["precision"] == "fp32"
+    assert check["conversion_aids"] == []  # tf2onnx alone converts it (test_bad_inputs has one that needs aids)
 
 
 def predict_both(saved_model: Path, onnx_model: Path, x: np.ndarray, out: Path, batch: int = 256) -> list[str]:

@@ -270,6 +270,10 @@ def model_intro(cmp: Mapping[str, Any]) -> str:
             + "; ".join(f"{name} = {label(name)}" for name in cmp["backends"]) + ".")
     if cmp.get("inconclusive"):
         text += f" INCONCLUSIVE: {cmp['inconclusive']}."
+    if cmp.get("conversion_aids"):
+        text += (" The ONNX model needed trtverify's conversion aids, which tf2onnx's own command line lacks ("
+                 + "; ".join(cmp["conversion_aids"]) + "): convert with the pipeline, or with them "
+                 "(scripts/trtverify/tf2onnx_aids.py), to deploy the model verified here.")
     return text
 
 
