@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` (the pipeline on the offline default) and `make test`.
-# Each creates the local environment (.venv) on first use; only python3 is needed.
+# Each creates the local environment (.venv) on first use; only python3 is needed (without a C compiler, the
+# environment gets zig's from PyPI: compare compiles its passes).
 
 PYTHON ?= python3
 VENV := .venv
@@ -16,11 +17,14 @@ BENCH_SAMPLES ?= 10000
 
 .PHONY: demo test test-fast lint venv system-deps clean bench-scale
 
-$(VENV)/.installed: $(REQS)
+$(VENV)/.installed: $(REQS) envs/requirements-compiler.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r envs/requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps -r envs/requirements-nodeps.txt
+	@# compare compiles its passes with cc; a machine without one gets zig's, from PyPI (no root needed)
+	command -v "$${CC%% *}" >/dev/null 2>&1 || command -v cc >/dev/null 2>&1 \
+	  || $(BIN)/python -m pip install -q -r envs/requirements-compiler.txt
 	$(BIN)/python tools/trt_stubs.py build/mypy-stubs
 	touch $@
 

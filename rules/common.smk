@@ -179,6 +179,7 @@ def code_of(program, *loaded):
     """The modules of scripts/ a step program runs (the program itself is the rule's `script` input): all it
     imports, transitively, sorted. Computed rather than listed, so that editing a module reruns exactly the steps
     that use it. ``loaded``: modules the program loads by name at run time (a backend), which no parser can see.
+    A module's C source beside it (kernels.c, which kernels.py compiles) is code of the step too.
     """
     scripts = REPO / "scripts"
     todo = [scripts / program] + [scripts / m for m in loaded]
@@ -188,6 +189,7 @@ def code_of(program, *loaded):
         if path not in seen:
             seen.add(path)
             todo += imported_modules(path)
+    seen |= {p.with_suffix(".c") for p in seen if p.with_suffix(".c").is_file()}
     return sorted(repo_path(p.relative_to(REPO)) for p in seen - {scripts / program})
 
 

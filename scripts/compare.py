@@ -23,11 +23,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 from typing import Any, Sequence, TextIO
 
-import numpy as np
+# No figure here calls BLAS, and OpenBLAS's thread pool, started when numpy is imported, spins on every core for a
+# while (6 % of this process's CPU on 2 cores, 2026-12-05): one thread, unless the user asked for others.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from trtverify import __version__, kernels
+import numpy as np  # noqa: E402  (after the line above, which it reads)
+
+from trtverify import __version__, kernels  # noqa: E402
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyFile, atomic_path, read_json
 from trtverify.metrics import RELATIVE_FLOOR, compare
@@ -185,9 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "noise_floor": args.noise_floor, "engine_info": engines, "output_kind": args.output_kind,
                               "tolerances": parse_json_option(args.tolerances, "--tolerances"),
                               "model_tolerances": parse_json_option(args.model_tolerances, "--model-tolerances")}
-            # numba compiles the passes that compute every figure: its version is part of how they were made
+            # the compiler of the passes that compute every figure is part of how they were made
             data["generator"] = {"program": "scripts/compare.py", "trtverify": __version__, "numpy": np.__version__,
-                                 "numba": kernels.numba.__version__}
+                                 "kernels": kernels.built_by()}
             fh.flush()
             with atomic_path(args.output) as tmp_json:
                 tmp_json.write_text(compact_json(data) + "\n")

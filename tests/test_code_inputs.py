@@ -1,5 +1,6 @@
-"""A rule's code inputs follow its program's imports: editing a module of scripts/ reruns exactly the steps whose
-programs use it, and no step program imports another (shared code lives in the trtverify package).
+"""A rule's code inputs follow its program's imports: editing a module of scripts/ (or the C source a module
+compiles) reruns exactly the steps whose programs use it, and no step program imports another (shared code lives in
+the trtverify package).
 
 The expected map is built here independently of rules/common.smk: by the standard library's modulefinder (which reads
 bytecode, not the ast) from what each job really runs, the `python PROGRAM` of its shell command and the backend it
@@ -42,6 +43,7 @@ def runs(script: Path, *loaded: str) -> set[Path]:
     for name in loaded:
         finder.import_hook(name)
     files = {Path(m.__file__).resolve() for m in finder.modules.values() if m.__file__}
+    files |= {f.with_suffix(".c") for f in files if f.with_suffix(".c").is_file()}  # compiled at run time (kernels)
     return {f for f in files if SCRIPTS in f.parents}
 
 
@@ -141,7 +143,7 @@ def test_editing_a_module_reruns_exactly_the_steps_that_run_it(
             "localize", "report", "gate", "compile_cpp"} <= set(used)
     rule_of = {job["output"]: job["rule"] for job in dag}
     wrong = {}
-    for module in sorted(SCRIPTS.rglob("*.py")):
+    for module in sorted([*SCRIPTS.rglob("*.py"), *SCRIPTS.rglob("*.c")]):
         copy = ws / module.relative_to(SCRIPTS.parent)
         text = copy.read_text()
         copy.write_text(text + "\n# edited\n")  # Snakemake ignores a newer file whose content is unchanged

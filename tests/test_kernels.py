@@ -1,11 +1,11 @@
 """compare's compiled passes (trtverify.kernels) against the definitions written in plain numpy, on the inputs
-that take their other paths: NaN, Inf, -0, equal rows, float64 differences that overflow, float16 widened."""
+that take their other paths: NaN, Inf, -0, equal rows, float64 differences that overflow, float16 widened; and how
+the library is built, cached and refused."""
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,11 +14,17 @@ import pytest
 
 from trtverify import kernels
 from trtverify.metrics import compare
-from trtverify.kernels import bits, native
+from trtverify.errors import UserError
+from trtverify.kernels import native
 from trtverify.pairstats import scan
 from trtverify.sketch import QuantileSketch
 
 RTOL, ATOL, FLOOR = 1e-3, 1e-5, 1e-6
+
+
+def bits(x: np.ndarray) -> np.ndarray:
+    """The values as integers of their width: equal integers are the same value with the same sign."""
+    return x.view(np.int64 if x.itemsize == 8 else np.int32)
 
 
 def awkward(dtype: type, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +66,7 @@ def test_pair_pass_is_the_numpy_definition(dtype: type) -> None:
     counts = kernels.counters(sketch.key_space)
     dot, na, nb = (np.empty(a.shape[0]) for _ in range(3))
     rows = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
-    f = kernels.pair_pass(a, b, bits(a), bits(b), rows, RTOL, ATOL, FLOOR, sketch.shift, counts, dot, na, nb)
+    f = kernels.pair_pass(a, b, rows, RTOL, ATOL, FLOOR, sketch.shift, counts, dot, na, nb)
     k = kernels
     assert (f[k.DIFFERING], f[k.FIRST_DIFFERENCE], f[k.OUTSIDE], f[k.FINITE], f[k.ZEROS]) == (
         want["differing"], want["first"], want["outside"], want["finite"], want["zeros"])
@@ -159,21 +165,94 @@ def test_batches_in_flight_stay_a_few(monkeypatch: pytest.MonkeyPatch) -> None:
     assert max(ahead) <= metrics.BATCHES_AHEAD + 1, max(ahead)
 
 
-def test_loading_the_passes_leaves_scipy_linalg_alone() -> None:
-    """numba's BLAS check would import scipy.linalg (a sixth of compare's run); the passes load without it, run,
-    and leave the process able to import it."""
-    code = """
-import sys
-import numpy as np
-from trtverify import kernels
-x = np.ones((3, 5), np.float32)
-finite = np.empty(3, np.bool_)
-top = np.empty((3, 2), np.int64)
-kernels.backend_pass(x, kernels.bits(x), 2, top, finite)
-print("scipy.linalg" in sys.modules)
-import scipy.linalg
-print(scipy.linalg.norm(np.ones(4)))
-"""
-    scripts = Path(kernels.__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], cwd=scripts, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "2.0"], out.stderr
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_profile_pass_is_the_numpy_definition(dtype: type) -> None:
+    """Per-class sums, arg-max counts (the first maximum) and the extremes over finite rows, with negative values,
+    -0 against +0, a tied maximum and a row with NaN (left out)."""
+    x = np.random.default_rng(5).normal(0, 3, (50, 21)).astype(dtype)
+    x[0] = -np.abs(x[0])                          # a row of negatives only: its maximum is negative
+    x[1, :3], x[1, 3:] = [-0.0, 0.0, -0.0], -1.0  # maximum 0, first held by a -0
+    x[2, 4] = x[2, 9] = x[2].max() + 1            # a tied maximum: the first class counts
+    x[3, 5] = np.nan
+    total, squares = np.zeros(21), np.zeros(21)
+    classes, extremes = np.zeros(21, dtype=np.int64), np.array([math.inf, -math.inf, 0.0])
+    kernels.profile_pass(x, total, squares, classes, extremes)
+    ok = np.isfinite(x).all(axis=1)
+    y = x[ok].astype(np.float64)
+    assert np.allclose(total, y.sum(axis=0), rtol=1e-12) and np.allclose(squares, (y * y).sum(axis=0), rtol=1e-12)
+    assert np.array_equal(classes, np.bincount(np.argmax(y, axis=1), minlength=21))
+    assert (extremes[0], extremes[1]) == (y.min(), y.max())
+    assert extremes[2] == pytest.approx(np.abs(y.sum(axis=1) - 1).max(), rel=1e-12)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """kernels with nothing loaded yet and one cache folder of its own."""
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setattr(kernels, "cache_dirs", lambda: [tmp_path / "cache"])
+    return tmp_path / "cache"
+
+
+def test_the_library_is_built_once_and_named_by_what_makes_it(fresh_cache: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    kernels.library()
+    built = fresh_cache / kernels.library_name()
+    assert built.is_file() and kernels.built_by() != "unknown"
+    stamp = built.stat().st_mtime_ns
+    monkeypatch.setattr(kernels, "_loaded", {})
+    kernels.library()                               # a new process: loads the cached one, builds nothing
+    assert built.stat().st_mtime_ns == stamp and [p.name for p in fresh_cache.glob("*.so")] == [built.name]
+    edited = fresh_cache.parent / "kernels.c"
+    edited.write_text(kernels.SOURCE.read_text() + "\n/* an edit */\n")
+    monkeypatch.setattr(kernels, "SOURCE", edited)
+    assert kernels.library_name() != built.name     # an edit of the source, or another compiler, builds anew
+    monkeypatch.setattr(kernels, "SOURCE", kernels.SOURCE)
+    monkeypatch.setenv("CC", "cc -O2")
+    assert kernels.library_name() != built.name
+
+
+def test_a_broken_cached_library_is_built_again(fresh_cache: Path) -> None:
+    fresh_cache.mkdir()
+    broken = fresh_cache / kernels.library_name()
+    broken.write_bytes(b"\x7fELF cut short")        # e.g. a copy interrupted on a shared file system
+    x = np.ones((2, 3), np.float32)
+    assert kernels.backend_pass(x, 2, np.zeros((2, 2), np.int64), np.empty(2, np.bool_)) == (0, 0, -1)
+    assert broken.stat().st_size > 1000
+
+
+def test_without_a_compiler_the_message_says_how_to_get_one(fresh_cache: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(UserError, match="no C compiler here .*apt install gcc.*set CC"):
+        kernels.library()
+    assert not list(fresh_cache.glob("*.so"))       # nothing half-written is left to load
+
+
+def test_a_failed_compile_shows_the_compiler_error(fresh_cache: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "kernels.c"
+    bad.write_text(kernels.SOURCE.read_text() + "\nthis is not C;\n")
+    monkeypatch.setattr(kernels, "SOURCE", bad)
+    with pytest.raises(UserError, match="compiling compare's passes failed .*error"):
+        kernels.library()
+    assert not [p for p in fresh_cache.iterdir() if p.suffix in (".so", ".tmp")]
+
+
+def test_an_unwritable_folder_falls_back_to_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setattr(kernels, "cache_dirs", lambda: [blocked / "cache", tmp_path / "user-cache"])
+    kernels.library()
+    assert (tmp_path / "user-cache" / kernels.library_name()).is_file()
+
+
+def test_the_compiler_is_cc_then_zig_where_there_is_no_cc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "gcc -m64")
+    assert kernels.compiler() == ["gcc", "-m64"]
+    monkeypatch.delenv("CC")
+    monkeypatch.setattr(kernels.shutil, "which", lambda name: None)
+    monkeypatch.setattr(kernels.importlib.util, "find_spec", lambda name: object() if name == "ziglang" else None)
+    assert kernels.compiler() == [sys.executable, "-m", "ziglang", "cc"]
+    monkeypatch.setattr(kernels.importlib.util, "find_spec", lambda name: None)
+    assert kernels.compiler() == ["cc"]             # neither: cc, whose absence build() turns into the remedy

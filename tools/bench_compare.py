@@ -11,9 +11,9 @@ compare.py on them in a child process, as the compare rule does, and prints its 
 just written or read, so they come from the page cache: this measures the comparison, not the disk. The same
 is run on 1,000 samples first: that run is nearly all fixed cost (interpreter, imports, loading the compiled
 passes, writing the outputs), and the marginal rate, the extra bytes over the extra seconds, is the streaming
-pass's own. An untimed run of the small case comes first: after a clone or an edit of kernels.py, numba compiles
-the passes on first use (seconds), and that would otherwise be charged to the small run and make the marginal rate
-meaningless.
+pass's own. An untimed run of the small case comes first: after a clone or an edit of kernels.c, kernels.py
+compiles the passes on first use (a second; several with zig), which would otherwise be charged to the small run
+and make the marginal rate meaningless.
 --profile runs the child under cProfile and writes its statistics there (`python -m pstats OUT.prof`).
 """
 
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="compare.py --threads (the rule gives it up to 4)")
     p.add_argument("--profile", type=Path, help="run compare.py under cProfile, statistics to this file")
     args = p.parse_args(argv)
-    run(args, SMALL)        # untimed: fills numba's cache of the compiled passes
+    run(args, SMALL)        # untimed: builds the compiled passes if they are not cached
     runs = {}
     for n in (SMALL, args.samples) if args.samples > SMALL else (args.samples,):
         runs[n] = run(args, n)

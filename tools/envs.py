@@ -109,11 +109,21 @@ def definition(lock: dict[str, Any], stack: str) -> str:
         "    export PIP_NO_CACHE_DIR=1 PIP_BREAK_SYSTEM_PACKAGES=1",
         "    # The rules call `python`; some images only have python3.",
         '    command -v python >/dev/null || ln -s "$(command -v python3)" /usr/local/bin/python',
+        *apt_install(spec.get("apt", [])),
         f"    python3 -m pip install {packages}",
         "",
         "%test",
+        *([] if not spec.get("apt") else ["command -v cc >/dev/null || { echo 'no cc in the image' >&2; exit 1; }"]),
         image_test(lock, stack),
     ]) + "\n"
+
+
+def apt_install(packages: list[str]) -> list[str]:
+    """%post lines installing Debian packages (none: no lines), without their recommends or the package lists."""
+    if not packages:
+        return []
+    return ["    apt-get update -qq && apt-get install -y -qq --no-install-recommends " + " ".join(packages)
+            + " && rm -rf /var/lib/apt/lists/*"]
 
 
 def rendered(lock: dict[str, Any]) -> dict[str, str]:

@@ -1,56 +1,172 @@
-"""Compare's passes over every element, compiled (numba): one loop per backend and one per pair and batch.
+"""Compare's passes over every element (kernels.c), compiled on first use and called through ctypes.
 
 In numpy each statistic was its own pass over a float64 copy (about 25 per pair, half of them the quantile
 sketch's), which held compare near 0.1 GB/s; one compiled loop reads each element once and keeps every sum in a
 register. The definitions are metrics.py's; tests/test_kernels.py checks each figure against plain numpy.
 
-The passes (and one more over the reference, for its output profile) take a batch's rows as ``native`` gives
-them (float32 or float64; float16 widened to float32), widen each element to float64, which is exact, and release
-the GIL, so backends and pairs can run on several threads. Compiled code is cached next to
-this file (numba's ``cache=True``), so only the first run after an install or an edit compiles.
+The passes take a batch's rows as ``native`` gives them (float32 or float64; float16 widened to float32), widen
+each element to float64, which is exact, and run without the GIL (ctypes releases it), so backends and pairs can
+run on several threads.
+
+The library is built by ``compiler()`` ($CC, else cc) the first time a pass is called after a clone or an edit of
+kernels.c, and cached under a name that is a digest of the source, the compiler, the flags and the machine: next to
+this file (``__pycache__``) where that is writable, else in the user's cache folder. Loading it costs milliseconds;
+numba, which compiled these passes before, cost ~0.5 s of every run to import and load its cache, five times the
+whole of a plain numpy loop over the same predictions (docs/benchmarks.md, "At scale").
 """
 
 from __future__ import annotations
 
-import importlib
+import ctypes
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import require
+from .errors import UserError
 
-# Every environment the rules use has numba (envs/lock.yaml); a hand-made one without it gets the remedy, not a
-# bare ModuleNotFoundError.
-numba = require("numba", purpose="compare's compiled passes (trtverify.kernels)",
-                hint="pip install numba (envs/requirements-local.txt and envs/tensorflow.yaml pin its version)")
-njit = numba.njit
+SOURCE = Path(__file__).with_name("kernels.c")
+# Reassociation lets the sums over a row run in SIMD lanes; nothing else of fast math: NaN and Inf keep their
+# meaning, and no multiply-add is fused, so a bound stays a bound.
+FLAGS = ("-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
+         "-fno-signed-zeros", "-ffp-contract=off")
 
-
-def _load_lowerings_without_blas() -> None:
-    """Import numba's array lowerings with scipy.linalg marked absent, then unmark it.
-
-    numba.np.arraymath, which every first call of a compiled pass loads (from the cache too), checks at import
-    whether np.dot can compile by importing scipy.linalg: 0.17 s of a 0.7 s compare (SciPy's array API layer,
-    numpy.f2py). No pass here calls BLAS. A None in sys.modules makes that import fail, which numba takes as "no
-    BLAS" for this process; the mark is removed at once, so anything else may import scipy.linalg as usual. When
-    either module is already loaded there is nothing to save, and nothing is touched.
-    """
-    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
-        return
-    sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
-    try:
-        importlib.import_module("numba.np.arraymath")
-    finally:
-        if sys.modules.get("scipy.linalg", 0) is None:
-            del sys.modules["scipy.linalg"]
-
-
-_load_lowerings_without_blas()
-
-# A pair's scalar figures, in the order pair_pass returns them (index names for the caller).
+# A pair's scalar figures, in the order pair_pass returns them (kernels.c's enum; checked when the library loads).
 DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL = range(10)
 FIGURES = MAX_REL + 1
+COPIES = 4      # copies of a pair's sketch counters (kernels.c's COPIES)
+
+_P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
+_SIGNATURES = {
+    "backend_pass": (_I, [_P, _I, _I, _I, _P, _P, _P]),
+    "pair_pass": (_I, [_P, _P, _I, _I, _P, _D, _D, _D, _I, _P, _P, _P, _P, _P]),
+    "profile_pass": (None, [_P, _I, _I, _P, _P, _P, _P]),
+}
+_lock = threading.Lock()
+_loaded: dict[str, Any] = {}
+
+
+def compiler() -> list[str]:
+    """The C compiler's command: $CC (split as a shell would); else cc; else, where there is no cc, zig's C
+    compiler from the ziglang wheel when it is installed (`make` installs it on such machines: envs/lock.yaml)."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    if shutil.which("cc") is None and importlib.util.find_spec("ziglang") is not None:
+        return [sys.executable, "-m", "ziglang", "cc"]
+    return ["cc"]
+
+
+def library_name() -> str:
+    """The cached library's file name: a digest of everything that makes it, so an edit builds a new one."""
+    h = hashlib.sha256(SOURCE.read_bytes())
+    h.update("\0".join([*compiler(), *FLAGS, platform.machine(), sys.platform]).encode())
+    return f"kernels-{h.hexdigest()[:16]}.so"
+
+
+def cache_dirs() -> list[Path]:
+    """Where the library may be cached, in order: next to this file, then the user's cache folder."""
+    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return [Path(__file__).parent / "__pycache__", Path(home) / "trtverify"]
+
+
+def build(dest: Path) -> None:
+    """Compile kernels.c into ``dest`` (written under another name, then renamed: a process that loads it at the
+    same time sees the whole library or none), with the compiler's identity beside it (``.json``)."""
+    cc = compiler()
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    # zig keeps its own caches under the user's home unless told otherwise: beside the library instead
+    zig = str(dest.parent / "zig")
+    env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": zig, "ZIG_LOCAL_CACHE_DIR": zig}
+    try:
+        done = subprocess.run([*cc, *FLAGS, str(SOURCE), "-o", str(tmp)], capture_output=True, text=True, env=env)
+        version = subprocess.run([*cc, "--version"], capture_output=True, text=True, env=env).stdout.partition("\n")[0]
+    except FileNotFoundError:
+        raise UserError(
+            f"compare's passes ({SOURCE}) are compiled on first use, and there is no C compiler here "
+            f"('{cc[0]}' was not found). Install one (Debian/Ubuntu: apt install gcc; conda: conda install -c "
+            "conda-forge c-compiler; or pip install -r envs/requirements-compiler.txt, which needs no root), or set "
+            "CC to one") from None
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"compiling compare's passes failed ({' '.join(cc)} {SOURCE}, exit {done.returncode}): "
+                        f"{done.stderr.strip()[-2000:]}. Set CC to a C11 compiler (gcc or clang)")
+    dest.with_suffix(".json").write_text(json.dumps({"compiler": version, "command": [*cc, *FLAGS]}) + "\n")
+    os.replace(tmp, dest)
+
+
+def _open(path: Path) -> ctypes.CDLL:
+    """Load a built library and declare its functions; OSError when it is not a whole library of this source."""
+    try:
+        lib = ctypes.CDLL(str(path))
+        lib.layout.restype, lib.layout.argtypes = _I, [_I]
+        if (lib.layout(0), lib.layout(1)) != (FIGURES, COPIES):
+            raise OSError("its figures or counters are not those of kernels.py")
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            for suffix in ("f32", "f64"):
+                fn = getattr(lib, f"{name}_{suffix}")
+                fn.restype, fn.argtypes = restype, argtypes
+        lib.count_outside.restype, lib.count_outside.argtypes = _I, [_P, _P, _I, _D, _D]
+    except AttributeError as exc:   # a function missing
+        raise OSError(str(exc)) from None
+    return lib
+
+
+def library() -> ctypes.CDLL:
+    """The compiled passes: the cached library, built first where there is none (or it does not load)."""
+    lib = _loaded.get("lib")
+    if lib is not None:
+        return lib
+    with _lock:
+        if "lib" not in _loaded:
+            _loaded["lib"] = _find_or_build()
+        return _loaded["lib"]
+
+
+def _find_or_build() -> ctypes.CDLL:
+    name, tried = library_name(), []
+    for folder in cache_dirs():
+        path = folder / name
+        if path.exists():
+            try:
+                return _open(path)
+            except OSError as exc:      # truncated or foreign: built again below
+                tried.append(f"{path}: {exc}")
+    for folder in cache_dirs():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not os.access(folder, os.W_OK):
+                raise PermissionError("not writable")
+            build(folder / name)
+        except OSError as exc:          # not writable: the next folder
+            tried.append(f"{folder}: {exc}")
+            continue
+        try:
+            return _open(folder / name)
+        except OSError as exc:
+            raise UserError(f"the compare passes that {' '.join(compiler())} built do not load ({exc}); set CC to "
+                            "another C compiler (gcc, or clang)") from None
+    raise UserError(f"nowhere to keep compare's compiled passes: {'; '.join(tried)}. Make one of these folders "
+                    "writable, or set XDG_CACHE_HOME to a folder that is")
+
+
+def built_by() -> str:
+    """The compiler that built the loaded library (its --version line), for the record of how figures were made."""
+    library()
+    for folder in cache_dirs():
+        meta = folder / library_name().replace(".so", ".json")
+        if meta.exists():
+            return str(json.loads(meta.read_text()).get("compiler", "unknown"))
+    return "unknown"
 
 
 def native(x: Any) -> np.ndarray:
@@ -59,290 +175,82 @@ def native(x: Any) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64 if x.dtype.itemsize > 4 else np.float32)
 
 
-def bits(x: np.ndarray) -> np.ndarray:
-    """The array's values as integers of their width: equal integers are the same value with the same sign."""
-    return x.view(np.int64 if x.itemsize == 8 else np.int32)
+def _ptr(a: np.ndarray, dtype: Any) -> int:
+    """The address of an array the passes read or write: of ``dtype``, C-contiguous, native byte order."""
+    if a.dtype != dtype or not a.flags.c_contiguous:
+        raise TypeError(f"kernels: want a C-contiguous {np.dtype(dtype)} array, got {a.dtype} "
+                        f"(contiguous: {a.flags.c_contiguous})")
+    return a.ctypes.data
 
 
-# Sums may be reassociated, so that LLVM runs the loops over a row in SIMD lanes; nothing else of fast math (NaN
-# and Inf keep their meaning, no fused multiply-add moves a bound).
-LANES = {"reassoc", "nsz"}
-BLOCK = 16      # classes per block of a top-k search (_top_k); _max16 is written for 16
-COPIES = 4      # copies of a pair's sketch counters (_count); a power of two
-# The exponent bits of float32 and float64: all ones is NaN or Inf. The float64 one is also +inf's bits.
-EXPONENT_32, EXPONENT_64 = 0x7F800000, 0x7FF0000000000000
+def _typed(x: np.ndarray, name: str) -> Any:
+    if x.dtype == np.float32:
+        return getattr(library(), f"{name}_f32")
+    if x.dtype == np.float64:
+        return getattr(library(), f"{name}_f64")
+    raise TypeError(f"kernels: {name} takes float32 or float64 rows (see native), not {x.dtype}")
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _finite(bits: np.ndarray, exponent: int) -> bool:
-    """Whether every value of a row is finite, from its bits: NaN and Inf are the values whose exponent bits are
-    all ones. An integer loop over indices (numba's array iterator kept LLVM from vectorising it: 6x slower), so it
-    runs in SIMD lanes."""
-    bad = 0
-    for j in range(bits.size):
-        bad += (bits[j] & exponent) == exponent
-    return bad == 0
+def _ok(status: int, name: str) -> None:
+    if status != 0:
+        raise MemoryError(f"kernels: {name} could not allocate its row buffers")
 
 
-# Only ever called on a row known to be finite, where NaN and Inf cannot occur: full fast math is exact there.
-@njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
-def _max16(b: np.ndarray, start: int) -> float:
-    """The maximum of b[start:start + 16] as a tree of pairwise maxima, in b's own type (the maximum is one of the
-    values, so widening it afterwards is exact). A loop is one chain of 15 comparisons, each waiting on the one
-    before: three times slower."""
-    m0, m1 = max(b[start], b[start + 1]), max(b[start + 2], b[start + 3])
-    m2, m3 = max(b[start + 4], b[start + 5]), max(b[start + 6], b[start + 7])
-    m4, m5 = max(b[start + 8], b[start + 9]), max(b[start + 10], b[start + 11])
-    m6, m7 = max(b[start + 12], b[start + 13]), max(b[start + 14], b[start + 15])
-    return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
-
-
-@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
-def _block_maxima(row: np.ndarray, maxima: np.ndarray) -> None:
-    """The maximum of each block of BLOCK (16) classes; the last block may be shorter."""
-    full = row.size // BLOCK
-    for i in range(full):
-        maxima[i] = _max16(row, i * BLOCK)
-    if full < maxima.size:
-        high = row[full * BLOCK]
-        for j in range(full * BLOCK + 1, row.size):
-            high = max(high, row[j])
-        maxima[full] = high
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _insert(v: float, j: int, k: int, filled: int, best: np.ndarray, top: np.ndarray) -> int:
-    """Put class j of value v among the ``filled`` best so far (at most k kept, best first); a strict > keeps an
-    earlier class ahead of an equal one, as a stable sort of -row does (-0 == +0). Returns the new count."""
-    if filled == k and not v > best[k - 1]:
-        return filled
-    p = filled if filled < k else k - 1
-    while p > 0 and v > best[p - 1]:
-        if p < k:
-            best[p], top[p] = best[p - 1], top[p - 1]
-        p -= 1
-    best[p], top[p] = v, j
-    return filled + 1 if filled < k else k
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _top_k(row: np.ndarray, k: int, maxima: np.ndarray, best: np.ndarray, top: np.ndarray) -> None:
-    """The k highest classes of a finite row, in the order of a stable argsort of -row. Each of the k best
-    values is at least the k-th highest block maximum T (k blocks hold a value >= T), so only the blocks whose
-    maximum reaches T are searched, in class order."""
-    _block_maxima(row, maxima)
-    filled = 0
-    for i in range(maxima.size):
-        filled = _insert(maxima[i], i, k, filled, best, top)
-    threshold = best[filled - 1]
-    filled = 0
-    for i in range(maxima.size):
-        if maxima[i] >= threshold:
-            for j in range(i * BLOCK, min((i + 1) * BLOCK, row.size)):
-                filled = _insert(np.float64(row[j]), j, k, filled, best, top)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def backend_pass(x: np.ndarray, bits: np.ndarray, k: int, top: np.ndarray, finite_rows: np.ndarray
-                 ) -> tuple[int, int, int]:
-    """Per row: whether every value is finite, and the k highest classes of a finite row (``_top_k``); rows with
-    NaN or Inf are left to the caller. ``bits``: x viewed as integers of its width. Returns the batch's NaN count,
-    Inf count and the flat index of its first non-finite element (-1: none)."""
+def backend_pass(x: np.ndarray, k: int, top: np.ndarray, finite_rows: np.ndarray) -> tuple[int, int, int]:
+    """Per row: whether every value is finite (``finite_rows``), and the k highest classes of a finite row
+    (``top``, n x k, in the order of a stable argsort of -row); rows with NaN or Inf are left to the caller.
+    Returns the batch's NaN count, Inf count and the flat index of its first non-finite element (-1: none)."""
     n, c = x.shape
-    nan = inf = 0
-    first = -1
-    best, maxima = np.empty(k, dtype=np.float64), np.empty((c + BLOCK - 1) // BLOCK, dtype=np.float64)
-    exponent = EXPONENT_32 if x.itemsize == 4 else EXPONENT_64
-    for r in range(n):
-        finite_rows[r] = _finite(bits[r], exponent)
-        if finite_rows[r]:
-            _top_k(x[r], k, maxima, best, top[r])
-            continue
-        for j in range(c):
-            v = x[r, j]
-            if not np.isfinite(v):
-                nan += 1 if np.isnan(v) else 0
-                inf += 0 if np.isnan(v) else 1
-                first = r * c + j if first < 0 else first
-    return nan, inf, first
+    counts = np.empty(3, dtype=np.int64)
+    fn = _typed(x, "backend_pass")
+    _ok(fn(_ptr(x, x.dtype), n, c, k, _ptr(top, np.int64), _ptr(finite_rows, np.bool_), counts.ctypes.data),
+        "backend_pass")
+    return int(counts[0]), int(counts[1]), int(counts[2])
 
 
-@njit(cache=True, nogil=True, fastmath=LANES, error_model="numpy")
-def _finite_row(a: np.ndarray, b: np.ndarray, a_bits: np.ndarray, b_bits: np.ndarray, rtol: float, atol: float,
-                relative_floor: float, d_row: np.ndarray, rel_row: np.ndarray, sums: np.ndarray) -> int:
-    """Two finite rows: ``|a - b|`` and the relative difference of each element into the row buffers, the row's
-    sums into ``sums`` (a.b, |a|^2, |b|^2, sum |a - b|, sum rel), and the count of elements outside the bound
-    (returned) and of differing bits (``sums[5]``). Branch-free, so the loop runs in SIMD lanes."""
-    s_dot = s_a = s_b = s_abs = s_rel = 0.0
-    outside = differing = 0
-    for j in range(a.size):
-        x, y = np.float64(a[j]), np.float64(b[j])    # float() keeps a float32 a float32 in numba
-        d, m = abs(x - y), abs(x)
-        rel = d / max(m, relative_floor)
-        d_row[j], rel_row[j] = d, rel
-        s_dot += x * y
-        s_a += x * x
-        s_b += y * y
-        s_abs += d
-        s_rel += rel
-        outside += d > rtol * m + atol
-        differing += a_bits[j] != b_bits[j]
-    sums[0], sums[1], sums[2], sums[3], sums[4], sums[5] = s_dot, s_a, s_b, s_abs, s_rel, differing
-    return outside
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def pair_pass(a: np.ndarray, b: np.ndarray, a_bits: np.ndarray, b_bits: np.ndarray, rows_finite: np.ndarray,
-              rtol: float, atol: float, relative_floor: float, shift: int, counts: np.ndarray,
-              dot: np.ndarray, norm_a: np.ndarray, norm_b: np.ndarray) -> np.ndarray:
-    """One pair over one batch; ``a`` is the reference. ``*_bits``: the same arrays viewed as integers of their
-    width (equal bits: the same value and sign; two NaN count as equal); ``rows_finite``: both rows are finite.
-
-    Per element ``d = |a - b|`` in float64: counted in bucket ``bits(d) >> shift`` of ``counts`` (the
+def pair_pass(a: np.ndarray, b: np.ndarray, rows_finite: np.ndarray, rtol: float, atol: float,
+              relative_floor: float, shift: int, counts: np.ndarray, dot: np.ndarray, norm_a: np.ndarray,
+              norm_b: np.ndarray) -> np.ndarray:
+    """One pair over one batch (a and b of one shape and dtype); ``a`` is the reference; ``rows_finite``: both rows
+    are finite. Per element ``d = |a - b|`` in float64: counted in bucket ``bits(d) >> shift`` of ``counts`` (the
     sketch's buckets, made by ``counters``; exact zeros apart) and in the sums, and outside when
-    ``d > atol + rtol * |a|``; an element where ``d`` or ``|a|`` is not finite is outside unless equal and in no
-    other figure. Per row: ``a.b``, ``|a|^2`` and ``|b|^2`` (meaningful for finite rows). Returns the scalar
-    figures indexed by the module's constants."""
+    ``d > atol + rtol * |a|``; an element where ``d`` or ``|a|`` is not finite is outside unless equal (the same
+    bits, or NaN on both sides) and in no other figure. Per row into dot, norm_a, norm_b: ``a.b``, ``|a|^2`` and
+    ``|b|^2`` (meaningful for finite rows). Returns the scalar figures indexed by the module's constants."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise TypeError(f"kernels: pair_pass takes two arrays of one shape and dtype, not {a.shape} {a.dtype} "
+                        f"and {b.shape} {b.dtype}")
     n, c = a.shape
-    out = np.zeros(FIGURES)
-    out[FIRST_DIFFERENCE], out[MIN_ABS] = -1.0, np.inf
-    d_row, rel_row, sums = np.empty(c), np.empty(c), np.empty(6)
-    d_bits, rel_bits = d_row.view(np.int64), rel_row.view(np.int64)
-    for r in range(n):
-        fast = rows_finite[r]
-        if fast:
-            outside = _finite_row(a[r], b[r], a_bits[r], b_bits[r], rtol, atol, relative_floor, d_row, rel_row,
-                                  sums)
-            fast = np.isfinite(sums[3])      # float64 inputs near 1e308: a - b overflowed, take the checked path
-        if fast:
-            dot[r], norm_a[r], norm_b[r] = sums[0], sums[1], sums[2]
-            out[DIFFERING] += sums[5]
-            out[OUTSIDE] += outside
-            out[FINITE] += c
-            out[SUM_ABS] += sums[3]
-            out[SUM_REL] += sums[4]
-            first_at = 0 if sums[5] > 0 and out[FIRST_DIFFERENCE] < 0 else c
-        else:
-            first_at = _checked_row(a[r], b[r], a_bits[r], b_bits[r], rtol, atol, relative_floor, d_row, rel_row,
-                                    sums, out)
-            dot[r], norm_a[r], norm_b[r] = sums[0], sums[1], sums[2]
-        for j in range(first_at, c):       # the batch's first differing element, looked for once
-            if a_bits[r, j] != b_bits[r, j] and not (np.isnan(a[r, j]) and np.isnan(b[r, j])):
-                out[FIRST_DIFFERENCE] = r * c + j
-                break
-        _count(d_bits, rel_bits, shift, counts, out)
+    out = np.empty(FIGURES)
+    fn = _typed(a, "pair_pass")
+    _ok(fn(_ptr(a, a.dtype), _ptr(b, a.dtype), n, c, _ptr(rows_finite, np.bool_), rtol, atol, relative_floor,
+           shift, _ptr(counts, np.int64), _ptr(dot, np.float64), _ptr(norm_a, np.float64),
+           _ptr(norm_b, np.float64), out.ctypes.data), "pair_pass")
     return out
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _checked_row(a: np.ndarray, b: np.ndarray, a_bits: np.ndarray, b_bits: np.ndarray, rtol: float, atol: float,
-                 relative_floor: float, d_row: np.ndarray, rel_row: np.ndarray, sums: np.ndarray,
-                 out: np.ndarray) -> int:
-    """A row with NaN, Inf or an overflowing difference, element by element: what is not finite is outside unless
-    equal, and is left out of the figures and the sketch (-1 in the row buffers); a.b, |a|^2 and |b|^2 into
-    ``sums`` as they come. Returns where to look for the first difference (0, or past the row when one is
-    already known)."""
-    sums[:3] = 0.0
-    for j in range(a.size):
-        x, y = np.float64(a[j]), np.float64(b[j])
-        sums[0] += x * y
-        sums[1] += x * x
-        sums[2] += y * y
-        equal = a_bits[j] == b_bits[j] or (np.isnan(x) and np.isnan(y))
-        out[DIFFERING] += 0 if equal else 1
-        d, m = abs(x - y), abs(x)
-        d_row[j] = rel_row[j] = -1.0
-        if not (np.isfinite(d) and np.isfinite(m)):
-            out[OUTSIDE] += 0 if equal else 1
-            continue
-        rel = d / max(m, relative_floor)
-        d_row[j], rel_row[j] = d, rel
-        out[FINITE] += 1
-        out[SUM_ABS] += d
-        out[SUM_REL] += rel
-        out[OUTSIDE] += d > rtol * m + atol
-    return 0 if out[FIRST_DIFFERENCE] < 0 else a.size
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _count(d_bits: np.ndarray, rel_bits: np.ndarray, shift: int, counts: np.ndarray, out: np.ndarray) -> None:
-    """A row's differences into the sketch's counters, and the extremes. Non-negative float64s order as their
-    bits do, so max and min are integer reductions; -1.0 (an element left out) has the sign bit set, so it is
-    negative as an integer and in neither. The extremes and the exact zeros are a first loop with no store, which
-    runs in SIMD lanes; the second counts each positive difference in its bucket, element j in copy j % COPIES of
-    the counters, so that neighbours in one bucket do not wait on each other's increment."""
-    high = rel_high = zeros = 0
-    low = np.int64(EXPONENT_64)                 # +inf's bits: above every finite difference
-    for j in range(d_bits.size):
-        key = d_bits[j]
-        high = max(high, key)
-        low = min(low, key if key >= 0 else EXPONENT_64)
-        rel_high = max(rel_high, rel_bits[j])
-        zeros += key == 0
-    for j in range(d_bits.size):
-        key = d_bits[j]
-        if key > 0:                               # exact zeros are counted apart, not in a bucket
-            counts[j & (COPIES - 1), key >> shift] += 1
-    out[ZEROS] += zeros
-    bits = np.array([high, low, rel_high]).view(np.float64)
-    out[MAX_ABS] = max(out[MAX_ABS], bits[0])
-    if low != EXPONENT_64:
-        out[MIN_ABS] = min(out[MIN_ABS], bits[1])
-    out[MAX_REL] = max(out[MAX_REL], bits[2])
-
-
 def counters(key_space: int) -> np.ndarray:
-    """Zeroed counters for pair_pass: COPIES rows of the sketch's keys (``merged`` adds them up)."""
-    return np.zeros((COPIES, key_space), dtype=np.int64)
+    """Zeroed counters for pair_pass: COPIES side by side for each of the sketch's keys (``merged`` adds them)."""
+    return np.zeros((key_space, COPIES), dtype=np.int64)
 
 
 def merged(counts: np.ndarray) -> np.ndarray:
     """pair_pass's counters as one per key."""
-    return counts.sum(axis=0)
+    return counts.sum(axis=1)
 
 
-# Only ever called on a row known to be finite (as _block_maxima): full fast math is exact there but for the order
-# of the sums.
-@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
-def _row_profile(row: np.ndarray, total: np.ndarray, squares: np.ndarray) -> tuple[float, float, float]:
-    row_sum, low, high = 0.0, np.inf, -np.inf
-    for j in range(row.size):
-        v = np.float64(row[j])
-        total[j] += v
-        squares[j] += v * v
-        row_sum += v
-        low = v if v < low else low
-        high = v if v > high else high
-    return row_sum, low, high
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def profile_pass(x: np.ndarray, bits: np.ndarray, total: np.ndarray, squares: np.ndarray, classes: np.ndarray,
+def profile_pass(x: np.ndarray, total: np.ndarray, squares: np.ndarray, classes: np.ndarray,
                  extremes: np.ndarray) -> None:
     """outputs.profile_reference's sums over the finite rows of a batch: per class the sum and the sum of squares,
     the count of rows whose arg-max it is (the first maximum), and ``extremes`` = (lowest value, highest value,
     largest |row sum - 1|), each updated in place."""
-    exponent = EXPONENT_32 if x.itemsize == 4 else EXPONENT_64
-    for r in range(x.shape[0]):
-        if not _finite(bits[r], exponent):
-            continue
-        row_sum, low, high = _row_profile(x[r], total, squares)
-        for j in range(x.shape[1]):          # the first class that holds the maximum
-            if x[r, j] == high:
-                classes[j] += 1
-                break
-        extremes[0] = min(extremes[0], low)
-        extremes[1] = max(extremes[1], high)
-        extremes[2] = max(extremes[2], abs(row_sum - 1.0))
+    n, c = x.shape
+    _typed(x, "profile_pass")(_ptr(x, x.dtype), n, c, _ptr(total, np.float64), _ptr(squares, np.float64),
+                              _ptr(classes, np.int64), _ptr(extremes, np.float64))
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def count_outside(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> int:
     """Elements with ``|a - b| > atol + rtol * |a|`` (float64 arrays of one shape, finite)."""
-    n, c = a.shape
-    outside = 0
-    for r in range(n):
-        for j in range(c):
-            if abs(a[r, j] - b[r, j]) > rtol * abs(a[r, j]) + atol:
-                outside += 1
-    return outside
+    if a.shape != b.shape:
+        raise TypeError(f"kernels: count_outside takes two arrays of one shape, not {a.shape} and {b.shape}")
+    return int(library().count_outside(_ptr(a, np.float64), _ptr(b, np.float64), a.size, rtol, atol))

@@ -45,7 +45,7 @@ def profile_reference(source: Any, *, override: str, batch_size: int) -> OutputP
     extremes = np.array([math.inf, -math.inf, 0.0])
     for start in range(0, n, batch_size):
         x = kernels.native(source[start:start + batch_size])
-        kernels.profile_pass(x, kernels.bits(x), total, squares, classes, extremes)
+        kernels.profile_pass(x, total, squares, classes, extremes)
     lo, hi, worst_sum = (float(e) for e in extremes)
     mean = total / max(n, 1)
     std = float(np.sqrt(np.maximum(squares / max(n, 1) - mean * mean, 0).mean()))

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from . import kernels
-from .kernels import bits
 from .intervals import newcombe, wilson
 from .outputs import softmax
 from .results import PairResult
@@ -59,7 +58,7 @@ def scan(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int,
     """
     top = np.zeros((x.shape[0], k), dtype=np.int64)
     finite = np.empty(x.shape[0], dtype=np.bool_)
-    counts = kernels.backend_pass(x, bits(x), k, top, finite)
+    counts = kernels.backend_pass(x, k, top, finite)
     if not finite.all():
         top[~finite] = np.argsort(-x[~finite], axis=1, kind="stable")[:, :k]
     return top, finite, counts
@@ -138,7 +137,7 @@ class PairStats:
         dot, na, nb = np.empty(n), np.empty(n), np.empty(n)
         t = self.tolerance
         rows = batch.finite_rows[self.a] & batch.finite_rows[self.b]
-        f = kernels.pair_pass(a, b, bits(a), bits(b), rows, t.rtol, t.atol, self.relative_floor, self.sketch.shift,
+        f = kernels.pair_pass(a, b, rows, t.rtol, t.atol, self.relative_floor, self.sketch.shift,
                               self.counts, dot, na, nb)
         self._add(batch, f, a, b)
         every = bool(rows.all())

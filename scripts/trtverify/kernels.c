@@ -1,0 +1,336 @@
+/* compare's passes over every element: one loop per backend and batch, one per pair and batch, one over the
+ * reference for its output profile. kernels.py compiles this file on first use and calls it through ctypes; the
+ * definitions are metrics.py's, and tests/test_kernels.py checks each figure against plain numpy.
+ *
+ * Each pass exists for float32 and float64 rows (float16 is widened to float32 by the caller: exact). Elements are
+ * widened to double, which is exact, before any arithmetic. The caller owns every array (C order, native byte
+ * order); a pass allocates only its row buffers and returns -1 when it cannot.
+ *
+ * Compiled with reassociation allowed (kernels.py's FLAGS), so that sums over a row run in SIMD lanes; nothing
+ * assumes finite values (NaN and Inf keep their meaning) and no multiply-add is fused (a bound stays a bound).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOCK 16   /* classes per block of the top-k search */
+#define COPIES 4   /* copies of a pair's sketch counters (count_row); a power of two */
+#define EXPONENT_32 0x7F800000u
+#define EXPONENT_64 0x7FF0000000000000ull
+
+/* The scalar figures of pair_pass, in the order of kernels.py's constants. */
+enum { DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL, FIGURES };
+
+/* x86-64 machines differ in their vector units: with GCC the hot passes are built for AVX2 as well as the baseline,
+ * and the loader picks one when the library is loaded (twice as fast on the pair pass). Elsewhere, and with clang,
+ * whose older releases do not export cloned functions under their own names, the compiler's baseline. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(TRTVERIFY_NO_CLONES)
+#define HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT
+#endif
+
+static inline double bits_to_double(uint64_t u) {
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* Put class j of value v among the `filled` best so far (at most k kept, best first); a strict > keeps an earlier
+ * class ahead of an equal one, as a stable sort of -row does (-0 == +0). Returns the new count. */
+static inline int64_t insert(double v, int64_t j, int64_t k, int64_t filled, double *best, int64_t *top) {
+    if (filled == k && !(v > best[k - 1])) return filled;
+    int64_t p = filled < k ? filled : k - 1;
+    while (p > 0 && v > best[p - 1]) {
+        if (p < k) {
+            best[p] = best[p - 1];
+            top[p] = top[p - 1];
+        }
+        p--;
+    }
+    best[p] = v;
+    top[p] = j;
+    return filled < k ? filled + 1 : k;
+}
+
+static inline double max2(double a, double b) { return b > a ? b : a; }
+
+/* Everything that exists once per element type: T the element, U and S the unsigned and signed integers of its
+ * width, E its exponent bits (all ones: NaN or Inf); ORDERED(i) maps the bits to a signed integer that orders as
+ * the values do. */
+#define PASSES(T, U, S, E, SUFFIX)                                                                                     \
+                                                                                                                       \
+    /* Whether every value of a row is finite, from its bits: a branch-free test, so it runs in SIMD lanes. */         \
+    static inline int finite_##SUFFIX(const T *row, int64_t c) {                                                       \
+        const U *u = (const U *)row;                                                                                   \
+        U bad = 0; /* in the elements' own width, so the loop is as wide as it can be */                               \
+        for (int64_t j = 0; j < c; j++) bad |= (U)((u[j] & E) == E);                                                   \
+        return bad == 0;                                                                                               \
+    }                                                                                                                  \
+                                                                                                                       \
+    /* The maximum of each block of BLOCK classes of a finite row as a tree of pairwise maxima in the row's own type   \
+     * (a chain of comparisons waits on each one before: three times slower); the last block may be shorter. */        \
+    static inline void block_maxima_##SUFFIX(const T *row, int64_t c, double *maxima) {                                \
+        int64_t full = c / BLOCK;                                                                                      \
+        for (int64_t i = 0; i < full; i++) {                                                                           \
+            const T *b = row + i * BLOCK;                                                                              \
+            T m[8];                                                                                                    \
+            for (int q = 0; q < 8; q++) m[q] = b[2 * q + 1] > b[2 * q] ? b[2 * q + 1] : b[2 * q];                      \
+            for (int q = 0; q < 4; q++) m[q] = m[2 * q + 1] > m[2 * q] ? m[2 * q + 1] : m[2 * q];                      \
+            for (int q = 0; q < 2; q++) m[q] = m[2 * q + 1] > m[2 * q] ? m[2 * q + 1] : m[2 * q];                      \
+            maxima[i] = (double)(m[1] > m[0] ? m[1] : m[0]);                                                           \
+        }                                                                                                              \
+        if (full * BLOCK < c) {                                                                                        \
+            double high = row[full * BLOCK];                                                                           \
+            for (int64_t j = full * BLOCK + 1; j < c; j++) high = max2(high, row[j]);                                  \
+            maxima[full] = high;                                                                                       \
+        }                                                                                                              \
+    }                                                                                                                  \
+                                                                                                                       \
+    /* The k highest classes of a finite row, in the order of a stable argsort of -row. Each of the k best values is   \
+     * at least the k-th highest block maximum T (k blocks hold a value >= T), so only the blocks whose maximum        \
+     * reaches it are searched, in class order. */                                                                     \
+    static inline void top_k_##SUFFIX(const T *row, int64_t c, int64_t k, double *maxima, double *best,                \
+                                      int64_t *top) {                                                                  \
+        int64_t blocks = (c + BLOCK - 1) / BLOCK, filled = 0;                                                          \
+        block_maxima_##SUFFIX(row, c, maxima);                                                                         \
+        for (int64_t i = 0; i < blocks; i++) filled = insert(maxima[i], i, k, filled, best, top);                      \
+        /* no value below the threshold can be among the k best (fewer than k blocks: every value is searched) */      \
+        double threshold = filled == k ? best[k - 1] : -INFINITY;                                                      \
+        filled = 0;                                                                                                    \
+        for (int64_t i = 0; i < blocks; i++) {                                                                         \
+            if (!(maxima[i] >= threshold)) continue;                                                                   \
+            int64_t end = (i + 1) * BLOCK < c ? (i + 1) * BLOCK : c;                                                   \
+            for (int64_t j = i * BLOCK; j < end; j++)                                                                  \
+                if (row[j] >= threshold) filled = insert((double)row[j], j, k, filled, best, top);                     \
+        }                                                                                                              \
+    }                                                                                                                  \
+                                                                                                                       \
+    /* Per row of x (n x c): whether every value is finite, and the k highest classes of a finite row (top, n x k);    \
+     * rows with NaN or Inf are left to the caller. counts: the batch's NaN count, Inf count and the flat index of     \
+     * its first non-finite element (-1: none). */                                                                     \
+    HOT int64_t backend_pass_##SUFFIX(const T *x, int64_t n, int64_t c, int64_t k, int64_t *top,                       \
+                                      uint8_t *finite_rows, int64_t *counts) {                                         \
+        double *maxima = malloc(sizeof(double) * (size_t)((c + BLOCK - 1) / BLOCK + k));                               \
+        if (!maxima) return -1;                                                                                        \
+        double *best = maxima + (c + BLOCK - 1) / BLOCK;                                                               \
+        int64_t nan = 0, inf = 0, first = -1;                                                                          \
+        for (int64_t r = 0; r < n; r++) {                                                                              \
+            const T *row = x + r * c;                                                                                  \
+            finite_rows[r] = (uint8_t)finite_##SUFFIX(row, c);                                                         \
+            if (finite_rows[r]) {                                                                                      \
+                top_k_##SUFFIX(row, c, k, maxima, best, top + r * k);                                                  \
+                continue;                                                                                              \
+            }                                                                                                          \
+            for (int64_t j = 0; j < c; j++) {                                                                          \
+                if (isfinite(row[j])) continue;                                                                        \
+                if (isnan(row[j])) nan++; else inf++;                                                                  \
+                if (first < 0) first = r * c + j;                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        counts[0] = nan, counts[1] = inf, counts[2] = first;                                                           \
+        free(maxima);                                                                                                  \
+        return 0;                                                                                                      \
+    }                                                                                                                  \
+                                                                                                                       \
+    /* Two finite rows: |a - b| and the relative difference of each element into the row buffers, the row's sums       \
+     * into `sums` (a.b, |a|^2, |b|^2, sum |a - b|, sum rel, differing bits, exact zeros, max |a - b|,                 \
+     * min |a - b|, max rel), and the count of elements outside the bound (returned). Branch-free, so the loop runs    \
+     * in SIMD lanes; the extremes are taken over the differences' bits (non-negative doubles order as their bits      \
+     * do), as integer reductions vectorise where floating-point ones, which must mind NaN, do not. */                 \
+    static inline int64_t finite_row_##SUFFIX(const T *a, const T *b, int64_t c, double rtol, double atol,             \
+                                              double floor_, double *d_row, double *rel_row, double *sums) {           \
+        const U *ua = (const U *)a, *ub = (const U *)b;                                                                \
+        double s_dot = 0, s_a = 0, s_b = 0, s_abs = 0, s_rel = 0;                                                      \
+        int64_t outside = 0, differing = 0, zeros = 0, high = 0, low = (int64_t)EXPONENT_64, rel_high = 0;             \
+        for (int64_t j = 0; j < c; j++) {                                                                              \
+            double x = a[j], y = b[j];                                                                                 \
+            double d = fabs(x - y), m = fabs(x);                                                                       \
+            double rel = d / (m > floor_ ? m : floor_);                                                                \
+            int64_t kd, kr;                                                                                            \
+            memcpy(&kd, &d, sizeof kd), memcpy(&kr, &rel, sizeof kr);                                                  \
+            d_row[j] = d, rel_row[j] = rel;                                                                            \
+            s_dot += x * y, s_a += x * x, s_b += y * y, s_abs += d, s_rel += rel;                                      \
+            high = kd > high ? kd : high, low = kd < low ? kd : low, rel_high = kr > rel_high ? kr : rel_high;         \
+            outside += d > rtol * m + atol;                                                                            \
+            differing += ua[j] != ub[j];                                                                               \
+            zeros += kd == 0;                                                                                          \
+        }                                                                                                              \
+        sums[0] = s_dot, sums[1] = s_a, sums[2] = s_b, sums[3] = s_abs, sums[4] = s_rel;                               \
+        sums[5] = (double)differing, sums[6] = (double)zeros, sums[7] = bits_to_double((uint64_t)high);                \
+        sums[8] = bits_to_double((uint64_t)low), sums[9] = bits_to_double((uint64_t)rel_high);                         \
+        return outside;                                                                                                \
+    }                                                                                                                  \
+                                                                                                                       \
+    /* A row with NaN, Inf or an overflowing difference, element by element: what is not finite is outside unless      \
+     * equal, and is left out of the figures and the sketch (-1 in the row buffers); a.b, |a|^2 and |b|^2 into         \
+     * `sums`. Returns where to look for the first difference (0, or past the row when one is already known). */       \
+    static int64_t checked_row_##SUFFIX(const T *a, const T *b, int64_t c, double rtol, double atol, double floor_,    \
+                                        double *d_row, double *rel_row, double *sums, double *out) {                   \
+        const U *ua = (const U *)a, *ub = (const U *)b;                                                                \
+        sums[0] = sums[1] = sums[2] = 0;                                                                               \
+        for (int64_t j = 0; j < c; j++) {                                                                              \
+            double x = a[j], y = b[j];                                                                                 \
+            sums[0] += x * y, sums[1] += x * x, sums[2] += y * y;                                                      \
+            int equal = ua[j] == ub[j] || (isnan(x) && isnan(y));                                                      \
+            out[DIFFERING] += !equal;                                                                                  \
+            double d = fabs(x - y), m = fabs(x);                                                                       \
+            d_row[j] = rel_row[j] = -1.0;                                                                              \
+            if (!(isfinite(d) && isfinite(m))) {                                                                       \
+                out[OUTSIDE] += !equal;                                                                                \
+                continue;                                                                                              \
+            }                                                                                                          \
+            double rel = d / (m > floor_ ? m : floor_);                                                                \
+            d_row[j] = d, rel_row[j] = rel;                                                                            \
+            out[FINITE] += 1, out[SUM_ABS] += d, out[SUM_REL] += rel;                                                  \
+            out[OUTSIDE] += d > rtol * m + atol;                                                                       \
+        }                                                                                                              \
+        return out[FIRST_DIFFERENCE] < 0 ? 0 : c;                                                                      \
+    }                                                                                                                  \
+                                                                                                                       \
+    /* One pair over one batch (n x c each); a is the reference. rows_finite: both rows are finite. Per element        \
+     * d = |a - b| in double: counted in bucket bits(d) >> shift of `counts` (COPIES counters a key; exact zeros       \
+     * apart) and in the sums, and outside when d > atol + rtol |a|; an element where d or |a| is not finite is        \
+     * outside unless equal, and in no other figure. Per row: a.b, |a|^2 and |b|^2 (meaningful for finite rows).       \
+     * The scalar figures go to out[FIGURES], which this pass initialises. */                                          \
+    HOT int64_t pair_pass_##SUFFIX(const T *a, const T *b, int64_t n, int64_t c, const uint8_t *rows_finite,           \
+                                   double rtol, double atol, double floor_, int64_t shift, int64_t *counts,            \
+                                   double *dot, double *norm_a, double *norm_b, double *out) {                         \
+        double *d_row = malloc(sizeof(double) * (size_t)(2 * c + 1)), sums[10]; /* +1: never malloc(0) */              \
+        if (!d_row) return -1;                                                                                         \
+        double *rel_row = d_row + c;                                                                                   \
+        const U *ua = (const U *)a, *ub = (const U *)b;                                                                \
+        for (int q = 0; q < FIGURES; q++) out[q] = 0;                                                                  \
+        out[FIRST_DIFFERENCE] = -1, out[MIN_ABS] = INFINITY;                                                           \
+        for (int64_t r = 0; r < n; r++) {                                                                              \
+            const T *ar = a + r * c, *br = b + r * c;                                                                  \
+            int fast = rows_finite[r] != 0;                                                                            \
+            int64_t first_at, outside = 0;                                                                             \
+            if (fast) {                                                                                                \
+                outside = finite_row_##SUFFIX(ar, br, c, rtol, atol, floor_, d_row, rel_row, sums);                    \
+                fast = isfinite(sums[3]); /* float64 inputs near 1e308: a - b overflowed, take the checked path */     \
+            }                                                                                                          \
+            if (fast) {                                                                                                \
+                out[DIFFERING] += sums[5], out[OUTSIDE] += (double)outside, out[FINITE] += (double)c;                  \
+                out[SUM_ABS] += sums[3], out[SUM_REL] += sums[4], out[ZEROS] += sums[6];                               \
+                out[MAX_ABS] = max2(out[MAX_ABS], sums[7]), out[MAX_REL] = max2(out[MAX_REL], sums[9]);                \
+                out[MIN_ABS] = sums[8] < out[MIN_ABS] ? sums[8] : out[MIN_ABS];                                        \
+                first_at = sums[5] > 0 && out[FIRST_DIFFERENCE] < 0 ? 0 : c;                                           \
+            } else {                                                                                                   \
+                first_at = checked_row_##SUFFIX(ar, br, c, rtol, atol, floor_, d_row, rel_row, sums, out);             \
+                extremes_row(d_row, rel_row, c, out);                                                                  \
+            }                                                                                                          \
+            dot[r] = sums[0], norm_a[r] = sums[1], norm_b[r] = sums[2];                                                \
+            for (int64_t j = first_at; j < c; j++) { /* the batch's first differing element, looked for once */        \
+                if (ua[r * c + j] != ub[r * c + j] && !(isnan(ar[j]) && isnan(br[j]))) {                               \
+                    out[FIRST_DIFFERENCE] = (double)(r * c + j);                                                       \
+                    break;                                                                                             \
+                }                                                                                                      \
+            }                                                                                                          \
+            count_row(d_row, c, shift, counts);                                                                        \
+        }                                                                                                              \
+        free(d_row);                                                                                                   \
+        return 0;                                                                                                      \
+    }                                                                                                                  \
+                                                                                                                       \
+    /* outputs.profile_reference's sums over the finite rows of a batch: per class the sum and the sum of squares,     \
+     * the count of rows whose arg-max it is (the first maximum), and extremes = (lowest value, highest value,         \
+     * largest |row sum - 1|), each updated in place. */                                                               \
+    HOT void profile_pass_##SUFFIX(const T *x, int64_t n, int64_t c, double *total, double *squares,                   \
+                                   int64_t *classes, double *extremes) {                                               \
+        for (int64_t r = 0; r < n; r++) {                                                                              \
+            const T *row = x + r * c;                                                                                  \
+            if (!finite_##SUFFIX(row, c)) continue;                                                                    \
+            /* lowest and highest as integer reductions over order-preserving keys of the bits (they vectorise;        \
+             * floating-point ones must mind NaN and do not): flipping the magnitude bits of negative values makes     \
+             * signed integers order as the values do. */                                                              \
+            const S *bits = (const S *)row;                                                                            \
+            double row_sum = 0;                                                                                        \
+            S low = ORDERED(bits[0]), high = low;                                                                      \
+            for (int64_t j = 0; j < c; j++) {                                                                          \
+                double v = row[j];                                                                                     \
+                total[j] += v, squares[j] += v * v, row_sum += v;                                                      \
+                S key = ORDERED(bits[j]);                                                                              \
+                low = key < low ? key : low, high = key > high ? key : high;                                           \
+            }                                                                                                          \
+            S low_bits = ORDERED(low), high_bits = ORDERED(high); /* the mapping is its own inverse */                 \
+            T low_value, high_value;                                                                                   \
+            memcpy(&low_value, &low_bits, sizeof low_value), memcpy(&high_value, &high_bits, sizeof high_value);       \
+            for (int64_t j = 0; j < c; j++) { /* the first class that holds the maximum */                             \
+                if (row[j] == high_value) {                                                                            \
+                    classes[j]++;                                                                                      \
+                    break;                                                                                             \
+                }                                                                                                      \
+            }                                                                                                          \
+            extremes[0] = low_value < extremes[0] ? low_value : extremes[0];                                           \
+            extremes[1] = high_value > extremes[1] ? high_value : extremes[1];                                         \
+            extremes[2] = max2(extremes[2], fabs(row_sum - 1.0));                                                      \
+        }                                                                                                              \
+    }
+
+/* The extremes and exact zeros of a checked row's differences (finite rows have their own, from finite_row).
+ * Non-negative doubles order as their bits do, so max and min are integer reductions; -1.0 (an element left out)
+ * has the sign bit set, so it is negative as a signed integer and in neither. */
+static void extremes_row(const double *d_row, const double *rel_row, int64_t c, double *out) {
+    const int64_t *d_bits = (const int64_t *)d_row, *rel_bits = (const int64_t *)rel_row;
+    int64_t high = 0, rel_high = 0, zeros = 0, low = (int64_t)EXPONENT_64; /* +inf: above every difference */
+    for (int64_t j = 0; j < c; j++) {
+        int64_t key = d_bits[j];
+        high = key > high ? key : high;
+        int64_t kept = key >= 0 ? key : (int64_t)EXPONENT_64;
+        low = kept < low ? kept : low;
+        rel_high = rel_bits[j] > rel_high ? rel_bits[j] : rel_high;
+        zeros += key == 0;
+    }
+    out[ZEROS] += (double)zeros;
+    out[MAX_ABS] = max2(out[MAX_ABS], bits_to_double((uint64_t)high));
+    if (low != (int64_t)EXPONENT_64) {
+        double lo = bits_to_double((uint64_t)low);
+        out[MIN_ABS] = lo < out[MIN_ABS] ? lo : out[MIN_ABS];
+    }
+    out[MAX_REL] = max2(out[MAX_REL], bits_to_double((uint64_t)rel_high));
+}
+
+/* A row's differences into the sketch's counters: each positive one in bucket bits(d) >> shift (exact zeros are
+ * counted apart; -1.0, an element left out, is negative as a signed integer). Each bucket has COPIES counters side
+ * by side and element j counts in copy j % COPIES, so that neighbours in one bucket do not wait on each other's
+ * increment; the copies of the buckets in use share cache lines. */
+static inline void count_row(const double *d_row, int64_t c, int64_t shift, int64_t *counts) {
+    const int64_t *d_bits = (const int64_t *)d_row;
+    int64_t j = 0;
+    for (; j + COPIES <= c; j += COPIES) {
+        for (int q = 0; q < COPIES; q++) {
+            int64_t key = d_bits[j + q];
+            if (key > 0) counts[((key >> shift) * COPIES) + q] += 1;
+        }
+    }
+    for (int q = 0; j < c; j++, q++) {
+        int64_t key = d_bits[j];
+        if (key > 0) counts[((key >> shift) * COPIES) + q] += 1;
+    }
+}
+
+#define ORDERED(i) ((i) ^ (((i) >> 31) & 0x7FFFFFFF))
+PASSES(float, uint32_t, int32_t, EXPONENT_32, f32)
+#undef ORDERED
+#define ORDERED(i) ((i) ^ (((i) >> 63) & 0x7FFFFFFFFFFFFFFFll))
+PASSES(double, uint64_t, int64_t, EXPONENT_64, f64)
+#undef ORDERED
+
+/* Elements with |a - b| > atol + rtol |a| (float64 arrays of `size` elements, finite). */
+HOT int64_t count_outside(const double *a, const double *b, int64_t size, double rtol, double atol) {
+    int64_t outside = 0;
+    for (int64_t j = 0; j < size; j++) outside += fabs(a[j] - b[j]) > rtol * fabs(a[j]) + atol;
+    return outside;
+}
+
+/* The figures' order and the sizes the caller must match, checked by kernels.py when it loads the library. */
+int64_t layout(int64_t what) {
+    switch (what) {
+    case 0: return FIGURES;
+    case 1: return COPIES;
+    case 2: return BLOCK;
+    default: return -1;
+    }
+}
