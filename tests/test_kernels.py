@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -251,7 +252,7 @@ def test_the_compiler_is_cc_then_zig_where_there_is_no_cc(monkeypatch: pytest.Mo
     monkeypatch.setenv("CC", "gcc -m64")
     assert kernels.compiler() == ["gcc", "-m64"]
     monkeypatch.delenv("CC")
-    monkeypatch.setattr(kernels.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setattr(kernels.importlib.util, "find_spec", lambda name: object() if name == "ziglang" else None)
     assert kernels.compiler() == [sys.executable, "-m", "ziglang", "cc"]
     monkeypatch.setattr(kernels.importlib.util, "find_spec", lambda name: None)

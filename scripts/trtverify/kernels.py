@@ -22,10 +22,7 @@ import hashlib
 import importlib.util
 import json
 import os
-import platform
 import shlex
-import shutil
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -59,6 +56,8 @@ _loaded: dict[str, Any] = {}
 def compiler() -> list[str]:
     """The C compiler's command: $CC (split as a shell would); else cc; else, where there is no cc, zig's C
     compiler from the ziglang wheel when it is installed (`make` installs it on such machines: envs/lock.yaml)."""
+    import shutil   # here, not at the top: loading the cached library should cost compare no more imports
+
     if os.environ.get("CC"):
         return shlex.split(os.environ["CC"])
     if shutil.which("cc") is None and importlib.util.find_spec("ziglang") is not None:
@@ -69,7 +68,7 @@ def compiler() -> list[str]:
 def library_name() -> str:
     """The cached library's file name: a digest of everything that makes it, so an edit builds a new one."""
     h = hashlib.sha256(SOURCE.read_bytes())
-    h.update("\0".join([*compiler(), *FLAGS, platform.machine(), sys.platform]).encode())
+    h.update("\0".join([*compiler(), *FLAGS, os.uname().machine, sys.platform]).encode())
     return f"kernels-{h.hexdigest()[:16]}.so"
 
 
@@ -82,6 +81,8 @@ def cache_dirs() -> list[Path]:
 def build(dest: Path) -> None:
     """Compile kernels.c into ``dest`` (written under another name, then renamed: a process that loads it at the
     same time sees the whole library or none), with the compiler's identity beside it (``.json``)."""
+    import subprocess
+
     cc = compiler()
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     # zig keeps its own caches under the user's home unless told otherwise: beside the library instead
