@@ -257,3 +257,17 @@ def test_the_compiler_is_cc_then_zig_where_there_is_no_cc(monkeypatch: pytest.Mo
     assert kernels.compiler() == [sys.executable, "-m", "ziglang", "cc"]
     monkeypatch.setattr(kernels.importlib.util, "find_spec", lambda name: None)
     assert kernels.compiler() == ["cc"]             # neither: cc, whose absence build() turns into the remedy
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("classes", [1, 2, 5, 15, 16, 17, 33, 100])
+def test_top_k_keeps_argsort_order_through_ties_and_short_rows(dtype: type, classes: int) -> None:
+    """The top-k search skips blocks and values below a threshold: rows of few distinct values (ties at and around
+    the threshold, -0 against +0), rows shorter than a block or than k, must still give a stable argsort's order."""
+    rng = np.random.default_rng(classes)
+    x = rng.integers(-3, 4, (200, classes)).astype(dtype)
+    x[x == 0] = rng.choice(np.array([0.0, -0.0], dtype=dtype), size=int((x == 0).sum()))
+    for k in sorted({1, min(5, classes), classes}):
+        top, finite, counts = scan(native(x), k)
+        assert counts == (0, 0, -1) and finite.all()
+        assert np.array_equal(top, np.argsort(-x, axis=1, kind="stable")[:, :k]), (k, classes)
