@@ -129,17 +129,17 @@ def library() -> ctypes.CDLL:
         return lib
     with _lock:
         if "lib" not in _loaded:
-            _loaded["lib"] = _find_or_build()
+            _loaded["lib"], _loaded["path"] = _find_or_build()
         return _loaded["lib"]
 
 
-def _find_or_build() -> ctypes.CDLL:
+def _find_or_build() -> tuple[ctypes.CDLL, Path]:
     name, tried = library_name(), []
     for folder in cache_dirs():
         path = folder / name
         if path.exists():
             try:
-                return _open(path)
+                return _open(path), path
             except OSError as exc:      # truncated or foreign: built again below
                 tried.append(f"{path}: {exc}")
     for folder in cache_dirs():
@@ -152,7 +152,7 @@ def _find_or_build() -> ctypes.CDLL:
             tried.append(f"{folder}: {exc}")
             continue
         try:
-            return _open(folder / name)
+            return _open(folder / name), folder / name
         except OSError as exc:
             raise UserError(f"the compare passes that {' '.join(compiler())} built do not load ({exc}); set CC to "
                             "another C compiler (gcc, or clang)") from None
@@ -163,11 +163,8 @@ def _find_or_build() -> ctypes.CDLL:
 def built_by() -> str:
     """The compiler that built the loaded library (its --version line), for the record of how figures were made."""
     library()
-    for folder in cache_dirs():
-        meta = folder / library_name().replace(".so", ".json")
-        if meta.exists():
-            return str(json.loads(meta.read_text()).get("compiler", "unknown"))
-    return "unknown"
+    meta = _loaded["path"].with_suffix(".json")     # written by build() beside the library
+    return str(json.loads(meta.read_text()).get("compiler", "unknown")) if meta.exists() else "unknown"
 
 
 def native(x: Any) -> np.ndarray:
