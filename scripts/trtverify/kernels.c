@@ -135,31 +135,23 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
     }                                                                                                                  \
                                                                                                                        \
     /* Two finite rows: |a - b| and the relative difference of each element into the row buffers, the row's sums       \
-     * into `sums` (a.b, |a|^2, |b|^2, sum |a - b|, sum rel, differing bits, exact zeros, max |a - b|,                 \
-     * min |a - b|, max rel), and the count of elements outside the bound (returned). Branch-free, so the loop runs    \
-     * in SIMD lanes; the extremes are taken over the differences' bits (non-negative doubles order as their bits      \
-     * do), as integer reductions vectorise where floating-point ones, which must mind NaN, do not. */                 \
+     * into `sums` (a.b, |a|^2, |b|^2, sum |a - b|, sum rel, differing bits), and the count of elements outside the    \
+     * bound (returned). Branch-free, so the loop runs in SIMD lanes. */                                               \
     static inline int64_t finite_row_##SUFFIX(const T *a, const T *b, int64_t c, double rtol, double atol,             \
                                               double floor_, double *d_row, double *rel_row, double *sums) {           \
         const U *ua = (const U *)a, *ub = (const U *)b;                                                                \
         double s_dot = 0, s_a = 0, s_b = 0, s_abs = 0, s_rel = 0;                                                      \
-        int64_t outside = 0, differing = 0, zeros = 0, high = 0, low = (int64_t)EXPONENT_64, rel_high = 0;             \
+        int64_t outside = 0, differing = 0;                                                                            \
         for (int64_t j = 0; j < c; j++) {                                                                              \
             double x = a[j], y = b[j];                                                                                 \
             double d = fabs(x - y), m = fabs(x);                                                                       \
             double rel = d / (m > floor_ ? m : floor_);                                                                \
-            int64_t kd, kr;                                                                                            \
-            memcpy(&kd, &d, sizeof kd), memcpy(&kr, &rel, sizeof kr);                                                  \
             d_row[j] = d, rel_row[j] = rel;                                                                            \
             s_dot += x * y, s_a += x * x, s_b += y * y, s_abs += d, s_rel += rel;                                      \
-            high = kd > high ? kd : high, low = kd < low ? kd : low, rel_high = kr > rel_high ? kr : rel_high;         \
             outside += d > rtol * m + atol;                                                                            \
             differing += ua[j] != ub[j];                                                                               \
-            zeros += kd == 0;                                                                                          \
         }                                                                                                              \
-        sums[0] = s_dot, sums[1] = s_a, sums[2] = s_b, sums[3] = s_abs, sums[4] = s_rel;                               \
-        sums[5] = (double)differing, sums[6] = (double)zeros, sums[7] = bits_to_double((uint64_t)high);                \
-        sums[8] = bits_to_double((uint64_t)low), sums[9] = bits_to_double((uint64_t)rel_high);                         \
+        sums[0] = s_dot, sums[1] = s_a, sums[2] = s_b, sums[3] = s_abs, sums[4] = s_rel, sums[5] = (double)differing;  \
         return outside;                                                                                                \
     }                                                                                                                  \
                                                                                                                        \
@@ -197,7 +189,7 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
     HOT int64_t pair_pass_##SUFFIX(const T *a, const T *b, int64_t n, int64_t c, const uint8_t *rows_finite,           \
                                    double rtol, double atol, double floor_, int64_t shift, int64_t *counts,            \
                                    double *dot, double *norm_a, double *norm_b, double *out) {                         \
-        double *d_row = malloc(sizeof(double) * (size_t)(2 * c + 1)), sums[10]; /* +1: never malloc(0) */              \
+        double *d_row = malloc(sizeof(double) * (size_t)(2 * c + 1)), sums[6]; /* +1: never malloc(0) */               \
         if (!d_row) return -1;                                                                                         \
         double *rel_row = d_row + c;                                                                                   \
         const U *ua = (const U *)a, *ub = (const U *)b;                                                                \
@@ -213,14 +205,12 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
             }                                                                                                          \
             if (fast) {                                                                                                \
                 out[DIFFERING] += sums[5], out[OUTSIDE] += (double)outside, out[FINITE] += (double)c;                  \
-                out[SUM_ABS] += sums[3], out[SUM_REL] += sums[4], out[ZEROS] += sums[6];                               \
-                out[MAX_ABS] = max2(out[MAX_ABS], sums[7]), out[MAX_REL] = max2(out[MAX_REL], sums[9]);                \
-                out[MIN_ABS] = sums[8] < out[MIN_ABS] ? sums[8] : out[MIN_ABS];                                        \
+                out[SUM_ABS] += sums[3], out[SUM_REL] += sums[4];                                                      \
                 first_at = sums[5] > 0 && out[FIRST_DIFFERENCE] < 0 ? 0 : c;                                           \
             } else {                                                                                                   \
                 first_at = checked_row_##SUFFIX(ar, br, c, rtol, atol, floor_, d_row, rel_row, sums, out);             \
-                extremes_row(d_row, rel_row, c, out);                                                                  \
             }                                                                                                          \
+            extremes_row(d_row, rel_row, c, out);                                                                      \
             dot[r] = sums[0], norm_a[r] = sums[1], norm_b[r] = sums[2];                                                \
             for (int64_t j = first_at; j < c; j++) { /* the batch's first differing element, looked for once */        \
                 if (ua[r * c + j] != ub[r * c + j] && !(isnan(ar[j]) && isnan(br[j]))) {                               \
@@ -269,9 +259,9 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
         }                                                                                                              \
     }
 
-/* The extremes and exact zeros of a checked row's differences (finite rows have their own, from finite_row).
- * Non-negative doubles order as their bits do, so max and min are integer reductions; -1.0 (an element left out)
- * has the sign bit set, so it is negative as a signed integer and in neither. */
+/* The extremes and exact zeros of a row's differences, from the row buffers. Non-negative doubles order as their
+ * bits do, so max and min are integer reductions, which vectorise (floating-point ones must mind NaN, and do not);
+ * -1.0 (an element left out) has the sign bit set, so it is negative as a signed integer and in neither. */
 static void extremes_row(const double *d_row, const double *rel_row, int64_t c, double *out) {
     const int64_t *d_bits = (const int64_t *)d_row, *rel_bits = (const int64_t *)rel_row;
     int64_t high = 0, rel_high = 0, zeros = 0, low = (int64_t)EXPONENT_64; /* +inf: above every difference */
