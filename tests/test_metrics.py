@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import math
+import mmap
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from trtverify.errors import UserError
 from trtverify import intervals, metrics, outputs
-from trtverify.io import NpyFile
+from trtverify.io import MAP_BYTES, NpyFile
 from trtverify.validation import (BackendNameError, ComparisonInputError, DTypeError, LabelError, NonFiniteError,
                                   ShapeError)
 from trtverify.tolerance import TolerancePolicy
@@ -333,6 +336,57 @@ def test_npy_file_reads_row_ranges(tmp_path) -> None:
     big = np.arange(12, dtype=">f8").reshape(4, 3)        # big-endian is read as written
     np.save(tmp_path / "b.npy", big)
     assert np.array_equal(NpyFile(tmp_path / "b.npy")[1:3], big[1:3])
+
+
+MMAP = mmap.mmap     # the type, kept: a test below replaces the module's
+
+
+def mapped(a: np.ndarray) -> bool:
+    """Whether the array views a memory map (NpyFile's large ranges) rather than memory of its own."""
+    while isinstance(a, np.ndarray):
+        a = a.base
+    return isinstance(a.obj if isinstance(a, memoryview) else a, MMAP)
+
+
+def maps_of(path: Path) -> int:
+    """How many of this process's mappings are of ``path`` (Linux's /proc/self/maps)."""
+    return sum(line.rstrip().endswith(str(path)) for line in Path("/proc/self/maps").read_text().splitlines())
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f8", "<f2"])
+def test_npy_file_maps_large_ranges_and_reads_small_ones(tmp_path: Path, dtype: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A range of MAP_BYTES or more is a read-only view of a mapping of just it, gone with the array; a smaller one
+    is read into memory of its own. Both are the file's rows from any offset (row 1 starts mid-page), and a file
+    system that cannot map falls back to reading."""
+    row_items = 37
+    rows = MAP_BYTES // (row_items * np.dtype(dtype).itemsize) + 5
+    x = np.random.default_rng(7).normal(size=(3 * rows, row_items)).astype(dtype)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    with NpyFile(path) as f:
+        big, small = f[1:1 + rows], f[rows:rows + 3]
+        assert mapped(big) and not big.flags.writeable and big.dtype == x.dtype
+        assert not mapped(small) and small.flags.writeable
+        assert np.array_equal(big, x[1:1 + rows]) and np.array_equal(small, x[rows:rows + 3])
+        assert np.array_equal(f[2 * rows:], x[2 * rows:])
+        assert maps_of(path) >= 1
+        del big
+        assert maps_of(path) == 0     # unmapped with its last view: memory stays at the batches in use
+        monkeypatch.setattr(mmap, "mmap", lambda *a, **k: (_ for _ in ()).throw(OSError("no mmap here")))
+        read = f[1:1 + rows]
+        assert not mapped(read) and np.array_equal(read, x[1:1 + rows])
+
+
+def test_npy_file_truncated_after_opening_fails_with_the_remedy(tmp_path: Path) -> None:
+    """Mapping past the end of a file would end the process with SIGBUS on the first touch: mmap refuses it, the
+    range is read instead, and the step fails with the remedy."""
+    rows = 2 * MAP_BYTES // 400
+    np.save(tmp_path / "t.npy", np.zeros((rows, 100), dtype=np.float32))
+    with NpyFile(tmp_path / "t.npy") as f:
+        os.truncate(tmp_path / "t.npy", 4096)
+        with pytest.raises(UserError, match="truncated: regenerate it"):
+            f[0:rows]
 
 
 def test_npy_file_refuses_bad_files(tmp_path) -> None:

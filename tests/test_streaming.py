@@ -89,6 +89,29 @@ def test_predict_memory_does_not_grow_with_samples(model: dict[str, Path]) -> No
     np.testing.assert_allclose(np.load(model["dir"] / f"p{FEW}.npy"), expected, rtol=1e-6, atol=1e-7)
 
 
+def compare_peak(d: Path, n: int, classes: int = 1000) -> float:
+    """compare.py's peak on two backends' (n, classes) predictions, in batches of 512 samples: 2 MB a backend, so
+    every batch is a memory map of its own (io.MAP_BYTES) that must be gone once the batch is."""
+    rng = np.random.default_rng(n)
+    ref = rng.dirichlet(np.full(classes, 0.3), size=n).astype(np.float32)
+    np.save(d / f"ref{n}.npy", ref)
+    np.save(d / f"other{n}.npy", (ref + rng.normal(0, 1e-6, ref.shape)).astype(np.float32))
+    np.save(d / f"labels{n}.npy", rng.integers(0, classes, n))
+    np.save(d / f"samples{n}.npy", np.zeros((n, 1), np.float32))
+    peak = peak_mib("compare.py", "--model", "m", "--labels", d / f"labels{n}.npy", "--samples", d / f"samples{n}.npy",
+                    "--prediction", f"savedmodel={d / f'ref{n}.npy'}", "--prediction",
+                    f"onnxruntime={d / f'other{n}.npy'}", "--batch-size", 512, "--threads", 2,
+                    "--output", d / f"c{n}.json", "--per-sample", d / f"c{n}.csv")
+    assert len((d / f"c{n}.csv").read_text().splitlines()) == n + 1
+    return peak
+
+
+def test_compare_memory_does_not_grow_with_samples(tmp_path: Path) -> None:
+    """10,000 samples of 1,000 classes are 40 MB a backend: held, the 80 MB would show far above the slack."""
+    few, many = compare_peak(tmp_path, FEW), compare_peak(tmp_path, MANY)
+    assert many - few < SLACK_MIB, f"compare peaked at {few:.0f} MiB for {FEW} samples, {many:.0f} MiB for {MANY}"
+
+
 def import_peak(model: dict[str, Path], n: int, src: Path, tag: str) -> tuple[float, Path]:
     out = model["dir"] / f"imported-{tag}"
     peak = peak_mib("import_model.py", f"--saved-model-in={model['saved_model']}", f"--samples-in={src}",

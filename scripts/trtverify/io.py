@@ -28,6 +28,7 @@ CSV_MAGIC = "# trtverify-csv 1"
 # The largest .npy header read, as in the C++ reader (cpp/include/trtverify/npy.h max_header_bytes): numpy's own
 # headers are under 100 bytes, and numpy's default limit answers a larger one with an allow_pickle hint.
 MAX_HEADER_BYTES = 1 << 20
+MAP_BYTES = 1 << 20    # NpyFile maps a range of rows at least this large instead of reading it (its docstring)
 COPY_BYTES = 64 << 20  # rows copied at a time by a pass that only moves them (a shard's input, a merge)
 # A write that fails for want of room: the user's to fix, not a bug (no traceback).
 FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -241,17 +242,26 @@ class NpyReader:
 
 
 class NpyFile:
-    """A .npy file read by ranges of rows with ``pread``: never unpickles, never maps the whole file.
+    """A .npy file read by ranges of rows: never unpickles, never maps the whole file.
 
     ``np.load(mmap_mode="r")`` would do for correctness, but pages of a mapped file count in the process's resident
-    memory once read, so a pass over 100,000 samples would hold every page it touched. Reading each batch into a
-    fresh buffer keeps memory at one batch. Fortran-ordered and version-3 files fall back to a memory map.
+    memory once read, so a pass over 100,000 samples would hold every page it touched. A range of at least
+    ``MAP_BYTES`` is mapped on its own instead (read-only, no copy), and unmapped when the last array that views it is
+    gone, so memory is the batches in use. Mapping skips what reading into a fresh buffer costs: the kernel zeroing
+    each new page, then copying the file's pages into it (a fifth of compare's CPU time on 0.8 GB,
+    docs/benchmarks.md). Smaller ranges, and files that cannot be mapped, are read with ``pread``. Fortran-ordered and
+    version-3 files fall back to a memory map of the whole file.
+
+    Python's mmap refuses a range past the end of the file (it is then read, and the read reports the truncation);
+    a file truncated in place while one of its ranges is mapped would end the process with SIGBUS, but the
+    pipeline's writers replace files by renaming (atomic_path), never in place.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, what: str = "array") -> None:
         self.path, self.what = Path(path), what
         self._fd: int | None = None
         self._map: np.ndarray | None = None
+        self._mappable = True
         if not self.path.is_file():
             raise UserError(f"{what} file {self.path} does not exist; run the step that writes it, or fix the path")
         try:
@@ -282,7 +292,7 @@ class NpyFile:
         return self.shape[0] if self.shape else 0
 
     def __getitem__(self, key: slice) -> np.ndarray:
-        """Rows ``key.start:key.stop`` (step 1) as a new array."""
+        """Rows ``key.start:key.stop`` (step 1) as an array of their own (read-only where mapped)."""
         if not isinstance(key, slice) or key.step not in (None, 1) or not self.shape:
             raise TypeError("NpyFile supports only row ranges [start:stop]")
         start, stop, _ = key.indices(self.shape[0])
@@ -293,6 +303,11 @@ class NpyFile:
             self._fd = os.open(self.path, os.O_RDONLY)
         row_bytes = self._row_items * self.dtype.itemsize
         size, at = (stop - start) * row_bytes, self._offset + start * row_bytes
+        if size >= MAP_BYTES and self._mappable:
+            try:
+                return self._mapped(self._fd, at, size, stop - start)
+            except (OSError, ValueError):   # a file system that cannot map files, or a truncated one: read
+                self._mappable = False
         rows = np.empty((stop - start,) + self.shape[1:], dtype=self.dtype)   # not zeroed: every byte is read
         view, done = rows.reshape(-1).view(np.uint8).data, 0
         while done < size:
@@ -301,6 +316,15 @@ class NpyFile:
                 raise UserError(f"{self.what} file {self.path} ended early; it is truncated: regenerate it")
             done += n
         return rows
+
+    def _mapped(self, fd: int, at: int, size: int, rows: int) -> np.ndarray:
+        """``size`` bytes from ``at`` as a read-only array of ``rows`` rows over a mapping of just them (the array
+        keeps the mapping; it is unmapped with the last view of it)."""
+        import mmap     # here: only compare's large reads need it
+
+        base = at - at % mmap.ALLOCATIONGRANULARITY    # a mapping starts on a page
+        window = mmap.mmap(fd, at - base + size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, offset=base)
+        return np.frombuffer(window, self.dtype, rows * self._row_items, at - base).reshape((rows,) + self.shape[1:])
 
     def take(self, indices: Iterable[int]) -> np.ndarray:
         """Rows at the given indices (a handful: one read each)."""
