@@ -271,3 +271,30 @@ def test_top_k_keeps_argsort_order_through_ties_and_short_rows(dtype: type, clas
         top, finite, counts = scan(native(x), k)
         assert counts == (0, 0, -1) and finite.all()
         assert np.array_equal(top, np.argsort(-x, axis=1, kind="stable")[:, :k]), (k, classes)
+
+
+def test_csv_rows_write_numbers_as_python_does() -> None:
+    """per_sample.csv's rows come from C's printf: each number must read exactly as Python's %d and %.9g write it,
+    on the values where the two could part: ties at the ninth digit (2**-14 = 6.103515625e-05), every power of two
+    float32 and float64 reach, subnormals, -0, Inf, NaN of either sign, and the extreme integers."""
+    rng = np.random.default_rng(5)
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, np.copysign(np.nan, -1.0), 5e-324, -2.2250738585072014e-308,
+               1.7976931348623157e308, 2.0**-14, 0.5, 1 / 3, 1e16, 123456789.5, 1234567895.0]
+    values = np.concatenate([np.array(special), 2.0 ** np.arange(-1074, 1024, dtype=np.float64),
+                             -(2.0 ** np.arange(-149, 128)), rng.random(3000).astype(np.float32),
+                             rng.normal(0, 30, 3000).astype(np.float32), rng.normal(0, 1, 2000)])
+    assert np.signbit(values[5]) and np.isnan(values[5])        # the sign bit set: C would write -nan
+    n = values.size // 3
+    confidence = values[:3 * n].reshape(3, n)
+    classes = rng.integers(-2**63, 2**63 - 1, (3, n), dtype=np.int64)
+    labels = rng.integers(-5, 2**62, n, dtype=np.int64)
+    labels[:2] = -2**63, 2**63 - 1
+    start = 2**40
+    got = kernels.csv_rows(start, labels, classes, confidence).decode("ascii")
+    row = ",".join(["%d", "%d"] + ["%d", "%.9g"] * 3) + "\n"
+    want = "".join(row % (start + r, labels[r], *[v for b in range(3) for v in (classes[b, r], confidence[b, r])])
+                   for r in range(n))
+    assert got == want
+    assert kernels.csv_rows(0, labels[:0], classes[:, :0], confidence[:, :0]) == b""
+    with pytest.raises(TypeError, match="backends x n"):
+        kernels.csv_rows(0, labels, classes, confidence[:2])

@@ -9,8 +9,12 @@
  * Compiled with reassociation allowed (kernels.py's FLAGS), so that sums over a row run in SIMD lanes; nothing
  * assumes finite values (NaN and Inf keep their meaning) and no multiply-add is fused (a bound stays a bound).
  */
+#define _POSIX_C_SOURCE 200809L /* newlocale, uselocale */
+#include <inttypes.h>
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -313,6 +317,34 @@ HOT int64_t count_outside(const double *a, const double *b, int64_t size, double
     int64_t outside = 0;
     for (int64_t j = 0; j < size; j++) outside += fabs(a[j] - b[j]) > rtol * fabs(a[j]) + atol;
     return outside;
+}
+
+/* per_sample.csv's rows for samples start .. start + n - 1: "index,label", then per backend ",class,confidence",
+ * the confidence as Python's "%.9g" writes it (both round the exact value to nearest, ties to even; NaN is "nan"
+ * whatever its sign bit, where C would write "-nan"). classes and confidence are backends x n, row-major. The
+ * numbers are written in the C locale whatever the process's, so the decimal point is always ".". Returns the bytes
+ * written into out, -1 when they would not fit in cap, -2 when the C locale cannot be had. */
+int64_t csv_rows(int64_t start, int64_t n, const int64_t *labels, int64_t backends, const int64_t *classes,
+                 const double *confidence, char *out, int64_t cap) {
+    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (c_locale == (locale_t)0) return -2;
+    locale_t previous = uselocale(c_locale); /* this thread only */
+    int64_t used = 0;
+    for (int64_t r = 0; r < n && used >= 0; r++) {
+        int w = snprintf(out + used, (size_t)(cap - used), "%" PRId64 ",%" PRId64, start + r, labels[r]);
+        used = w >= 0 && w < cap - used ? used + w : -1;
+        for (int64_t b = 0; b < backends && used >= 0; b++) {
+            double v = confidence[b * n + r];
+            w = isnan(v) ? snprintf(out + used, (size_t)(cap - used), ",%" PRId64 ",nan", classes[b * n + r])
+                         : snprintf(out + used, (size_t)(cap - used), ",%" PRId64 ",%.9g", classes[b * n + r], v);
+            used = w >= 0 && w < cap - used ? used + w : -1;
+        }
+        if (used >= 0 && used < cap) out[used++] = '\n';
+        else used = -1;
+    }
+    uselocale(previous);
+    freelocale(c_locale);
+    return used;
 }
 
 /* The figures' order and the sizes the caller must match, checked by kernels.py when it loads the library. */

@@ -36,12 +36,17 @@ class Batch:
     # logits only: backend -> softmax of every row in float64, for a backend whose rows are all finite (made once by
     # its scan, lanes.scan_backend; several pairs use it)
     probabilities: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+    # backend -> its top-1 values, gathered once (the backend's statistics and the per-sample CSV both read them)
+    _confidence: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def top1(self, name: str) -> np.ndarray:
         return self.top[name][:, 0]
 
     def confidence(self, name: str) -> np.ndarray:
-        return gather(self.values[name], self.top[name][:, 0])
+        """The value of each row at its top-1 class, as float64."""
+        if name not in self._confidence:
+            self._confidence[name] = gather(self.values[name], self.top[name][:, 0])
+        return self._confidence[name]
 
 
 def gather(x: np.ndarray, columns: np.ndarray) -> np.ndarray:
