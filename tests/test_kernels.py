@@ -17,6 +17,7 @@ from trtverify import kernels
 from trtverify.metrics import compare
 from trtverify.errors import UserError
 from trtverify.kernels import native
+from trtverify.outputs import softmax
 from trtverify.pairstats import scan
 from trtverify.sketch import QuantileSketch
 
@@ -298,3 +299,20 @@ def test_csv_rows_write_numbers_as_python_does() -> None:
     assert kernels.csv_rows(0, labels[:0], classes[:, :0], confidence[:, :0]) == b""
     with pytest.raises(TypeError, match="backends x n"):
         kernels.csv_rows(0, labels, classes, confidence[:2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_pass_is_the_numpy_definition(dtype: type) -> None:
+    """Logits' probabilities come from the compiled pass: outputs.softmax's values, but for the order of the row
+    sum (SIMD lanes, not numpy's pairwise), so to a few units in the last place; on wide logits (|x| ~ 100, so
+    terms underflow to 0 and subnormals), tied maxima, one class, and a constant row."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 40, (64, 1000)).astype(dtype)
+    x[0] = 0.0                                   # constant: 1/1000 each
+    x[1, :2] = x[1].max() + 1                    # two equal maxima
+    x[2, 500] = 745.0                            # one class far above the rest: the others underflow
+    got, want = kernels.softmax(native(x)), softmax(x.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-12)
+    assert got[0, 0] == pytest.approx(1e-3, rel=1e-15) and got[1, 0] == got[1, 1] and got[2, 500] == 1.0
+    assert np.array_equal(kernels.softmax(native(x[:, :1])), np.ones((64, 1)))

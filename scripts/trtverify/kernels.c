@@ -228,6 +228,23 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
         return 0;                                                                                                      \
     }                                                                                                                  \
                                                                                                                        \
+    /* outputs.softmax of a batch whose rows are all finite (n x c) into out (n x c, double): each row shifted by its  \
+     * maximum, exponentiated (libm's exp, as numpy calls it) and divided by the sum. One pass where numpy made four   \
+     * float64 temporaries; the sum runs in SIMD lanes instead of numpy's pairwise order, so a probability's last bit  \
+     * may differ. */                                                                                                  \
+    HOT void softmax_pass_##SUFFIX(const T *x, int64_t n, int64_t c, double *out) {                                    \
+        for (int64_t r = 0; r < n; r++) {                                                                              \
+            const T *row = x + r * c;                                                                                  \
+            double *p = out + r * c, high = row[0], sum = 0;                                                           \
+            for (int64_t j = 1; j < c; j++) high = max2(high, row[j]);                                                 \
+            for (int64_t j = 0; j < c; j++) {                                                                          \
+                p[j] = exp((double)row[j] - high);                                                                     \
+                sum += p[j];                                                                                           \
+            }                                                                                                          \
+            for (int64_t j = 0; j < c; j++) p[j] /= sum;                                                               \
+        }                                                                                                              \
+    }                                                                                                                  \
+                                                                                                                       \
     /* outputs.profile_reference's sums over the finite rows of a batch: per class the sum and the sum of squares,     \
      * the count of rows whose arg-max it is (the first maximum), and extremes = (lowest value, highest value,         \
      * largest |row sum - 1|), each updated in place. */                                                               \

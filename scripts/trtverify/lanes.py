@@ -21,7 +21,6 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import kernels
-from .outputs import softmax
 from .pairstats import Batch, scan
 
 Scan = tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int], np.ndarray | None]
@@ -52,7 +51,7 @@ def scan_backend(raw: Any, k: int, with_softmax: bool) -> Scan:
     (made once here, not by each pair)."""
     values = kernels.native(raw)
     top, finite, counts = scan(values, k)
-    probabilities = softmax(values.astype(np.float64)) if with_softmax and finite.all() else None
+    probabilities = kernels.softmax(values) if with_softmax and finite.all() else None
     return values, top, finite, counts, probabilities
 
 
