@@ -276,6 +276,8 @@ class NpyFile:
             shape, dtype = mapped.shape, mapped.dtype
         self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
         self._row_items = math.prod(self.shape[1:])
+        if self._map is None:   # opened here, so that threads may read ranges at once (compare's output profile)
+            self._fd = os.open(self.path, os.O_RDONLY)
 
     def _open_map(self) -> np.ndarray:
         try:

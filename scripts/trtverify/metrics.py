@@ -88,7 +88,7 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
     sources = dict(items)
     names = [reference] + [n for n in sources if n != reference]
     n, c = labels.shape[0], sources[reference].shape[1]
-    profile = profile_reference(sources[reference], override=output_kind, batch_size=batch_size)
+    profile = profile_reference(sources[reference], override=output_kind, batch_size=batch_size, threads=threads)
     if profile.kind in CLASSIFICATION:
         problems = label_problems(labels, c, batch_size)
         if problems:

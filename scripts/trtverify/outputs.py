@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 from typing import Any
@@ -37,16 +38,29 @@ class OutputProfile:
         return dataclasses.asdict(self)
 
 
-def profile_reference(source: Any, *, override: str, batch_size: int) -> OutputProfile:
+def profile_reference(source: Any, *, override: str, batch_size: int, threads: int = 1) -> OutputProfile:
     """One streaming pass over the reference's (N, C) outputs (docs/tolerances.md, "Output kinds"), ``batch_size``
-    rows at a time; ``override``: models.<name>.output_kind (auto detects the kind)."""
+    rows at a time on ``threads`` threads; ``override``: models.<name>.output_kind (auto detects the kind).
+
+    Each batch's sums are made apart and added in batch order, so the profile is the same for any number of
+    threads. Every later figure waits for this pass (the tolerances depend on it), so on several threads it no
+    longer holds the rest of compare back by a whole serial read of the reference."""
     n, c = source.shape[0], source.shape[1]
     total, squares, classes = np.zeros(c), np.zeros(c), np.zeros(c, dtype=np.int64)
-    extremes = np.array([math.inf, -math.inf, 0.0])
-    for start in range(0, n, batch_size):
-        x = kernels.native(source[start:start + batch_size])
-        kernels.profile_pass(x, total, squares, classes, extremes)
-    lo, hi, worst_sum = (float(e) for e in extremes)
+    lo, hi, worst_sum = math.inf, -math.inf, 0.0
+
+    def batch_sums(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        sums = np.zeros(c), np.zeros(c), np.zeros(c, dtype=np.int64), np.array([math.inf, -math.inf, 0.0])
+        kernels.profile_pass(kernels.native(source[start:start + batch_size]), *sums)
+        return sums
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, threads), thread_name_prefix="output-profile") as pool:
+        for batch_total, batch_squares, batch_classes, extremes in pool.map(batch_sums, range(0, n, batch_size)):
+            total += batch_total
+            squares += batch_squares
+            classes += batch_classes
+            lo, hi, worst_sum = min(lo, extremes[0]), max(hi, extremes[1]), max(worst_sum, extremes[2])
+    lo, hi, worst_sum = float(lo), float(hi), float(worst_sum)
     mean = total / max(n, 1)
     std = float(np.sqrt(np.maximum(squares / max(n, 1) - mean * mean, 0).mean()))
     rms = float(np.sqrt((squares / max(n, 1)).mean()))
