@@ -286,4 +286,3 @@ def csv_rows(start: int, labels: np.ndarray, classes: np.ndarray, confidence: np
         raise MemoryError("kernels: csv_rows " + ("could not switch to the C locale" if used == -2 else
                                                    "overran its buffer"))
     return ctypes.string_at(out, used)
-
