@@ -73,6 +73,7 @@ def test_pair_pass_is_the_numpy_definition(dtype: type) -> None:
     assert (f[k.DIFFERING], f[k.FIRST_DIFFERENCE], f[k.OUTSIDE], f[k.FINITE], f[k.ZEROS]) == (
         want["differing"], want["first"], want["outside"], want["finite"], want["zeros"])
     assert (f[k.MAX_ABS], f[k.MIN_ABS]) == (want["max_abs"], want["min_abs"])
+    assert f[k.MIN_POSITIVE] == want["d"][want["d"] > 0].min()
     assert f[k.MAX_REL] == pytest.approx(want["max_rel"], rel=1e-15)
     assert f[k.SUM_ABS] == pytest.approx(want["sum_abs"], rel=1e-12)
     assert f[k.SUM_REL] == pytest.approx(want["sum_rel"], rel=1e-12)
@@ -316,3 +317,20 @@ def test_softmax_pass_is_the_numpy_definition(dtype: type) -> None:
     np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-12)
     assert got[0, 0] == pytest.approx(1e-3, rel=1e-15) and got[1, 0] == got[1, 1] and got[2, 500] == 1.0
     assert np.array_equal(kernels.softmax(native(x[:, :1])), np.ones((64, 1)))
+
+
+@pytest.mark.parametrize("case", ["spread", "subnormal", "equal"])
+def test_a_pairs_histogram_is_every_difference_in_the_sketch(case: str) -> None:
+    """The histogram reads the counters only from the least positive difference's key to the largest's: it must
+    still be the sketch of every difference, when the least is subnormal (key 0) and when every one is zero."""
+    rng = np.random.default_rng(8)
+    a = rng.dirichlet(np.full(30, 0.5), size=200).astype(np.float64)
+    b = {"spread": a + rng.normal(0, 1e-4, a.shape) * (rng.random(a.shape) < 0.5),
+         "subnormal": a + 5e-324 * rng.integers(0, 3, a.shape), "equal": a.copy()}[case]
+    result = compare({"savedmodel": a, "onnxruntime": b}, rng.integers(0, 30, 200), batch_size=64, max_flipped=5,
+                     per_sample_limit=0, output_kind="probabilities").to_dict()
+    reference = QuantileSketch()
+    reference.add(np.abs(a - b))
+    made, want = result["pairs"]["savedmodel vs onnxruntime"]["abs_diff_histogram"], reference.to_dict()
+    assert made.pop("sum") == pytest.approx(want.pop("sum"), rel=1e-12, abs=1e-300)   # summed in another order
+    assert made == want

@@ -24,7 +24,10 @@
 #define EXPONENT_64 0x7FF0000000000000ull
 
 /* The scalar figures of pair_pass, in the order of kernels.py's constants. */
-enum { DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL, FIGURES };
+enum {
+    DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL, MIN_POSITIVE,
+    FIGURES
+};
 
 /* x86-64 machines differ in their vector units: with GCC the hot passes are built for AVX2 as well as the baseline,
  * and the loader picks one when the library is loaded (twice as fast on the pair pass). Elsewhere, and with clang,
@@ -198,7 +201,7 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
         double *rel_row = d_row + c;                                                                                   \
         const U *ua = (const U *)a, *ub = (const U *)b;                                                                \
         for (int q = 0; q < FIGURES; q++) out[q] = 0;                                                                  \
-        out[FIRST_DIFFERENCE] = -1, out[MIN_ABS] = INFINITY;                                                           \
+        out[FIRST_DIFFERENCE] = -1, out[MIN_ABS] = out[MIN_POSITIVE] = INFINITY;                                       \
         for (int64_t r = 0; r < n; r++) {                                                                              \
             const T *ar = a + r * c, *br = b + r * c;                                                                  \
             int fast = rows_finite[r] != 0;                                                                            \
@@ -280,26 +283,27 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
         }                                                                                                              \
     }
 
-/* The extremes and exact zeros of a row's differences, from the row buffers. Non-negative doubles order as their
- * bits do, so max and min are integer reductions, which vectorise (floating-point ones must mind NaN, and do not);
- * -1.0 (an element left out) has the sign bit set, so it is negative as a signed integer and in neither. */
+/* The extremes and exact zeros of a row's differences, from the row buffers: the largest, the least (0 where one
+ * is an exact zero) and the least positive one (the first of the sketch's buckets in use). Non-negative doubles
+ * order as their bits do, so max and min are integer reductions, which vectorise (floating-point ones must mind
+ * NaN, and do not); -1.0 (an element left out) has the sign bit set, so it is negative as a signed integer and in
+ * none. */
 static void extremes_row(const double *d_row, const double *rel_row, int64_t c, double *out) {
     const int64_t *d_bits = (const int64_t *)d_row, *rel_bits = (const int64_t *)rel_row;
     int64_t high = 0, rel_high = 0, zeros = 0, low = (int64_t)EXPONENT_64; /* +inf: above every difference */
     for (int64_t j = 0; j < c; j++) {
         int64_t key = d_bits[j];
         high = key > high ? key : high;
-        int64_t kept = key >= 0 ? key : (int64_t)EXPONENT_64;
+        int64_t kept = key > 0 ? key : (int64_t)EXPONENT_64;
         low = kept < low ? kept : low;
         rel_high = rel_bits[j] > rel_high ? rel_bits[j] : rel_high;
         zeros += key == 0;
     }
     out[ZEROS] += (double)zeros;
     out[MAX_ABS] = max2(out[MAX_ABS], bits_to_double((uint64_t)high));
-    if (low != (int64_t)EXPONENT_64) {
-        double lo = bits_to_double((uint64_t)low);
-        out[MIN_ABS] = lo < out[MIN_ABS] ? lo : out[MIN_ABS];
-    }
+    double positive = bits_to_double((uint64_t)low), least = zeros ? 0.0 : positive; /* +inf where there is none */
+    out[MIN_POSITIVE] = positive < out[MIN_POSITIVE] ? positive : out[MIN_POSITIVE];
+    out[MIN_ABS] = least < out[MIN_ABS] ? least : out[MIN_ABS];
     out[MAX_REL] = max2(out[MAX_REL], bits_to_double((uint64_t)rel_high));
 }
 

@@ -39,8 +39,9 @@ FLAGS = ("-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trappin
          "-fno-signed-zeros", "-ffp-contract=off")
 
 # A pair's scalar figures, in the order pair_pass returns them (kernels.c's enum; checked when the library loads).
-DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL = range(10)
-FIGURES = MAX_REL + 1
+(DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL,
+ MIN_POSITIVE) = range(11)
+FIGURES = MIN_POSITIVE + 1
 COPIES = 4      # copies of a pair's sketch counters (kernels.c's COPIES)
 
 _P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double

@@ -120,7 +120,7 @@ class PairStats:
         self.sketch = QuantileSketch(relative_accuracy)    # empty: its buckets are what pair_pass counts in
         self.samples = self.elements = self.finite_elements = self.outside = self.differing = 0
         self.max_abs = self.sum_abs = self.max_rel = self.sum_rel = 0.0
-        self.min_abs, self.zeros = math.inf, 0
+        self.min_abs, self.min_positive, self.zeros = math.inf, math.inf, 0
         self.counts = kernels.counters(self.sketch.key_space)   # the sketch's counters, filled by pair_pass
         self.cos_sum, self.cos_min, self.cos_rows = 0.0, math.inf, 0
         self.dot = self.norm_a = self.norm_b = 0.0
@@ -173,6 +173,7 @@ class PairStats:
         if f[k.FINITE]:
             self.max_abs, self.max_rel = max(self.max_abs, f[k.MAX_ABS]), max(self.max_rel, f[k.MAX_REL])
             self.min_abs = min(self.min_abs, f[k.MIN_ABS])
+            self.min_positive = min(self.min_positive, f[k.MIN_POSITIVE])
         if f[k.FIRST_DIFFERENCE] >= 0 and self.first_difference is None:
             r, c = divmod(int(f[k.FIRST_DIFFERENCE]), a.shape[1])
             self.first_difference = {"sample": batch.start + r, "class": c, self.a: float(a[r, c]),
@@ -199,10 +200,15 @@ class PairStats:
         self.flips += [batch.start + int(i) for i in flipped[:max(room, 0)]]
 
     def histogram(self) -> QuantileSketch:
-        """The sketch of |a - b| over the finite elements, from the counters pair_pass filled."""
+        """The sketch of |a - b| over the finite elements, from the counters pair_pass filled: only the keys from
+        the least positive difference's to the largest's can have counts, so only those are read (all 131,008 took
+        1.5 ms a pair, most of it faulting in pages no count had touched)."""
         sketch = QuantileSketch(self.sketch.relative_accuracy)
-        sketch.add_counts(kernels.merged(self.counts), 0, zeros=self.zeros, total=self.sum_abs, lo=self.min_abs,
-                          hi=self.max_abs)
+        first, counts = 0, np.zeros(0, dtype=np.int64)
+        if math.isfinite(self.min_positive):     # some difference is positive
+            first, last = (int(key) for key in sketch.key(np.array([self.min_positive, self.max_abs])))
+            counts = kernels.merged(self.counts[first:last + 1])
+        sketch.add_counts(counts, first, zeros=self.zeros, total=self.sum_abs, lo=self.min_abs, hi=self.max_abs)
         return sketch
 
     def result(self, correct_a: int | None, correct_b: int | None, inconclusive: str | None = None) -> PairResult:
