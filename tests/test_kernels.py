@@ -334,3 +334,20 @@ def test_a_pairs_histogram_is_every_difference_in_the_sketch(case: str) -> None:
     made, want = result["pairs"]["savedmodel vs onnxruntime"]["abs_diff_histogram"], reference.to_dict()
     assert made.pop("sum") == pytest.approx(want.pop("sum"), rel=1e-12, abs=1e-300)   # summed in another order
     assert made == want
+
+
+def test_softmax_check_skips_rows_with_nan_and_counts_the_rest() -> None:
+    """Logits with a NaN row: the softmax check runs on the rows that are finite on both sides, and counts what
+    outputs.softmax's probabilities put outside the softmax tolerance there."""
+    rng = np.random.default_rng(9)
+    a = rng.normal(0, 3, (50, 12))
+    b = a + rng.normal(0, 2e-3, a.shape)
+    b[7, 3] = np.nan
+    result = compare({"savedmodel": a, "onnxruntime": b}, rng.integers(0, 12, 50), batch_size=16, max_flipped=5,
+                     per_sample_limit=0, output_kind="logits", allow_nonfinite=True).to_dict()
+    pair = result["pairs"]["savedmodel vs onnxruntime"]
+    rows = np.arange(50) != 7
+    sa, sb = softmax(a[rows]), softmax(b[rows])
+    t = pair["softmax_tolerance"]
+    want = int((np.abs(sa - sb) > t["rtol"] * np.abs(sa) + t["atol"]).sum())
+    assert want > 0 and pair["metrics"]["softmax_outside_tolerance_count"] == want

@@ -14,7 +14,6 @@ import numpy as np
 
 from . import kernels
 from .intervals import newcombe, wilson
-from .outputs import softmax
 from .results import PairResult
 from .sketch import QuantileSketch
 from .tolerance import CLASSIFICATION, Tolerance, judge, precision_of
@@ -155,7 +154,7 @@ class PairStats:
         self.dot, self.norm_a, self.norm_b = self.dot + dot.sum(), self.norm_a + na.sum(), self.norm_b + nb.sum()
         if self.softmax_tolerance is not None:     # logits are also judged as the probabilities they stand for
             sa, sb = (batch.probabilities[self.a], batch.probabilities[self.b]) if every else \
-                (softmax(a[rows].astype(np.float64)), softmax(b[rows].astype(np.float64)))
+                (kernels.softmax(a[rows]), kernels.softmax(b[rows]))     # the finite rows: the same compiled pass
             self.softmax_outside += kernels.count_outside(sa, sb, self.softmax_tolerance.rtol,
                                                           self.softmax_tolerance.atol)
         if self.kind in CLASSIFICATION:
