@@ -29,7 +29,7 @@ import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -367,24 +367,31 @@ class ReportPage:
             return {{src: img.src.slice(0, 30), width: img.naturalWidth, height: img.naturalHeight,
                      shown: [r.width, r.height]}}; }})()""", f"{path.name} is shown and decoded", timeout)
 
-    def view_image(self, path: str, file: Path, clicks: int = 3) -> dict[str, Any]:
-        """``show`` the image at ``path`` and wait for it to decode, clicking again if it does not within 20 s. A
-        CI run (2026-12-05, under load) waited 60 s for a plot that the same checkout then showed at once when run
-        alone, as if the click had been lost; a plot that never decodes still fails, after ``clicks`` clicks."""
+    def view(self, path: str, shown: Callable[[float], dict[str, Any]], clicks: int = 3) -> dict[str, Any]:
+        """``show`` the entry at ``path`` and wait for ``shown`` (given a timeout), clicking again if it has not come
+        within 20 s. CI runs under load (2026-12-05, twice) waited 60 s for a plot, then for the tables, that the same
+        checkout showed at once when run alone, as if the click had been lost; what never shows still fails, after
+        ``clicks`` clicks."""
         for click in range(1, clicks + 1):
             self.show(path)
             try:
-                return self.shown_image(file, timeout=20)
+                return shown(20)
             except AssertionError:
                 if click == clicks:
                     raise
         raise AssertionError("unreachable")
 
-    def shown_tables(self) -> dict[str, Any]:
+    def view_image(self, path: str, file: Path) -> dict[str, Any]:
+        return self.view(path, lambda timeout: self.shown_image(file, timeout))
+
+    def view_tables(self) -> dict[str, Any]:
+        return self.view(TABLES, self.shown_tables)
+
+    def shown_tables(self, timeout: float = 60) -> dict[str, Any]:
         """The HTML tables entry, shown in its iframe: headings, paragraphs, and each table under its heading."""
         self.browser.wait("(() => { const f = document.querySelector('iframe'); if (!f) return false; "
                           "const r = f.getBoundingClientRect(); return r.width > 300 && r.height > 300; })()",
-                          "the tables' frame is shown")
+                          "the tables' frame is shown", timeout)
         context = self.browser.frame_context("data:text/html")
         return self.browser.wait("""(() => {
             if (document.readyState !== 'complete' || !document.querySelector('table')) return null;
@@ -490,8 +497,7 @@ def test_report_renders_tables_plots_and_captions_in_chromium(tiny_run: Path, br
 
     # Results > Comparison: the tables, rendered in the content frame.
     assert page.open_category("Comparison") == [TABLES]
-    page.show(TABLES)
-    shown = page.shown_tables()
+    shown = page.view_tables()
     page.shot("comparison-tables")
     assert shown["title"] == "trtverify report" and shown["headline"].startswith("Overall: PASS.")
     assert shown["tables"] >= 5 and shown["external"] == 0
@@ -542,8 +548,7 @@ def test_flipped_samples_appear_as_an_image_with_each_backends_top3(flipped_run:
     assert PLOT_CAPTION in page.details(FLIPPED)
 
     assert page.open_category("Comparison") == [TABLES]
-    page.show(TABLES)
-    shown = page.shown_tables()
+    shown = page.view_tables()
     page.shot("comparison-tables-flipped")
     assert shown["headline"].startswith("Overall: FAIL.")
     verdicts = table(shown["sections"], "Verdicts per pair")
