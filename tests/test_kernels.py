@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -275,16 +276,35 @@ def test_top_k_keeps_argsort_order_through_ties_and_short_rows(dtype: type, clas
         assert np.array_equal(top, np.argsort(-x, axis=1, kind="stable")[:, :k]), (k, classes)
 
 
+def exact_ties(rng: np.random.Generator, per_exponent: int) -> np.ndarray:
+    """Doubles whose exact decimal value has ten significant digits, the last a 5: a tie at %.9g's ninth digit.
+    t / 2**j is t * 5**j / 10**j, so an odd t with t * 5**j of ten digits gives one, from 0.0001 to 1e9."""
+    ties = []
+    for j in range(1, 14):
+        t = rng.integers(-(-10**9 // 5**j), (10**10 - 1) // 5**j + 1, per_exponent) | 1
+        ties.append(np.ldexp(t[(t * 5**j >= 10**9) & (t * 5**j < 10**10)].astype(np.float64), -j))
+    return np.concatenate(ties)
+
+
 def test_csv_rows_write_numbers_as_python_does() -> None:
-    """per_sample.csv's rows come from C's printf: each number must read exactly as Python's %d and %.9g write it,
-    on the values where the two could part: ties at the ninth digit (2**-14 = 6.103515625e-05), every power of two
-    float32 and float64 reach, subnormals, -0, Inf, NaN of either sign, and the extreme integers."""
+    """per_sample.csv's rows are written by kernels.c's own formatting (printf outside [1e-23, 1e9)): each number
+    must read exactly as Python's %d and %.9g write it, on the values where the two could part: exact ties at the
+    ninth digit (rounded to even), the powers of ten and their neighbours (where the exponent is guessed, and %g
+    changes style at 1e-4 and 1e9), every power of two float32 and float64 reach, subnormals, -0, Inf, NaN of either
+    sign, any bit pattern, every magnitude, and the extreme integers."""
     rng = np.random.default_rng(5)
     special = [0.0, -0.0, np.inf, -np.inf, np.nan, np.copysign(np.nan, -1.0), 5e-324, -2.2250738585072014e-308,
-               1.7976931348623157e308, 2.0**-14, 0.5, 1 / 3, 1e16, 123456789.5, 1234567895.0]
+               1.7976931348623157e308, 2.0**-14, 0.5, 1 / 3, 1e16, 123456789.5, 1234567895.0, 999999999.5,
+               999999999.4999999, 9.9999999995e-5, 9.9999999949999e-5, 1e-23, 9.99999999e-24]
+    tens = 10.0 ** np.arange(-30, 12)
     values = np.concatenate([np.array(special), 2.0 ** np.arange(-1074, 1024, dtype=np.float64),
                              -(2.0 ** np.arange(-149, 128)), rng.random(3000).astype(np.float32),
-                             rng.normal(0, 30, 3000).astype(np.float32), rng.normal(0, 1, 2000)])
+                             rng.normal(0, 30, 3000).astype(np.float32), rng.normal(0, 1, 2000),
+                             exact_ties(rng, 400), -exact_ties(rng, 100), tens, np.nextafter(tens, 0),
+                             np.nextafter(tens, np.inf), 10.0 ** rng.uniform(-30, 12, 20000),
+                             rng.integers(0, 2**64, 20000, dtype=np.uint64).view(np.float64)])
+    assert sum(str(Decimal(x)).endswith("5") and len(Decimal(x).normalize().as_tuple().digits) == 10
+               for x in values.tolist()) > 4000    # the ties are there
     assert np.signbit(values[5]) and np.isnan(values[5])        # the sign bit set: C would write -nan
     n = values.size // 3
     confidence = values[:3 * n].reshape(3, n)

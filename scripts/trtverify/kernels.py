@@ -120,6 +120,7 @@ def _open(path: Path) -> ctypes.CDLL:
                 fn.restype, fn.argtypes = restype, argtypes
         lib.count_outside.restype, lib.count_outside.argtypes = _I, [_P, _P, _I, _D, _D]
         lib.csv_rows.restype, lib.csv_rows.argtypes = _I, [_I, _I, _P, _I, _P, _P, _P, _I]
+        lib.csv_capacity.restype, lib.csv_capacity.argtypes = _I, [_I, _I]
     except AttributeError as exc:   # a function missing
         raise OSError(str(exc)) from None
     return lib
@@ -279,10 +280,11 @@ def csv_rows(start: int, labels: np.ndarray, classes: np.ndarray, confidence: np
     if labels.shape != (n,) or confidence.shape != (b, n):
         raise TypeError(f"kernels: csv_rows takes n labels and backends x n classes and confidences, not "
                         f"{labels.shape}, {classes.shape} and {confidence.shape}")
-    cap = n * (2 * 21 + b * (21 + 25)) + 1     # every integer 20 characters, every %.9g 15, separators and newline
+    lib = library()
+    cap = lib.csv_capacity(n, b)
     out = ctypes.create_string_buffer(cap)
-    used = library().csv_rows(start, n, _ptr(labels, np.int64), b, _ptr(classes, np.int64),
-                              _ptr(confidence, np.float64), out, cap)
+    used = lib.csv_rows(start, n, _ptr(labels, np.int64), b, _ptr(classes, np.int64), _ptr(confidence, np.float64),
+                        out, cap)
     if used < 0:
         raise MemoryError("kernels: csv_rows " + ("could not switch to the C locale" if used == -2 else
                                                    "overran its buffer"))
