@@ -40,16 +40,19 @@ from trtverify.pairstats import Batch
 from trtverify.tolerance import KINDS, TolerancePolicy, engine_precision, parse_json_option
 from trtverify.schema import parse_with_defaults
 
+_encode = json.JSONEncoder(allow_nan=False).encode   # one encoder: json.dumps with an option makes one a call
+
 
 def compact_json(obj: Any, level: int = 0) -> str:
     """Indented JSON with lists of numbers on one line: a histogram or an index list reads as one row."""
     pad, inner = "  " * level, "  " * (level + 1)
     if isinstance(obj, dict) and obj:
-        items = [f"{inner}{json.dumps(str(k))}: {compact_json(v, level + 1)}" for k, v in obj.items()]
+        items = [f"{inner}{_encode(str(k))}: {compact_json(v, level + 1)}" for k, v in obj.items()]
         return "{\n" + ",\n".join(items) + f"\n{pad}}}"
-    if isinstance(obj, list) and any(isinstance(x, (dict, list)) for x in obj):
+    # the element types, not the elements, are checked: a histogram has thousands of numbers and a few types
+    if isinstance(obj, list) and any(issubclass(t, (dict, list)) for t in set(map(type, obj))):
         return "[\n" + ",\n".join(inner + compact_json(x, level + 1) for x in obj) + f"\n{pad}]"
-    return json.dumps(obj, allow_nan=False)
+    return _encode(obj)
 
 
 def parse_named_paths(specs: Sequence[str], flag: str) -> dict[str, str]:
