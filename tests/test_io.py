@@ -384,8 +384,10 @@ def test_run_main_in_process(capsys) -> None:
 
 
 _TINY = '''\
-import sys
+import atexit, os, sys
 from trtverify.errors import UserError, require, run_main
+
+atexit.register(print, "teardown")    # runs in the interpreter's teardown, which quick_exit skips
 
 def main(argv):
     kind = (argv if argv is not None else sys.argv[1:])[0]
@@ -399,7 +401,7 @@ def main(argv):
     return 0
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, quick_exit=bool(os.environ.get("QUICK")))
 '''
 
 
@@ -412,12 +414,16 @@ def _tiny(tmp_path: Path, kind: str, **env: str) -> subprocess.CompletedProcess[
                           env={**environ, **env}, timeout=60)
 
 
-def test_run_main_subprocess(tmp_path) -> None:
-    ok = _tiny(tmp_path, "ok")
-    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "ok\n", "")
+@pytest.mark.parametrize("quick", ["", "1"])
+def test_run_main_subprocess(tmp_path, quick: str) -> None:
+    """The same status and messages with quick_exit, whose flush keeps what a piped stdout had buffered; only
+    the teardown (an atexit print here) is skipped."""
+    teardown = "" if quick else "teardown\n"
+    ok = _tiny(tmp_path, "ok", QUICK=quick)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "ok\n" + teardown, "")
 
-    user = _tiny(tmp_path, "user")
-    assert user.returncode == 1
+    user = _tiny(tmp_path, "user", QUICK=quick)
+    assert (user.returncode, user.stdout) == (1, teardown)
     assert user.stderr == "tiny_step.py: error: the samples file s.npy is empty; regenerate it\n"
     assert "Traceback" not in user.stderr
 

@@ -31,17 +31,26 @@ def require(module: str, *, purpose: str, hint: str) -> Any:
         ) from None
 
 
-def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
+def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None, *,
+             quick_exit: bool = False) -> None:
     """Run ``main``; turn a UserError into a one-line message on stderr and exit status 1.
 
-    Set TRTVERIFY_VERBOSE=1 to see the traceback of a user error too.
+    Set TRTVERIFY_VERBOSE=1 to see the traceback of a user error too. ``quick_exit``: once ``main`` has returned or
+    failed with a UserError, flush stdout and stderr and end the process without the interpreter's teardown (which
+    frees every object of every module: 20 ms of compare.py's 0.2 s, 2026-12-05), for a program that has closed
+    all its outputs and joined its threads by then and registers no atexit work. A bug's traceback ends the
+    process as usual.
     """
     try:
-        code = main(argv)
+        code = main(argv) or 0
     except UserError as exc:
         if os.environ.get("TRTVERIFY_VERBOSE"):
             raise
         prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "trtverify"
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(code or 0)
+        code = 1
+    if quick_exit:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -13,10 +13,10 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import tokenize
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
@@ -143,7 +143,12 @@ def _np_load(p: Path, what: str, *, mmap: bool) -> np.ndarray:
         raise UserError(f"{what} file {p} is not a valid .npy file ({exc}); regenerate it") from None
     except (OSError, EOFError) as exc:
         raise UserError(f"{what} file {p} could not be read ({exc}); it may be truncated: regenerate it") from None
-    except zipfile.BadZipFile as exc:  # it starts like a zip (.npz) archive but is not one
+    except Exception as exc:
+        # np.load imports zipfile only for what starts like an .npz archive (importing it here cost every program
+        # 5 ms): only then can this be its BadZipFile, the archive not being one
+        zipfile = sys.modules.get("zipfile")
+        if zipfile is None or not isinstance(exc, zipfile.BadZipFile):
+            raise
         raise UserError(f"{what} file {p} is not a .npy file (it starts like an .npz archive but is not one: "
                         f"{exc}); save a single array with numpy.save") from None
     if not isinstance(array, np.ndarray):
