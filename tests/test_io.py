@@ -172,6 +172,9 @@ def test_missing_npy_and_npz(tmp_path) -> None:
     np.savez(tmp_path / "z.npz", a=np.zeros(3))
     with pytest.raises(UserError, match=r"z\.npz is an \.npz archive, expected a single \.npy array"):
         load_npy(tmp_path / "z.npz")
+    (tmp_path / "pk.npy").write_bytes(b"PK\x03\x04" + bytes(100))     # a zip's magic, then no archive
+    with pytest.raises(UserError, match=r"pk\.npy is not a \.npy file \(it starts like an \.npz archive but is not"):
+        load_npy(tmp_path / "pk.npy")
 
 
 # --- atomic writes ---------------------------------------------------------------------------------------------------
