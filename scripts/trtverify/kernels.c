@@ -364,14 +364,14 @@ static const u128 POW5[32] = {
     11920928955078125ull, 59604644775390625ull, 298023223876953125ull, 1490116119384765625ull, P5_27,
     (u128)P5_27 * 5, (u128)P5_27 * 25, (u128)P5_27 * 125, (u128)P5_27 * 625};
 
-/* The nine significant digits of v, a positive normal double, rounded as printf's "%.9g" rounds them (the exact
- * value, to nearest, ties to even), as q in [1e8, 1e9) and the decimal exponent x, v ~ q 10^(x - 8), computed
- * exactly: v = m 2^e2, so v 10^(8-x) = m 5^k 2^(e2+k) with k = 8 - x, an integer product and a shift.
+/* The nine significant digits of v, a positive normal double given by its bits, rounded as printf's "%.9g" rounds
+ * them (the exact value, to nearest, ties to even), as q in [1e8, 1e9) and the decimal exponent x, v ~ q 10^(x - 8),
+ * computed exactly: v = m 2^e2, so v 10^(8-x) = m 5^k 2^(e2+k) with k = 8 - x, an integer product and a shift.
  * Returns 0 where that product would not fit in 128 bits (v >= 1e9 or v < 1e-23), for printf to write. */
-static int nine_digits(uint64_t bits, double v, uint32_t *digits, int *exponent) {
+static int nine_digits(uint64_t bits, uint32_t *digits, int *exponent) {
     uint64_t m = (bits & 0xFFFFFFFFFFFFFull) | (1ull << 52);
     int e2 = (int)((bits >> 52) & 0x7FF) - 1075;
-    int x = (int)floor(log10(v)); /* a first guess: off by one next to powers of ten, which the loop mends */
+    int x = (int)floor(log10(bits_to_double(bits))); /* a guess, off by one next to powers of ten: mended below */
     for (int tries = 0; tries < 3; tries++) {
         int k = 8 - x, shift = -(e2 + k);
         if (k < 0 || k > 31 || shift <= 0 || shift >= 128) return 0;
@@ -394,6 +394,18 @@ static int nine_digits(uint64_t bits, double v, uint32_t *digits, int *exponent)
     return 0;
 }
 
+/* The digits d[0 .. kept) at p with the point after the first `whole` of them, none when no digit follows it. */
+static char *put_point(char *p, const char *d, int whole, int kept) {
+    memcpy(p, d, (size_t)whole);
+    p += whole;
+    if (kept > whole) {
+        *p++ = '.';
+        memcpy(p, d + whole, (size_t)(kept - whole));
+        p += kept - whole;
+    }
+    return p;
+}
+
 /* v as Python's "%.9g" writes it, at p; returns the end. NaN is "nan" whatever its sign bit (C would write "-nan").
  * The sign, zero, Inf and NaN are read from the bits: the library is compiled with -fno-signed-zeros. */
 static char *put_g9(char *p, double v) {
@@ -406,19 +418,14 @@ static char *put_g9(char *p, double v) {
     if (magnitude == 0) return *p++ = '0', p;
     uint32_t q;
     int x;
-    if (magnitude < (1ull << 52) || !nine_digits(magnitude, fabs(v), &q, &x)) /* subnormal, or out of range */
+    if (magnitude < (1ull << 52) || !nine_digits(magnitude, &q, &x)) /* subnormal, or out of range */
         return p + snprintf(p, 24, "%.9g", fabs(v));
     char d[9];
     for (int i = 8; i >= 0; i--, q /= 10) d[i] = (char)('0' + q % 10);
     int kept = 9; /* %g drops the trailing zeros, and the point with them */
     while (kept > 1 && d[kept - 1] == '0') kept--;
     if (x < -4 || x >= 9) { /* style e: d.dddde-XX */
-        *p++ = d[0];
-        if (kept > 1) {
-            *p++ = '.';
-            memcpy(p, d + 1, (size_t)(kept - 1));
-            p += kept - 1;
-        }
+        p = put_point(p, d, 1, kept);
         *p++ = 'e';
         *p++ = x < 0 ? '-' : '+';
         int ax = x < 0 ? -x : x;
@@ -431,14 +438,7 @@ static char *put_g9(char *p, double v) {
         memcpy(p, d, (size_t)kept);
         return p + kept;
     }
-    memcpy(p, d, (size_t)(x + 1)); /* style f: the integer part is the first x + 1 digits */
-    p += x + 1;
-    if (kept > x + 1) {
-        *p++ = '.';
-        memcpy(p, d + x + 1, (size_t)(kept - x - 1));
-        p += kept - x - 1;
-    }
-    return p;
+    return put_point(p, d, x + 1, kept); /* style f: the integer part is the first x + 1 digits */
 }
 
 static int64_t csv_row_max(int64_t backends) {
