@@ -4,6 +4,7 @@ the library is built, cached and refused."""
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import math
 import shutil
@@ -337,6 +338,25 @@ def test_softmax_pass_is_the_numpy_definition(dtype: type) -> None:
     np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-12)
     assert got[0, 0] == pytest.approx(1e-3, rel=1e-15) and got[1, 0] == got[1, 1] and got[2, 500] == 1.0
     assert np.array_equal(kernels.softmax(native(x[:, :1])), np.ones((64, 1)))
+
+
+def test_where_glibcs_vector_maths_do_not_link_the_softmax_uses_libms_exp(fresh_cache: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The softmax's exp comes from libmvec where the compiler links it (x86-64 Linux); where it does not, the
+    library is built without it, and the probabilities are the same to a few units in the last place."""
+    x = np.random.default_rng(7).normal(0, 40, (64, 1000)).astype(np.float32)
+    with_vector = kernels.softmax(x)
+    meta = json.loads((fresh_cache / kernels.library_name()).with_suffix(".json").read_text())
+    if kernels.VECTOR_MATHS and "clang" not in kernels.built_by() and ctypes.util.find_library("mvec"):
+        assert meta["command"][-2:] == list(kernels.VECTOR_MATHS)       # GCC and glibc: built with it
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setattr(kernels, "VECTOR_MATHS", ("-DTRTVERIFY_MVEC", "-ltrtverify-no-such-library"))
+    without = kernels.softmax(x)
+    meta = json.loads((fresh_cache / kernels.library_name()).with_suffix(".json").read_text())
+    assert "-DTRTVERIFY_MVEC" not in meta["command"]
+    want = softmax(x.astype(np.float64))
+    np.testing.assert_allclose(without, want, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(with_vector, want, rtol=1e-14, atol=1e-300)
 
 
 @pytest.mark.parametrize("case", ["spread", "subnormal", "equal"])

@@ -36,6 +36,9 @@ SOURCE = Path(__file__).with_name("kernels.c")
 # meaning, and no multiply-add is fused, so a bound stays a bound.
 FLAGS = ("-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
          "-fno-signed-zeros", "-ffp-contract=off")
+# glibc's vector maths for the softmax's exp (kernels.c, with GCC on x86-64 Linux). Where the compiler cannot link
+# libmvec (a sysroot without it), the library is built without; clang links it and keeps libm's exp.
+VECTOR_MATHS = ("-DTRTVERIFY_MVEC", "-lmvec") if sys.platform == "linux" and os.uname().machine == "x86_64" else ()
 
 # A pair's scalar figures, in the order pair_pass returns them (kernels.c's enum; checked when the library loads).
 (DIFFERING, FIRST_DIFFERENCE, OUTSIDE, FINITE, ZEROS, SUM_ABS, MAX_ABS, MIN_ABS, SUM_REL, MAX_REL,
@@ -73,7 +76,7 @@ def library_name() -> str:
     except ImportError:     # a Python without the module
         from hashlib import blake2b
     h = blake2b(SOURCE.read_bytes(), digest_size=16)
-    h.update("\0".join([*compiler(), *FLAGS, os.uname().machine, sys.platform]).encode())
+    h.update("\0".join([*compiler(), *FLAGS, *VECTOR_MATHS, os.uname().machine, sys.platform]).encode())
     return f"kernels-{h.hexdigest()[:16]}.so"
 
 
@@ -94,7 +97,11 @@ def build(dest: Path) -> None:
     zig = str(dest.parent / "zig")
     env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": zig, "ZIG_LOCAL_CACHE_DIR": zig}
     try:
-        done = subprocess.run([*cc, *FLAGS, str(SOURCE), "-o", str(tmp)], capture_output=True, text=True, env=env)
+        for extra in ([VECTOR_MATHS] if VECTOR_MATHS else []) + [()]:
+            command = [*cc, *FLAGS, str(SOURCE), "-o", str(tmp), *extra]
+            done = subprocess.run(command, capture_output=True, text=True, env=env)
+            if done.returncode == 0:
+                break
         version = subprocess.run([*cc, "--version"], capture_output=True, text=True, env=env).stdout.partition("\n")[0]
     except FileNotFoundError:
         raise UserError(
@@ -106,7 +113,7 @@ def build(dest: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise UserError(f"compiling compare's passes failed ({' '.join(cc)} {SOURCE}, exit {done.returncode}): "
                         f"{done.stderr.strip()[-2000:]}. Set CC to a C11 compiler (gcc or clang)")
-    dest.with_suffix(".json").write_text(json.dumps({"compiler": version, "command": [*cc, *FLAGS]}) + "\n")
+    dest.with_suffix(".json").write_text(json.dumps({"compiler": version, "command": [*cc, *FLAGS, *extra]}) + "\n")
     os.replace(tmp, dest)
 
 
