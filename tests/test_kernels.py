@@ -170,6 +170,40 @@ def test_batches_in_flight_stay_a_few(monkeypatch: pytest.MonkeyPatch) -> None:
     assert max(ahead) <= metrics.BATCHES_AHEAD + 1, max(ahead)
 
 
+def test_a_finished_batchs_softmax_buffers_serve_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logits: a batch's softmax goes into the buffer of a batch already finished where there is one, so the only
+    new buffers are those of the batches in flight (and of the last, shorter batch), and every figure is what a new
+    buffer for each batch gives."""
+    from trtverify import lanes, metrics
+
+    rng = np.random.default_rng(8)
+    ref = np.log(rng.dirichlet(np.full(30, 0.3), size=1010) + 1e-6).astype(np.float32)
+    predictions = {"savedmodel": ref, "onnxruntime": (ref + rng.normal(0, 1e-3, ref.shape)).astype(np.float32),
+                   "tensorrt_fp16": (ref + rng.normal(0, 0.3, ref.shape)).astype(np.float32)}
+    labels = rng.integers(0, 30, 1010)
+
+    def run() -> str:
+        result = compare(predictions, labels, batch_size=64, max_flipped=50, per_sample_limit=5,
+                         output_kind="auto", threads=2).to_dict()
+        return json.dumps(result, sort_keys=True)
+
+    given: list[np.ndarray] = []
+    reuse = lanes.Lanes._softmax_buffer
+
+    def recorded(self: lanes.Lanes, shape: tuple[int, ...]) -> np.ndarray:
+        given.append(reuse(self, shape))
+        return given[-1]
+
+    monkeypatch.setattr(lanes.Lanes, "_softmax_buffer", recorded)
+    reused = run()
+    assert len(given) == 3 * 16                                 # every backend of the 16 batches
+    assert len({id(b) for b in given}) <= 3 * (metrics.BATCHES_AHEAD + 1) + 3
+    monkeypatch.setattr(lanes.Lanes, "_softmax_buffer", lambda self, shape: np.empty(shape))
+    fresh = run()
+    assert reused == fresh and json.loads(fresh)["output"]["kind"] == "logits"
+    assert json.loads(fresh)["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["softmax_outside_tolerance_count"]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_profile_pass_is_the_numpy_definition(dtype: type) -> None:
     """Per-class sums, arg-max counts (the first maximum) and the extremes over finite rows, with negative values,

@@ -265,12 +265,16 @@ def profile_pass(x: np.ndarray, total: np.ndarray, squares: np.ndarray, classes:
                               _ptr(classes, np.int64), _ptr(extremes, np.float64))
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """outputs.softmax (float64, each row shifted by its maximum) of rows that are all finite, as ``native`` gives
-    them, in one compiled pass; equal to numpy's up to the last bit of the row sums (tests/test_kernels.py)."""
+    them, in one compiled pass, into ``out`` (float64, C order, of x's shape) or a new array; equal to numpy's up to
+    the last few bits (tests/test_kernels.py)."""
     n, c = x.shape
-    out = np.empty((n, c))
-    _typed(x, "softmax_pass")(_ptr(x, x.dtype), n, c, out.ctypes.data)
+    if out is None:
+        out = np.empty((n, c))
+    elif out.shape != (n, c):
+        raise TypeError(f"kernels: softmax of {n} x {c} rows into an array of shape {out.shape}")
+    _typed(x, "softmax_pass")(_ptr(x, x.dtype), n, c, _ptr(out, np.float64))
     return out
 
 

@@ -45,25 +45,32 @@ class PendingBatch:
             return self._batch
 
 
-def scan_backend(raw: Any, k: int, with_softmax: bool) -> Scan:
+def scan_backend(raw: Any, k: int, softmax_buffer: Callable[[tuple[int, ...]], np.ndarray] | None) -> Scan:
     """One backend's share of a batch: the rows as the passes take them (float16 widened to float32: exact), top k,
-    finite rows, non-finite counts and, for logits whose rows are all finite, the softmax that several pairs share
-    (made once here, not by each pair)."""
+    finite rows, non-finite counts and, for logits (``softmax_buffer`` given) whose rows are all finite, the softmax
+    that several pairs share (made once here, not by each pair), written into ``softmax_buffer(shape)``."""
     values = kernels.native(raw)
     top, finite, counts = scan(values, k)
-    probabilities = kernels.softmax(values) if with_softmax and finite.all() else None
+    probabilities = None
+    if softmax_buffer is not None and finite.all():
+        probabilities = kernels.softmax(values, out=softmax_buffer(values.shape))
     return values, top, finite, counts, probabilities
 
 
 class Lanes:
     """``threads`` lanes (at least one). ``submit_for(key, ...)`` runs on the lane that ``key`` was first given,
-    every call with that key in order; ``batch`` spreads a batch's scans over the lanes in turn."""
+    every call with that key in order; ``batch`` spreads a batch's scans over the lanes in turn.
+
+    A finished batch's softmax buffers serve the next batches' (``finish``): a new buffer of every batch cost a
+    quarter of the softmax's time in the kernel, zeroing the fresh pages it touched."""
 
     def __init__(self, threads: int) -> None:
         self.lanes = [concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"compare-lane-{i}")
                       for i in range(max(1, threads))]
         self._owner: dict[str, int] = {}
         self._turn = itertools.cycle(range(len(self.lanes)))
+        self._spare: list[np.ndarray] = []
+        self._spare_lock = threading.Lock()
 
     def __enter__(self) -> Lanes:
         return self
@@ -77,13 +84,25 @@ class Lanes:
         return self.lanes[lane].submit(fn, *args)
 
     def batch(self, start: int, labels: Any, raw: Mapping[str, Any], k: int, *, softmax: bool) -> PendingBatch:
-        return PendingBatch(start, labels, {name: self.lanes[next(self._turn)].submit(scan_backend, x, k, softmax)
+        buffer = self._softmax_buffer if softmax else None
+        return PendingBatch(start, labels, {name: self.lanes[next(self._turn)].submit(scan_backend, x, k, buffer)
                                             for name, x in raw.items()})
 
-    @staticmethod
-    def finish(pending: PendingBatch, work: Sequence[concurrent.futures.Future[Any]],
+    def finish(self, pending: PendingBatch, work: Sequence[concurrent.futures.Future[Any]],
                then: Callable[[Batch], None]) -> None:
-        """``then(batch)`` on the calling thread, then wait for the batch's ``work`` (raising what it raised)."""
-        then(pending.result())
+        """``then(batch)`` on the calling thread, then wait for the batch's ``work`` (raising what it raised). Its
+        softmax buffers are then reused: a batch's probabilities are valid until its ``finish`` returns."""
+        batch = pending.result()
+        then(batch)
         for future in work:
             future.result()
+        with self._spare_lock:
+            self._spare.extend(batch.probabilities.values())
+
+    def _softmax_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A float64 array of ``shape`` for a softmax: a finished batch's of that shape, else a new one."""
+        with self._spare_lock:
+            for i, spare in enumerate(self._spare):
+                if spare.shape == shape:
+                    return self._spare.pop(i)
+        return np.empty(shape)
