@@ -61,8 +61,9 @@ class Lanes:
     """``threads`` lanes (at least one). ``submit_for(key, ...)`` runs on the lane that ``key`` was first given,
     every call with that key in order; ``batch`` spreads a batch's scans over the lanes in turn.
 
-    A finished batch's softmax buffers serve the next batches' (``finish``): a new buffer of every batch cost a
-    quarter of the softmax's time in the kernel, zeroing the fresh pages it touched."""
+    A finished batch's softmax buffers serve the next batches' (``finish``), so only the batches in flight have new
+    ones, whose pages the kernel zeroes when they are first written: a buffer above malloc's largest mmap threshold
+    (32 MiB in glibc: batch 4096 of more than 1,024 classes) was otherwise mapped and zeroed anew every batch."""
 
     def __init__(self, threads: int) -> None:
         self.lanes = [concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"compare-lane-{i}")
