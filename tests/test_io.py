@@ -519,12 +519,34 @@ def test_atomic_path_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     target = tmp_path / "x.npy"
     stale_file, stale_dir = tmp_path / ".x.npy.abc123.tmp", tmp_path / ".x.npy.def456.tmp"
     other = tmp_path / ".y.npy.abc123.tmp"  # another target's temporary is not ours to remove
+    # names .x.npy.*.tmp does not match: no random part, another suffix, another target's name that starts alike
+    unlike = [".x.npy.tmp", ".x.npy.abc123.tmpx", ".x.npyz.abc123.tmp", "x.npy.abc123.tmp"]
     stale_file.write_bytes(b"half")
     stale_dir.mkdir()
     (stale_dir / "inner").write_text("half")
-    other.write_bytes(b"half")
+    for name in [other.name, *unlike]:
+        (tmp_path / name).write_bytes(b"half")
     save_npy(target, np.zeros(3, np.float32))
-    assert _names(tmp_path) == [other.name, "x.npy"]
+    assert _names(tmp_path) == sorted([other.name, *unlike, "x.npy"])
+
+
+@pytest.mark.parametrize("directory", [False, True])
+def test_atomic_path_makes_its_temporary_exclusively_for_its_owner(tmp_path: Path, directory: bool) -> None:
+    """The temporary is new (never an existing path, which a link could make another file), named as the stale
+    ones are found, and private to its owner until it is renamed into place with the umask's mode."""
+    target = tmp_path / "out.json"
+    seen = []
+    with atomic_path(target, directory=directory) as tmp:
+        seen.append(tmp)
+        assert tmp.parent == tmp_path and tmp.name.startswith(".out.json.") and tmp.name.endswith(".tmp")
+        assert tmp.is_dir() is directory and stat.S_IMODE(tmp.stat().st_mode) == (0o700 if directory else 0o600)
+        if not directory:
+            tmp.write_text("{}")
+    with atomic_path(target, directory=directory) as again:
+        assert again != seen[0]
+        if not directory:
+            again.write_text("{}")
+    assert _names(tmp_path) == ["out.json"]
 
 
 # ---------------------------------------------------------------- streaming reader and writer

@@ -7,8 +7,11 @@ from __future__ import annotations
 import ctypes.util
 import json
 import math
+import os
 import shutil
+import subprocess
 import sys
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -202,6 +205,54 @@ def test_a_finished_batchs_softmax_buffers_serve_the_next(monkeypatch: pytest.Mo
     fresh = run()
     assert reused == fresh and json.loads(fresh)["output"]["kind"] == "logits"
     assert json.loads(fresh)["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["softmax_outside_tolerance_count"]
+
+
+def test_scans_go_to_the_lane_with_the_least_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two lanes, two backends, one pair (the usual CPU run): the pair's lane took every reference's scan when scans
+    went to the lanes in turn, three times the other's work. Given by cost, the other lane takes the scans after the
+    first batch's, and the work each lane ran differs by at most a pair's batch; the figures are the same."""
+    from trtverify import lanes, metrics
+
+    ran: dict[str, list[str]] = {}
+    scan_backend, update_pair = lanes.scan_backend, metrics.update_pair
+
+    def recorded(what: str, fn: object) -> object:
+        def run(*args: object) -> object:
+            ran.setdefault(threading.current_thread().name, []).append(what)
+            return fn(*args)  # type: ignore[operator]
+        return run
+
+    rng = np.random.default_rng(9)
+    ref = rng.dirichlet(np.full(10, 0.5), size=640).astype(np.float32)
+    predictions = {"savedmodel": ref, "onnxruntime": (ref + rng.normal(0, 1e-4, ref.shape)).astype(np.float32)}
+    labels = rng.integers(0, 10, 640)
+
+    def run() -> str:
+        return json.dumps(compare(predictions, labels, batch_size=64, max_flipped=5, per_sample_limit=3,
+                                  output_kind="probabilities", threads=2).to_dict(), sort_keys=True)
+
+    one_lane = json.dumps(compare(predictions, labels, batch_size=64, max_flipped=5, per_sample_limit=3,
+                                  output_kind="probabilities", threads=1).to_dict(), sort_keys=True)
+    monkeypatch.setattr(lanes, "scan_backend", recorded("scan", scan_backend))
+    monkeypatch.setattr(metrics, "update_pair", recorded("pair", update_pair))
+    assert run() == one_lane
+    work = {name: what.count("scan") * lanes.SCAN_COST + what.count("pair") * lanes.PAIR_COST
+            for name, what in ran.items() if name.startswith("compare-lane-")}
+    pair_lane = next(name for name, what in ran.items() if "pair" in what)
+    assert sorted(work) == ["compare-lane-0", "compare-lane-1"] and ran[pair_lane].count("pair") == 10
+    assert ran[pair_lane].count("scan") <= 1 and max(work.values()) - min(work.values()) <= lanes.PAIR_COST, ran
+
+
+def test_compare_imports_nothing_it_does_not_use() -> None:
+    """compare's start is most of a 10,000-sample run: the modules it once imported for a few lines each (logging
+    and queue through concurrent.futures, tempfile, shutil with bz2 and lzma) stay out of it."""
+    scripts = Path(kernels.__file__).resolve().parents[1]
+    code = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='compare')\n"   # its imports, not its main()
+            "print(sorted(set(sys.modules) & {'logging', 'concurrent.futures', 'queue', 'tempfile', 'shutil', 'bz2', "
+            "'lzma', 'zipfile', 'hashlib'}), 'trtverify.metrics' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(scripts / "compare.py")], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(scripts)})
+    assert out.stdout.strip() == "[] True", out.stdout[-300:]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import tokenize
 import warnings
 from pathlib import Path
@@ -52,24 +49,19 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        tmp = Path(name)
+    tmp = new_temporary(target, directory=directory)
     try:
         yield tmp
         _umask_mode(tmp)
         if directory:
             if target.exists():
-                shutil.rmtree(target)
+                remove_tree(target)
             os.replace(tmp, target)
         else:
             os.replace(tmp, target)
     except BaseException as exc:
         if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in FULL:
@@ -78,14 +70,42 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
         raise
 
 
+def remove_tree(path: Path, *, ignore_errors: bool = False) -> None:
+    """shutil.rmtree, imported only when a folder is removed: shutil brings bz2, lzma and fnmatch, 2.4 ms of
+    compare's 0.2-s start, which writes files only."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def new_temporary(target: Path, *, directory: bool) -> Path:
+    """A new empty file (or folder) beside ``target``, named .NAME.RANDOM.tmp and made exclusively, readable by its
+    owner only, as tempfile's mkstemp and mkdtemp make theirs: tempfile's import (random, shutil, bz2, lzma) was 4 ms
+    of compare's 0.2-s start (2026-12-06)."""
+    while True:
+        tmp = target.parent / f".{target.name}.{os.urandom(8).hex()}.tmp"
+        try:
+            if directory:
+                os.mkdir(tmp, 0o700)
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600))
+            return tmp
+        except FileExistsError:   # 64 random bits: only ever another writer's name
+            continue
+
+
 def remove_stale_temporaries(target: Path) -> None:
     """Remove what a killed writer of ``target`` left (SIGKILL skips atomic_path's cleanup). Snakemake runs one job
     per output at a time, so a temporary of this target that exists now belongs to no live writer."""
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)
+    prefix = f".{target.name}."   # the names new_temporary gives: .NAME.*.tmp
+    with os.scandir(target.parent) as entries:
+        stale = [Path(e.path) for e in entries
+                 if e.name.startswith(prefix) and e.name.endswith(".tmp") and len(e.name) >= len(prefix) + 4]
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            remove_tree(path, ignore_errors=True)
         else:
-            stale.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
 
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:

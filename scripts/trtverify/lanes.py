@@ -9,12 +9,14 @@ had (docs/benchmarks.md, "Compare throughput").
 
 No task waits for a task given to a lane after it (a pair's task waits only for the scans of its own batch, given
 before it), so the lanes cannot deadlock.
+
+A lane is a thread, a deque and a semaphore, and a task an Event: concurrent.futures' executors imported logging and
+queue, 5 ms of a 0.2-s comparison for what these few lines do (2026-12-06).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import itertools
+import collections
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,11 +27,81 @@ from .pairstats import Batch, scan
 
 Scan = tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int], np.ndarray | None]
 
+# What a task costs its lane, in backend scans of a batch: a pair's pass reads two backends' rows and does more with
+# each element (on 4,096 x 1,000 float32, kernels.pair_pass took 7.3 ms and a scan 3.8 ms, 2026-12-06).
+SCAN_COST, PAIR_COST = 1, 2
+
+
+class Cancelled(Exception):
+    """What waits on a task dropped because the lanes were closed (after a failure) before it started."""
+
+
+class Task:
+    """``fn(*args)`` given to a lane: ``result()`` waits for it, and returns its value or raises what it raised."""
+
+    __slots__ = ("fn", "args", "_done", "_value", "_error")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn, self.args = fn, args
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def run(self, cancel: bool) -> None:
+        try:
+            if cancel:
+                raise Cancelled("the lanes were closed before this task started")
+            self._value = self.fn(*self.args)
+        except BaseException as exc:  # noqa: BLE001  (re-raised by result(), on the thread that waits for it)
+            self._error = exc
+        finally:
+            self.fn = self.args = None  # type: ignore[assignment]  (a batch's arrays are not held once it is done)
+            self._done.set()
+
+    def result(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class Lane:
+    """One thread running what it is given, in that order, until ``close``; after ``close(cancel=True)`` what has
+    not started is dropped (its ``result()`` raises Cancelled)."""
+
+    def __init__(self, name: str) -> None:
+        self._tasks: collections.deque[Task | None] = collections.deque()
+        self._ready = threading.Semaphore(0)
+        self._cancel = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Task:
+        task = Task(fn, args)
+        self._tasks.append(task)
+        self._ready.release()
+        return task
+
+    def close(self, cancel: bool) -> None:
+        """Run (or, with ``cancel``, drop) what was given, and end the thread."""
+        self._cancel = cancel
+        self._tasks.append(None)
+        self._ready.release()
+        self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            self._ready.acquire()
+            task = self._tasks.popleft()
+            if task is None:
+                return
+            task.run(self._cancel)
+
 
 class PendingBatch:
     """A batch whose backend scans run on the lanes; ``result()`` waits for them and makes the Batch once."""
 
-    def __init__(self, start: int, labels: Any, scans: Mapping[str, concurrent.futures.Future[Scan]]) -> None:
+    def __init__(self, start: int, labels: Any, scans: Mapping[str, Task]) -> None:
         self.start, self.labels, self.scans = start, labels, scans
         self._lock = threading.Lock()
         self._batch: Batch | None = None
@@ -59,44 +131,58 @@ def scan_backend(raw: Any, k: int, softmax_buffer: Callable[[tuple[int, ...]], n
 
 class Lanes:
     """``threads`` lanes (at least one). ``submit_for(key, ...)`` runs on the lane that ``key`` was first given,
-    every call with that key in order; ``batch`` spreads a batch's scans over the lanes in turn.
+    every call with that key in order; ``batch`` gives each of a batch's scans to the lane with the least work given
+    so far, counted in SCAN_COST and PAIR_COST, and a new key goes to that lane too. Scans in turn put every
+    reference's scan on the lane of the first pair when there is one pair and two lanes (two backends, the usual
+    CPU run): that lane had three times the other's work.
 
     A finished batch's softmax buffers serve the next batches' (``finish``), so only the batches in flight have new
     ones, whose pages the kernel zeroes when they are first written: a buffer above malloc's largest mmap threshold
     (32 MiB in glibc: batch 4096 of more than 1,024 classes) was otherwise mapped and zeroed anew every batch."""
 
     def __init__(self, threads: int) -> None:
-        self.lanes = [concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"compare-lane-{i}")
-                      for i in range(max(1, threads))]
+        self.lanes = [Lane(f"compare-lane-{i}") for i in range(max(1, threads))]
         self._owner: dict[str, int] = {}
-        self._turn = itertools.cycle(range(len(self.lanes)))
+        self._given = [0] * len(self.lanes)     # the cost of what each lane was given: where the next task goes
         self._spare: list[np.ndarray] = []
         self._spare_lock = threading.Lock()
 
     def __enter__(self) -> Lanes:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         for lane in self.lanes:     # after a failure, what has not started is dropped
-            lane.shutdown(wait=True, cancel_futures=True)
+            lane.close(cancel=kind is not None)
 
-    def submit_for(self, key: str, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
-        lane = self._owner.setdefault(key, len(self._owner) % len(self.lanes))
-        return self.lanes[lane].submit(fn, *args)
+    def submit_for(self, key: str, fn: Callable[..., Any], *args: Any) -> Task:
+        """``fn(*args)`` on ``key``'s lane, a pair's batch (PAIR_COST)."""
+        if key not in self._owner:
+            self._owner[key] = self._least_given()
+        return self._submit(self._owner[key], PAIR_COST, fn, *args)
+
+    def spread(self, fn: Callable[..., Any], *args: Any) -> Task:
+        """``fn(*args)`` on the lane given least so far, a backend's scan of a batch (SCAN_COST) or the like."""
+        return self._submit(self._least_given(), SCAN_COST, fn, *args)
 
     def batch(self, start: int, labels: Any, raw: Mapping[str, Any], k: int, *, softmax: bool) -> PendingBatch:
         buffer = self._softmax_buffer if softmax else None
-        return PendingBatch(start, labels, {name: self.lanes[next(self._turn)].submit(scan_backend, x, k, buffer)
-                                            for name, x in raw.items()})
+        return PendingBatch(start, labels, {name: self.spread(scan_backend, x, k, buffer) for name, x in raw.items()})
 
-    def finish(self, pending: PendingBatch, work: Sequence[concurrent.futures.Future[Any]],
+    def _least_given(self) -> int:
+        return self._given.index(min(self._given))
+
+    def _submit(self, lane: int, cost: int, fn: Callable[..., Any], *args: Any) -> Task:
+        self._given[lane] += cost
+        return self.lanes[lane].submit(fn, *args)
+
+    def finish(self, pending: PendingBatch, work: Sequence[Task],
                then: Callable[[Batch], None]) -> None:
         """``then(batch)`` on the calling thread, then wait for the batch's ``work`` (raising what it raised). Its
         softmax buffers are then reused: a batch's probabilities are valid until its ``finish`` returns."""
         batch = pending.result()
         then(batch)
-        for future in work:
-            future.result()
+        for task in work:
+            task.result()
         with self._spare_lock:
             self._spare.extend(batch.probabilities.values())
 

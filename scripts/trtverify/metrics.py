@@ -24,14 +24,13 @@ Statistics of differences cover the elements where both values are finite.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import itertools
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import UserError
-from .lanes import Lanes, PendingBatch
+from .lanes import Lanes, PendingBatch, Task
 from .outputs import OutputProfile, profile_reference
 from .pairstats import TOP_K, BackendStats, Batch, FlippedSamples, PairStats, per_sample_rows
 from .results import ComparisonResult, PairResult
@@ -110,7 +109,7 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
             on_batch(batch)
 
     with Lanes(threads) as lanes:
-        window: collections.deque[tuple[PendingBatch, list[concurrent.futures.Future[None]]]] = collections.deque()
+        window: collections.deque[tuple[PendingBatch, list[Task]]] = collections.deque()
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)   # read here while the lanes work on the batches before
             pending = lanes.batch(start, labels[start:stop], {k: sources[k][start:stop] for k in names},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import math
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 
 from . import kernels
 from .errors import UserError
+from .lanes import Lanes
 from .tolerance import CLASSIFICATION, KINDS, PROBABILITY_EPSILON
 
 
@@ -54,8 +54,9 @@ def profile_reference(source: Any, *, override: str, batch_size: int, threads: i
         kernels.profile_pass(kernels.native(source[start:start + batch_size]), *sums)
         return sums
 
-    with concurrent.futures.ThreadPoolExecutor(max(1, threads), thread_name_prefix="output-profile") as pool:
-        for batch_total, batch_squares, batch_classes, extremes in pool.map(batch_sums, range(0, n, batch_size)):
+    with Lanes(threads) as lanes:
+        tasks = [lanes.spread(batch_sums, start) for start in range(0, n, batch_size)]
+        for batch_total, batch_squares, batch_classes, extremes in (task.result() for task in tasks):
             total += batch_total
             squares += batch_squares
             classes += batch_classes
