@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import compare  # scripts/ is on the test path (pyproject.toml)
-from conftest import leftovers, run_script
+from conftest import SCRIPTS, leftovers, run_script
 from trtverify.errors import UserError
 
 TOP_KEYS = ["schema_version", "model", "reference", "num_samples", "num_classes", "settings", "backends", "pairs",
@@ -212,3 +215,26 @@ def test_an_engine_record_for_no_prediction_is_refused(inputs: dict[str, Path], 
     proc = run_script("compare.py", *argv(inputs, tmp_path / "out", *extra), check=False)
     assert proc.returncode == 1 and "--engine-info for tensorrt_tf32, which has no --prediction" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_comparison_imports_nothing_it_does_not_use(inputs: dict[str, Path], tmp_path: Path) -> None:
+    """compare's start is most of a 10,000-sample run: the modules it once imported for a few lines each (logging
+    and queue through concurrent.futures; tempfile; shutil, with bz2 and lzma, which argparse imports for the
+    terminal's width) stay out of a whole comparison."""
+    code = ("import sys, compare\ncompare.main(sys.argv[1:])\n"
+            "print(sorted(set(sys.modules) & {'logging', 'concurrent.futures', 'queue', 'tempfile', 'shutil', 'bz2', "
+            "'lzma', 'zipfile', 'hashlib'}))")
+    out = subprocess.run([sys.executable, "-c", code, *argv(inputs, tmp_path / "out")], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(SCRIPTS)})
+    assert (tmp_path / "out" / "comparison.json").exists() and out.stdout.splitlines()[-1] == "[]", out.stdout
+
+
+@pytest.mark.parametrize("columns", [None, "", "40", "250", "abc", "-3", "0"])
+def test_help_is_as_wide_as_shutil_says(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    import shutil
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert compare.terminal_columns() == shutil.get_terminal_size().columns

@@ -7,9 +7,7 @@ from __future__ import annotations
 import ctypes.util
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 import threading
 from decimal import Decimal
@@ -243,16 +241,26 @@ def test_scans_go_to_the_lane_with_the_least_work(monkeypatch: pytest.MonkeyPatc
     assert ran[pair_lane].count("scan") <= 1 and max(work.values()) - min(work.values()) <= lanes.PAIR_COST, ran
 
 
-def test_compare_imports_nothing_it_does_not_use() -> None:
-    """compare's start is most of a 10,000-sample run: the modules it once imported for a few lines each (logging
-    and queue through concurrent.futures, tempfile, shutil with bz2 and lzma) stay out of it."""
-    scripts = Path(kernels.__file__).resolve().parents[1]
-    code = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='compare')\n"   # its imports, not its main()
-            "print(sorted(set(sys.modules) & {'logging', 'concurrent.futures', 'queue', 'tempfile', 'shutil', 'bz2', "
-            "'lzma', 'zipfile', 'hashlib'}), 'trtverify.metrics' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(scripts / "compare.py")], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(scripts)})
-    assert out.stdout.strip() == "[] True", out.stdout[-300:]
+@pytest.mark.parametrize("path", [None, "", "{bin}", "{plain}:{bin}", "{folder}", "{plain}", ":{bin}"])
+def test_on_path_finds_what_shutil_which_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               path: str | None) -> None:
+    """The compiler is looked for on $PATH as shutil.which looks (an executable file, not a folder or a plain file),
+    without shutil's import."""
+    folders = {name: tmp_path / name for name in ("bin", "plain", "folder")}
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["bin"] / "cc").write_text("#!/bin/sh\n")
+    (folders["bin"] / "cc").chmod(0o755)
+    (folders["plain"] / "cc").write_text("not executable")
+    (folders["folder"] / "cc").mkdir()
+    monkeypatch.chdir(folders["folder"])    # an empty entry is the working folder, where cc is a folder
+    if path is None:
+        monkeypatch.delenv("PATH")
+    else:
+        monkeypatch.setenv("PATH", path.format(**folders))
+    assert kernels.on_path("cc") == (shutil.which("cc") is not None)
+    if path and "{bin}" in path:
+        assert kernels.on_path("cc")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -341,7 +349,7 @@ def test_the_compiler_is_cc_then_zig_where_there_is_no_cc(monkeypatch: pytest.Mo
     monkeypatch.setenv("CC", "gcc -m64")
     assert kernels.compiler() == ["gcc", "-m64"]
     monkeypatch.delenv("CC")
-    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(kernels, "on_path", lambda name: False)
     monkeypatch.setattr(kernels.importlib.util, "find_spec", lambda name: object() if name == "ziglang" else None)
     assert kernels.compiler() == [sys.executable, "-m", "ziglang", "cc"]
     monkeypatch.setattr(kernels.importlib.util, "find_spec", lambda name: None)
