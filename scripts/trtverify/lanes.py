@@ -96,6 +96,7 @@ class Lane:
             if task is None:
                 return
             task.run(self._cancel)
+            del task    # not held while the lane waits: its result may view a mapped batch (resident memory)
 
 
 class PendingBatch:
