@@ -70,3 +70,17 @@ def test_the_benchmarks_pass_every_option_their_rules_pass(tmp_path: Path) -> No
     synthetic = bench_compare.command(args, tmp_path, {"savedmodel": tmp_path / "a.npy"})
     assert rule_options("compare") - options(synthetic) == {"--noise-floor"}     # no conversion, no record of one
     assert options(synthetic) <= rule_options("compare")
+
+
+def test_bench_scale_takes_the_median_run_and_the_highest_peak() -> None:
+    """--repeat: a step's seconds are the median of its runs (the lower middle one of an even number, a run that
+    happened), its peak RSS the highest any run reached."""
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import bench_scale
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    runs = [{"seconds": s, "peak_rss_mb": m} for s, m in [(0.3, 90.0), (0.1, 120.0), (0.2, 80.0), (0.9, 85.0)]]
+    assert bench_scale.median_run(runs) == {"seconds": 0.2, "peak_rss_mb": 120.0}
+    assert bench_scale.median_run(runs[:3]) == {"seconds": 0.2, "peak_rss_mb": 120.0}
+    assert bench_scale.median_run(runs[3:]) == {"seconds": 0.9, "peak_rss_mb": 85.0}
