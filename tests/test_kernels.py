@@ -10,6 +10,7 @@ import math
 import shutil
 import sys
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -203,6 +204,37 @@ def test_a_finished_batchs_softmax_buffers_serve_the_next(monkeypatch: pytest.Mo
     fresh = run()
     assert reused == fresh and json.loads(fresh)["output"]["kind"] == "logits"
     assert json.loads(fresh)["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["softmax_outside_tolerance_count"]
+
+
+def test_closed_lanes_drop_what_has_not_started() -> None:
+    """After a failure the lanes run what has started to its end, drop the rest (waiting on it raises Cancelled, not
+    a hang) and end their threads; without one they run everything given, in order, first."""
+    from trtverify import lanes
+
+    started, ran = threading.Event(), []
+
+    def first() -> str:     # still running when the lanes are closed
+        started.set()
+        for _ in range(5000):
+            if pool.lanes[0]._cancel:
+                break
+            time.sleep(0.001)
+        ran.append("first")
+        return "done"
+
+    with pytest.raises(RuntimeError, match="the main thread failed"):
+        with lanes.Lanes(1) as pool:
+            running = pool.submit_for("pair", first)
+            queued = pool.submit_for("pair", ran.append, "queued")
+            assert started.wait(5)
+            raise RuntimeError("the main thread failed")
+    assert running.result() == "done" and ran == ["first"]
+    with pytest.raises(lanes.Cancelled):
+        queued.result()
+    assert all(not lane._thread.is_alive() for lane in pool.lanes)
+    with lanes.Lanes(2) as pool:
+        tasks = [pool.spread(ran.append, i) for i in range(6)]
+    assert [t.result() for t in tasks] == [None] * 6 and sorted(ran[1:]) == list(range(6))
 
 
 def test_scans_go_to_the_lane_with_the_least_work(monkeypatch: pytest.MonkeyPatch) -> None:

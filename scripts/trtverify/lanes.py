@@ -10,8 +10,9 @@ had (docs/benchmarks.md, "Compare throughput").
 No task waits for a task given to a lane after it (a pair's task waits only for the scans of its own batch, given
 before it), so the lanes cannot deadlock.
 
-A lane is a thread, a deque and a semaphore, and a task an Event: concurrent.futures' executors imported logging and
-queue, 5 ms of a 0.2-s comparison for what these few lines do (2026-12-06).
+Lanes and tasks are made here (Lane: a thread, a deque and a semaphore; Task: an Event), not of concurrent.futures'
+executors, whose import brought logging and queue: 5 ms of a 0.2-s comparison for what these few lines do
+(2026-12-06).
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ class Task:
             if cancel:
                 raise Cancelled("the lanes were closed before this task started")
             self._value = self.fn(*self.args)
-        except BaseException as exc:  # noqa: BLE001  (re-raised by result(), on the thread that waits for it)
+        except BaseException as exc:   # raised again by result(), on the thread that waits for it
             self._error = exc
         finally:
-            self.fn = self.args = None  # type: ignore[assignment]  (a batch's arrays are not held once it is done)
+            self.args = ()     # a batch's arrays are not held once its task is done
             self._done.set()
 
     def result(self) -> Any:
