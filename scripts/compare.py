@@ -64,8 +64,8 @@ def compact_json(obj: Any, level: int = 0) -> str:
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """argparse's, at the width shutil.get_terminal_size gives, found without shutil: argparse imports shutil when it
-    makes a formatter, which it does for every option added, and shutil's import (bz2, lzma) was 5 ms of a 0.2-s
-    comparison (2026-12-06)."""
+    makes a formatter, which it does for every option added, and shutil's import (bz2, lzma) is 2.5-3.5 ms of a
+    0.2-s comparison (2026-12-06)."""
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: int | None = None) -> None:
