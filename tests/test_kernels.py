@@ -172,38 +172,50 @@ def test_batches_in_flight_stay_a_few(monkeypatch: pytest.MonkeyPatch) -> None:
     assert max(ahead) <= metrics.BATCHES_AHEAD + 1, max(ahead)
 
 
-def test_a_finished_batchs_softmax_buffers_serve_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Logits: a batch's softmax goes into the buffer of a batch already finished where there is one, so the only
-    new buffers are those of the batches in flight (and of the last, shorter batch), and every figure is what a new
-    buffer for each batch gives."""
-    from trtverify import lanes, metrics
+@pytest.mark.parametrize("classes", [1, 7, 1000, 40000])
+def test_softmax_check_counts_each_pair_as_numpy_does(classes: int) -> None:
+    """kernels.softmax_outside makes a few rows of every backend's softmax at a time (as many as its cache buffer
+    holds: many rows of 7 classes, one of 40,000) and counts each pair's elements outside its tolerance, on the rows
+    finite in both: the counts of numpy on kernels.softmax's probabilities (the same bits: one row function), for
+    float32 and float64 backends together, and NaN and Inf rows left out."""
+    rng = np.random.default_rng(10)
+    n = 37
+    ref = rng.normal(0, 3, (n, classes))
+    values = [ref.astype(np.float32), ref + rng.normal(0, 1e-3, ref.shape),
+              (ref + rng.normal(0, 0.1, ref.shape)).astype(np.float32)]
+    values[1][4, 0], values[2][9, -1], values[0][20, classes // 2] = np.nan, np.inf, -np.inf
+    ends, tolerances = [(0, 1), (0, 2), (1, 2)], [(1e-3, 1e-9), (1e-2, 1e-7), (0.0, 0.0)]
+    got = kernels.softmax_outside(values, ends, tolerances)
+    finite = [np.isfinite(x).all(axis=1) for x in values]
+    want = []
+    for (i, j), (rtol, atol) in zip(ends, tolerances):
+        rows = finite[i] & finite[j]
+        pa, pb = kernels.softmax(values[i][rows]), kernels.softmax(values[j][rows])
+        np.testing.assert_allclose(pa, softmax(values[i][rows].astype(np.float64)), rtol=1e-13, atol=1e-300)
+        want.append(int((np.abs(pa - pb) > rtol * np.abs(pa) + atol).sum()))
+    assert got.tolist() == want
+    assert classes == 1 or 0 < want[0] < want[1]          # a count that tells the pairs and their bounds apart
+    with pytest.raises(TypeError, match="one shape"):
+        kernels.softmax_outside([values[0], values[1][:-1]], [(0, 1)], [(0.0, 0.0)])
+    with pytest.raises(TypeError, match="not given"):
+        kernels.softmax_outside(values[:2], [(0, 2)], [(0.0, 0.0)])
 
-    rng = np.random.default_rng(8)
-    ref = np.log(rng.dirichlet(np.full(30, 0.3), size=1010) + 1e-6).astype(np.float32)
-    predictions = {"savedmodel": ref, "onnxruntime": (ref + rng.normal(0, 1e-3, ref.shape)).astype(np.float32),
-                   "tensorrt_fp16": (ref + rng.normal(0, 0.3, ref.shape)).astype(np.float32)}
-    labels = rng.integers(0, 30, 1010)
 
-    def run() -> str:
-        result = compare(predictions, labels, batch_size=64, max_flipped=50, per_sample_limit=5,
-                         output_kind="auto", threads=2).to_dict()
-        return json.dumps(result, sort_keys=True)
+def test_a_batchs_softmax_check_is_split_among_the_lanes() -> None:
+    """A batch's softmax check runs as a part of its rows per lane (a part of at least SOFTMAX_ROWS): the parts'
+    counts add up to the whole batch's, however many there are."""
+    from trtverify import lanes
 
-    given: list[np.ndarray] = []
-    reuse = lanes.Lanes._softmax_buffer
-
-    def recorded(self: lanes.Lanes, shape: tuple[int, ...]) -> np.ndarray:
-        given.append(reuse(self, shape))
-        return given[-1]
-
-    monkeypatch.setattr(lanes.Lanes, "_softmax_buffer", recorded)
-    reused = run()
-    assert len(given) == 3 * 16                                 # every backend of the 16 batches
-    assert len({id(b) for b in given}) <= 3 * (metrics.BATCHES_AHEAD + 1) + 3
-    monkeypatch.setattr(lanes.Lanes, "_softmax_buffer", lambda self, shape: np.empty(shape))
-    fresh = run()
-    assert reused == fresh and json.loads(fresh)["output"]["kind"] == "logits"
-    assert json.loads(fresh)["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["softmax_outside_tolerance_count"]
+    rng = np.random.default_rng(11)
+    ref = rng.normal(0, 3, (3 * lanes.SOFTMAX_ROWS + 5, 10)).astype(np.float32)
+    raw = [ref, ref + rng.normal(0, 1e-2, ref.shape).astype(np.float32)]
+    whole = kernels.softmax_outside(raw, [(0, 1)], [(1e-3, 1e-6)])
+    assert whole[0] > 0
+    for threads, parts in [(1, 1), (2, 2), (3, 3), (8, 3)]:
+        with lanes.Lanes(threads) as lanes_:
+            checks = lanes_.softmax_checks(raw, [(0, 1)], [(1e-3, 1e-6)])
+            assert len(checks) == parts
+            assert sum(int(task.result()[0]) for task in checks) == whole[0]
 
 
 def test_closed_lanes_drop_what_has_not_started() -> None:

@@ -25,7 +25,7 @@ import shlex
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -134,7 +134,7 @@ def _open(path: Path) -> ctypes.CDLL:
             for suffix in ("f32", "f64"):
                 fn = getattr(lib, f"{name}_{suffix}")
                 fn.restype, fn.argtypes = restype, argtypes
-        lib.count_outside.restype, lib.count_outside.argtypes = _I, [_P, _P, _I, _D, _D]
+        lib.softmax_outside.restype, lib.softmax_outside.argtypes = _I, [_P, _P, _I, _I, _I, _I, _P, _P, _P]
         lib.csv_rows.restype, lib.csv_rows.argtypes = _I, [_I, _I, _P, _I, _P, _P, _P, _I]
         lib.csv_capacity.restype, lib.csv_capacity.argtypes = _I, [_I, _I]
     except AttributeError as exc:   # a function missing
@@ -284,11 +284,27 @@ def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def count_outside(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> int:
-    """Elements with ``|a - b| > atol + rtol * |a|`` (float64 arrays of one shape, finite)."""
-    if a.shape != b.shape:
-        raise TypeError(f"kernels: count_outside takes two arrays of one shape, not {a.shape} and {b.shape}")
-    return int(library().count_outside(_ptr(a, np.float64), _ptr(b, np.float64), a.size, rtol, atol))
+def softmax_outside(values: Sequence[np.ndarray], ends: Sequence[tuple[int, int]],
+                    tolerances: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Logits judged as probabilities: for each pair of ``ends`` (indices into ``values``, the first the pair's
+    reference) and its (rtol, atol) in ``tolerances``, the elements of the rows finite in both whose softmaxes (as
+    ``softmax`` makes them) differ by more than ``atol + rtol * |p_a|``. ``values``: the backends' rows, as ``native``
+    gives them, of one shape. The softmaxes are made a few rows at a time and never leave the core's cache."""
+    if len({x.shape for x in values}) > 1 or len(ends) != len(tolerances):
+        raise TypeError(f"kernels: softmax_outside takes rows of one shape ({[x.shape for x in values]}) and a "
+                        f"tolerance per pair ({len(ends)} pairs, {len(tolerances)} tolerances)")
+    n, c = values[0].shape
+    pointers = (ctypes.c_void_p * len(values))(*(_ptr(x, np.float64 if x.dtype == np.float64 else np.float32)
+                                                 for x in values))
+    wide = np.array([x.dtype == np.float64 for x in values], dtype=np.uint8)
+    pairs = np.array(ends, dtype=np.int64).reshape(-1, 2)
+    if pairs.size and not (0 <= pairs.min() and pairs.max() < len(values)):
+        raise TypeError(f"kernels: softmax_outside's pairs {ends} name backends it was not given ({len(values)})")
+    bounds = np.array(tolerances, dtype=np.float64).reshape(-1, 2)
+    outside = np.zeros(len(pairs), dtype=np.int64)
+    _ok(library().softmax_outside(pointers, wide.ctypes.data, len(values), n, c, len(pairs), pairs.ctypes.data,
+                                  bounds.ctypes.data, outside.ctypes.data), "softmax_outside")
+    return outside
 
 
 def csv_rows(start: int, labels: np.ndarray, classes: np.ndarray, confidence: np.ndarray) -> bytes:

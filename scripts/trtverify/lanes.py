@@ -26,11 +26,15 @@ import numpy as np
 from . import kernels
 from .pairstats import Batch, scan
 
-Scan = tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int], np.ndarray | None]
+Scan = tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int]]
 
 # What a task costs its lane, in backend scans of a batch: a pair's pass reads two backends' rows and does more with
 # each element (on 4,096 x 1,000 float32, kernels.pair_pass took 7.3 ms and a scan 3.8 ms, 2026-12-06).
 SCAN_COST, PAIR_COST = 1, 2
+# Logits' softmax check of a batch (softmax_checks): each backend's softmax about a pair's pass, each pair's check of
+# them a quarter of that, rounded up (9.4 and 2.4 ms against 9.7 ms for the pass, on 4,096 x 1,000 float32).
+SOFTMAX_COST, CHECK_COST = 2, 1
+SOFTMAX_ROWS = 256  # the fewest rows of a part of a batch's softmax check: a task costs tens of microseconds
 
 
 class Cancelled(Exception):
@@ -112,23 +116,22 @@ class PendingBatch:
         with self._lock:
             if self._batch is None:
                 done = {name: f.result() for name, f in self.scans.items()}
-                values, top, finite, counts, probabilities = ({name: s[i] for name, s in done.items()
-                                                              if s[i] is not None} for i in range(5))
-                self._batch = Batch(self.start, np.asarray(self.labels, dtype=np.int64), values, top, finite, counts,
-                                    probabilities)
+                values, top, finite, counts = ({name: s[i] for name, s in done.items()} for i in range(4))
+                self._batch = Batch(self.start, np.asarray(self.labels, dtype=np.int64), values, top, finite, counts)
             return self._batch
 
 
-def scan_backend(raw: Any, k: int, softmax_buffer: Callable[[tuple[int, ...]], np.ndarray] | None) -> Scan:
+def scan_backend(raw: Any, k: int) -> Scan:
     """One backend's share of a batch: the rows as the passes take them (float16 widened to float32: exact), top k,
-    finite rows, non-finite counts and, for logits (``softmax_buffer`` given) whose rows are all finite, the softmax
-    that several pairs share (made once here, not by each pair), written into ``softmax_buffer(shape)``."""
+    finite rows and non-finite counts."""
     values = kernels.native(raw)
-    top, finite, counts = scan(values, k)
-    probabilities = None
-    if softmax_buffer is not None and finite.all():
-        probabilities = kernels.softmax(values, out=softmax_buffer(values.shape))
-    return values, top, finite, counts, probabilities
+    return (values, *scan(values, k))
+
+
+def softmax_part(raw: Sequence[Any], ends: Sequence[tuple[int, int]],
+                 tolerances: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Logits: the softmax check (kernels.softmax_outside) of some rows of a batch, ``raw`` a backend each."""
+    return kernels.softmax_outside([kernels.native(x) for x in raw], ends, tolerances)
 
 
 class Lanes:
@@ -138,16 +141,12 @@ class Lanes:
     reference's scan on the lane of the first pair when there is one pair and two lanes (two backends, the usual
     CPU run): that lane had three times the other's work.
 
-    A finished batch's softmax buffers serve the next batches' (``finish``), so only the batches in flight have new
-    ones, whose pages the kernel zeroes when they are first written: a buffer above malloc's largest mmap threshold
-    (32 MiB in glibc: batch 4096 of more than 1,024 classes) was otherwise mapped and zeroed anew every batch."""
+    ``softmax_checks`` splits a batch's rows (logits) into a part per lane, each given as the scans are."""
 
     def __init__(self, threads: int) -> None:
         self.lanes = [Lane(f"compare-lane-{i}") for i in range(max(1, threads))]
         self._owner: dict[str, int] = {}
         self._given = [0] * len(self.lanes)     # the cost of what each lane was given: where the next task goes
-        self._spare: list[np.ndarray] = []
-        self._spare_lock = threading.Lock()
 
     def __enter__(self) -> Lanes:
         return self
@@ -162,13 +161,24 @@ class Lanes:
             self._owner[key] = self._least_given()
         return self._submit(self._owner[key], PAIR_COST, fn, *args)
 
-    def spread(self, fn: Callable[..., Any], *args: Any) -> Task:
+    def spread(self, fn: Callable[..., Any], *args: Any, cost: int = SCAN_COST) -> Task:
         """``fn(*args)`` on the lane given least so far, a backend's scan of a batch (SCAN_COST) or the like."""
-        return self._submit(self._least_given(), SCAN_COST, fn, *args)
+        return self._submit(self._least_given(), cost, fn, *args)
 
-    def batch(self, start: int, labels: Any, raw: Mapping[str, Any], k: int, *, softmax: bool) -> PendingBatch:
-        buffer = self._softmax_buffer if softmax else None
-        return PendingBatch(start, labels, {name: self.spread(scan_backend, x, k, buffer) for name, x in raw.items()})
+    def batch(self, start: int, labels: Any, raw: Mapping[str, Any], k: int) -> PendingBatch:
+        return PendingBatch(start, labels, {name: self.spread(scan_backend, x, k) for name, x in raw.items()})
+
+    def softmax_checks(self, raw: Sequence[Any], ends: Sequence[tuple[int, int]],
+                       tolerances: Sequence[tuple[float, float]]) -> list[Task]:
+        """Logits: the softmax check of a batch (``raw``, a backend each) in a part of its rows per lane (fewer for
+        a small batch), each on the lane given least; their counts add up to the batch's (integers: the same
+        whatever the split)."""
+        n = len(raw[0])
+        parts = max(1, min(len(self.lanes), n // SOFTMAX_ROWS))
+        bounds = [n * i // parts for i in range(parts + 1)]
+        cost = max(1, (SOFTMAX_COST * len(raw) + CHECK_COST * len(ends)) // parts)
+        return [self.spread(softmax_part, [x[lo:hi] for x in raw], ends, tolerances, cost=cost)
+                for lo, hi in zip(bounds, bounds[1:])]
 
     def _least_given(self) -> int:
         return self._given.index(min(self._given))
@@ -177,21 +187,8 @@ class Lanes:
         self._given[lane] += cost
         return self.lanes[lane].submit(fn, *args)
 
-    def finish(self, pending: PendingBatch, work: Sequence[Task],
-               then: Callable[[Batch], None]) -> None:
-        """``then(batch)`` on the calling thread, then wait for the batch's ``work`` (raising what it raised). Its
-        softmax buffers are then reused: a batch's probabilities are valid until its ``finish`` returns."""
-        batch = pending.result()
-        then(batch)
+    def finish(self, pending: PendingBatch, work: Sequence[Task], then: Callable[[Batch], None]) -> None:
+        """``then(batch)`` on the calling thread, then wait for the batch's ``work`` (raising what it raised)."""
+        then(pending.result())
         for task in work:
             task.result()
-        with self._spare_lock:
-            self._spare.extend(batch.probabilities.values())
-
-    def _softmax_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
-        """A float64 array of ``shape`` for a softmax: a finished batch's of that shape, else a new one."""
-        with self._spare_lock:
-            for i, spare in enumerate(self._spare):
-                if spare.shape == shape:
-                    return self._spare.pop(i)
-        return np.empty(shape)

@@ -71,9 +71,9 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
     ``on_batch`` sees every batch (the per-sample CSV is written from it). ``noise_floor``: the reference's
     self-disagreement as convert_onnx.py measured it (its ``floor``, output units, and for logits
     ``softmax_floor``); without it the floor is 0 and the fp32 bound its minimum. ``output_kind``: auto or a kind
-    of tolerance.KINDS. ``threads``: that many lanes (lanes.py) work on the backends' scans and the pairs of the
-    batches in flight at once (the compiled passes release the GIL), each pair on one lane in sample order, so
-    every figure is the same whatever the number. Raises a
+    of tolerance.KINDS. ``threads``: that many lanes (lanes.py) work on the backends' scans, the pairs and (logits)
+    the softmax checks of the batches in flight at once (the compiled passes release the GIL), each pair on one lane
+    in sample order and the softmax checks' counts integers, so every figure is the same whatever the number. Raises a
     ComparisonInputError subclass listing every problem before computing anything, and
     NonFiniteError after the pass unless ``allow_nonfinite``.
     """
@@ -108,18 +108,32 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
         if on_batch is not None:
             on_batch(batch)
 
+    # logits are also judged as the probabilities they stand for: each pair's softmax check, by row ranges
+    judged = [p for p in pairs.values() if p.softmax_tolerance is not None]
+    ends = [(names.index(p.a), names.index(p.b)) for p in judged]
+    bounds = [(p.softmax_tolerance.rtol, p.softmax_tolerance.atol) for p in judged if p.softmax_tolerance]
+
     with Lanes(threads) as lanes:
-        window: collections.deque[tuple[PendingBatch, list[Task]]] = collections.deque()
+        window: collections.deque[tuple[PendingBatch, list[Task], list[Task]]] = collections.deque()
+
+        def drain() -> None:
+            pending, work, checks = window.popleft()
+            lanes.finish(pending, work + checks, finish)
+            for task in checks:
+                for pair, count in zip(judged, task.result()):
+                    pair.softmax_outside += int(count)
+
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)   # read here while the lanes work on the batches before
-            pending = lanes.batch(start, labels[start:stop], {k: sources[k][start:stop] for k in names},
-                                  min(TOP_K, c), softmax=profile.kind == "logits")
+            raw = {k: sources[k][start:stop] for k in names}
+            pending = lanes.batch(start, labels[start:stop], raw, min(TOP_K, c))
+            checks = lanes.softmax_checks(list(raw.values()), ends, bounds) if judged else []
             window.append((pending, [lanes.submit_for(name, update_pair, pair, pending)
-                                     for name, pair in pairs.items()]))
+                                     for name, pair in pairs.items()], checks))
             if len(window) > BATCHES_AHEAD:
-                lanes.finish(*window.popleft(), finish)
+                drain()
         while window:
-            lanes.finish(*window.popleft(), finish)
+            drain()
     if not allow_nonfinite and any(s.nan or s.inf for s in backends.values()):
         raise NonFiniteError(nonfinite_message(backends))
     floor = float((noise_floor or {}).get("floor") or 0.0)

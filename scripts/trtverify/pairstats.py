@@ -32,9 +32,6 @@ class Batch:
     top: dict[str, np.ndarray]              # backend -> (n, k) classes, most probable first
     finite_rows: dict[str, np.ndarray]      # backend -> (n,) bool: the row has no NaN/Inf
     nonfinite: dict[str, tuple[int, int, int]]   # backend -> NaN count, Inf count, flat index of the first (or -1)
-    # logits only: backend -> softmax of every row in float64, for a backend whose rows are all finite (made once by
-    # its scan, lanes.scan_backend; several pairs use it)
-    probabilities: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
     # backend -> its top-1 values, gathered once (the backend's statistics, its pairs and the per-sample CSV read them)
     _confidence: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     # backend -> its top k sorted by class, once (each of its pairs compares them)
@@ -154,19 +151,13 @@ class PairStats:
         f = kernels.pair_pass(a, b, rows, t.rtol, t.atol, self.relative_floor, self.sketch.shift,
                               self.counts, dot, na, nb)
         self._add(batch, f, a, b)
-        every = bool(rows.all())
-        if not every:
+        if not rows.all():
             dot, na, nb = dot[rows], na[rows], nb[rows]
         cos = _cosines(dot, na, nb)
         self.cos_sum += float(cos.sum())
         self.cos_min = min(self.cos_min, float(cos.min())) if cos.size else self.cos_min
         self.cos_rows += int(cos.size)
         self.dot, self.norm_a, self.norm_b = self.dot + dot.sum(), self.norm_a + na.sum(), self.norm_b + nb.sum()
-        if self.softmax_tolerance is not None:     # logits are also judged as the probabilities they stand for
-            sa, sb = (batch.probabilities[self.a], batch.probabilities[self.b]) if every else \
-                (kernels.softmax(a[rows]), kernels.softmax(b[rows]))     # the finite rows: the same compiled pass
-            self.softmax_outside += kernels.count_outside(sa, sb, self.softmax_tolerance.rtol,
-                                                          self.softmax_tolerance.atol)
         if self.kind in CLASSIFICATION:
             self._agreement(batch, a, b, rows)
 
