@@ -1,6 +1,7 @@
 /* compare's passes over every element: one loop per backend and batch, one per pair and batch, one over the
- * reference for its output profile. kernels.py compiles this file on first use and calls it through ctypes; the
- * definitions are metrics.py's, and tests/test_kernels.py checks each figure against plain numpy.
+ * reference for its output profile, and for logits one over a part of a batch's rows for every pair's softmax check.
+ * kernels.py compiles this file on first use and calls it through ctypes; the definitions are metrics.py's, and
+ * tests/test_kernels.py checks each figure against plain numpy.
  *
  * Each pass exists for float32 and float64 rows (float16 is widened to float32 by the caller: exact). Elements are
  * widened to double, which is exact, before any arithmetic. The caller owns every array (C order, native byte
