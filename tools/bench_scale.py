@@ -216,9 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         step, bare = (median_run([run[i] for run in runs]) for i in (0, 1))
         row = {"step": name, **step, "bare_seconds": bare["seconds"], "bare_peak_rss_mb": bare["peak_rss_mb"],
                "ratio": round(step["seconds"] / bare["seconds"], 3)}
-        ratios = sorted(s["seconds"] / b["seconds"] for s, b in runs)
-        note = f"ratios of the {args.repeat} runs {ratios[0]:.3f}-{ratios[-1]:.3f}; " if args.repeat > 1 else ""
+        note = ""
         if args.repeat > 1:
+            ratios = sorted(s["seconds"] / b["seconds"] for s, b in runs)
+            note = f"ratios of the {args.repeat} runs {ratios[0]:.3f}-{ratios[-1]:.3f}; "
             row["runs"] = [{"seconds": s["seconds"], "bare_seconds": b["seconds"]} for s, b in runs]
         if name == "compare":  # both prediction files, read once
             size = sum((args.work / "run" / f).stat().st_size for f in ("savedmodel.npy", "onnxruntime.npy"))

@@ -274,7 +274,8 @@ def profile_pass(x: np.ndarray, total: np.ndarray, squares: np.ndarray, classes:
 def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """outputs.softmax (float64, each row shifted by its maximum) of rows that are all finite, as ``native`` gives
     them, in one compiled pass, into ``out`` (float64, C order, of x's shape) or a new array; equal to numpy's up to
-    the last few bits (tests/test_kernels.py)."""
+    the last few bits (tests/test_kernels.py). Its rows are the bits softmax_outside judges (one C function makes
+    both), so the tests hold that check's counts to these probabilities; compare itself calls only the check."""
     n, c = x.shape
     if out is None:
         out = np.empty((n, c))

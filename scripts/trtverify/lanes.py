@@ -172,7 +172,8 @@ class Lanes:
                        tolerances: Sequence[tuple[float, float]]) -> list[Task]:
         """Logits: the softmax check of a batch (``raw``, a backend each) in a part of its rows per lane (fewer for
         a small batch), each on the lane given least; their counts add up to the batch's (integers: the same
-        whatever the split)."""
+        whatever the split). A part finds its rows' finiteness (and widens float16) itself, as the batch's scans
+        also do, so that it need not wait for them."""
         n = len(raw[0])
         parts = max(1, min(len(self.lanes), n // SOFTMAX_ROWS))
         bounds = [n * i // parts for i in range(parts + 1)]

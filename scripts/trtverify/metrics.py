@@ -109,9 +109,9 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
             on_batch(batch)
 
     # logits are also judged as the probabilities they stand for: each pair's softmax check, by row ranges
-    judged = [p for p in pairs.values() if p.softmax_tolerance is not None]
+    judged = {p: p.softmax_tolerance for p in pairs.values() if p.softmax_tolerance is not None}
     ends = [(names.index(p.a), names.index(p.b)) for p in judged]
-    bounds = [(p.softmax_tolerance.rtol, p.softmax_tolerance.atol) for p in judged if p.softmax_tolerance]
+    bounds = [(t.rtol, t.atol) for t in judged.values()]
 
     with Lanes(threads) as lanes:
         window: collections.deque[tuple[PendingBatch, list[Task], list[Task]]] = collections.deque()
