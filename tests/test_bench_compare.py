@@ -21,7 +21,17 @@ def test_bench_compare_reports_throughput_of_a_real_comparison(tmp_path: Path) -
     assert float(m.group(1)) > 0 and int(m.group(3)) > 0
     result = json.loads((tmp_path / "logits-300x20" / "comparison.json").read_text())
     assert result["num_samples"] == 300 and len(result["pairs"]) == 6     # four backends, every pair
-    assert result["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["max_abs_diff"] > 0
+    assert 0 < result["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["max_abs_diff"] < 0.05
+
+
+def test_bench_compare_takes_the_fp16_backends_distance(tmp_path: Path) -> None:
+    """--fp16-noise sets how far the fp16 backend lies from the reference (its files apart from the default's)."""
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "bench_compare.py"), "--samples", "300", "--classes",
+                          "20", "--kind", "logits", "--batch-size", "128", "--work", str(tmp_path), "--fp16-noise",
+                          "0.5"], capture_output=True, text=True, check=True).stdout
+    assert "fp16 noise 0.5)" in out, out
+    result = json.loads((tmp_path / "logits-300x20-fp16-0.5" / "comparison.json").read_text())
+    assert result["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["max_abs_diff"] > 1.0
 
 
 # The benchmarks run the steps' scripts as the rules do; these are the rules that run each one.

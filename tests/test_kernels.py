@@ -172,6 +172,19 @@ def test_batches_in_flight_stay_a_few(monkeypatch: pytest.MonkeyPatch) -> None:
     assert max(ahead) <= metrics.BATCHES_AHEAD + 1, max(ahead)
 
 
+def numpy_outside(values: list[np.ndarray], ends: list[tuple[int, int]],
+                  tolerances: list[tuple[float, float]]) -> list[int]:
+    """Each pair's elements outside its softmax tolerance, by numpy on kernels.softmax's probabilities, over the rows
+    finite in both: what kernels.softmax_outside must count."""
+    finite = [np.isfinite(x).all(axis=1) for x in values]
+    counts = []
+    for (i, j), (rtol, atol) in zip(ends, tolerances):
+        rows = finite[i] & finite[j]
+        pa, pb = kernels.softmax(values[i][rows]), kernels.softmax(values[j][rows])
+        counts.append(int((np.abs(pa - pb) > rtol * np.abs(pa) + atol).sum()))
+    return counts
+
+
 @pytest.mark.parametrize("classes", [1, 7, 1000, 40000])
 def test_softmax_check_counts_each_pair_as_numpy_does(classes: int) -> None:
     """kernels.softmax_outside makes a few rows of every backend's softmax at a time (as many as its cache buffer
@@ -186,19 +199,50 @@ def test_softmax_check_counts_each_pair_as_numpy_does(classes: int) -> None:
     values[1][4, 0], values[2][9, -1], values[0][20, classes // 2] = np.nan, np.inf, -np.inf
     ends, tolerances = [(0, 1), (0, 2), (1, 2)], [(1e-3, 1e-9), (1e-2, 1e-7), (0.0, 0.0)]
     got = kernels.softmax_outside(values, ends, tolerances)
-    finite = [np.isfinite(x).all(axis=1) for x in values]
-    want = []
-    for (i, j), (rtol, atol) in zip(ends, tolerances):
-        rows = finite[i] & finite[j]
-        pa, pb = kernels.softmax(values[i][rows]), kernels.softmax(values[j][rows])
-        np.testing.assert_allclose(pa, softmax(values[i][rows].astype(np.float64)), rtol=1e-13, atol=1e-300)
-        want.append(int((np.abs(pa - pb) > rtol * np.abs(pa) + atol).sum()))
+    want = numpy_outside(values, ends, tolerances)
     assert got.tolist() == want
+    for x in values:
+        rows = np.isfinite(x).all(axis=1)
+        np.testing.assert_allclose(kernels.softmax(x[rows]), softmax(x[rows].astype(np.float64)), rtol=1e-13,
+                                   atol=1e-300)
     assert classes == 1 or 0 < want[0] < want[1]          # a count that tells the pairs and their bounds apart
     with pytest.raises(TypeError, match="one shape"):
         kernels.softmax_outside([values[0], values[1][:-1]], [(0, 1)], [(0.0, 0.0)])
     with pytest.raises(TypeError, match="not given"):
         kernels.softmax_outside(values[:2], [(0, 2)], [(0.0, 0.0)])
+
+
+def test_softmax_check_proves_close_rows_without_their_softmax() -> None:
+    """Rows whose logits differ by a spread w (largest minus least of b - a) of at most log1p((rtol + atol) / 2)
+    cannot have an element outside (kernels.c, sure_inside_below): they are counted as proven, without a softmax.
+    The counts stay numpy's: at w = 0.9 times that limit nothing is outside; a row with one class at p = 0.5 moved
+    by w has it outside once w / 4 > rtol / 2 + atol, 4.4 times the limit, and such rows (at 1.2 times that) are
+    not proven and are counted, so a limit even five times too loose fails here. A shift of every logit by one
+    constant is a spread of 0 (the same probabilities); NaN and Inf rows are never proven; atol 0 proves nothing.
+    Every mix of float32 and float64 backends."""
+    rtol, atol, c, n = 1e-4, 1e-5, 1000, 48
+    limit = math.log1p((rtol + atol) / 2)
+    rng = np.random.default_rng(12)
+    ref = rng.normal(0, 3, (n, c))
+    ref[:8] = 0.0
+    ref[:8, 0] = math.log(c - 1)                          # p_0 = 0.5: the element a spread moves most
+    moved = np.where(np.arange(c) == 0, 0.5, -0.5)        # class 0 up, the rest down: a spread of w
+    close = ref + moved * 0.9 * limit
+    close[:8] = ref[:8] + moved * np.array([0.9 * limit] * 4 + [1.2 * 4.4 * limit] * 4)[:, None]
+    shifted = ref + 5.0                                   # every logit moved by 5: the same softmax
+    broken = shifted.copy()
+    broken[3, 7], broken[5, 9] = np.nan, np.inf
+    values = [ref, close, shifted.astype(np.float32), broken.astype(np.float32), ref.astype(np.float32)]
+    ends = [(0, 1), (1, 0), (0, 2), (2, 0), (2, 3), (4, 2), (0, 4)]
+    tolerances = [(rtol, atol)] * len(ends)
+    proven = np.zeros(len(ends), dtype=np.int64)
+    got = kernels.softmax_outside(values, ends, tolerances, proven=proven)
+    want = numpy_outside(values, ends, tolerances)
+    assert got.tolist() == want
+    assert want[:2] == [4, 4]         # class 0 of the four rows at 1.2 x 4.4 x limit, each way
+    assert proven.tolist() == [n - 4, n - 4, n, n, n - 2, n, n]
+    assert kernels.softmax_outside(values[:1] * 2, [(0, 1)], [(rtol, 0.0)], proven=proven[:1]).tolist() == [0]
+    assert proven[0] == 0                                 # atol 0: an underflow could differ by 5e-324
 
 
 def test_a_batchs_softmax_check_is_split_among_the_lanes() -> None:

@@ -134,7 +134,7 @@ def _open(path: Path) -> ctypes.CDLL:
             for suffix in ("f32", "f64"):
                 fn = getattr(lib, f"{name}_{suffix}")
                 fn.restype, fn.argtypes = restype, argtypes
-        lib.softmax_outside.restype, lib.softmax_outside.argtypes = _I, [_P, _P, _I, _I, _I, _I, _P, _P, _P]
+        lib.softmax_outside.restype, lib.softmax_outside.argtypes = _I, [_P, _P, _I, _I, _I, _I, _P, _P, _P, _P]
         lib.csv_rows.restype, lib.csv_rows.argtypes = _I, [_I, _I, _P, _I, _P, _P, _P, _I]
         lib.csv_capacity.restype, lib.csv_capacity.argtypes = _I, [_I, _I]
     except AttributeError as exc:   # a function missing
@@ -286,11 +286,13 @@ def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def softmax_outside(values: Sequence[np.ndarray], ends: Sequence[tuple[int, int]],
-                    tolerances: Sequence[tuple[float, float]]) -> np.ndarray:
+                    tolerances: Sequence[tuple[float, float]], proven: np.ndarray | None = None) -> np.ndarray:
     """Logits judged as probabilities: for each pair of ``ends`` (indices into ``values``, the first the pair's
     reference) and its (rtol, atol) in ``tolerances``, the elements of the rows finite in both whose softmaxes (as
     ``softmax`` makes them) differ by more than ``atol + rtol * |p_a|``. ``values``: the backends' rows, as ``native``
-    gives them, of one shape. The softmaxes are made a few rows at a time and never leave the core's cache."""
+    gives them, of one shape. The softmaxes are made a few rows at a time and never leave the core's cache, and not
+    at all for a row whose logits differ so little that no element can be outside (kernels.c, sure_inside_below):
+    their count, per pair, goes into ``proven`` (int64) when it is given."""
     if len({x.shape for x in values}) > 1 or len(ends) != len(tolerances):
         raise TypeError(f"kernels: softmax_outside takes rows of one shape ({[x.shape for x in values]}) and a "
                         f"tolerance per pair ({len(ends)} pairs, {len(tolerances)} tolerances)")
@@ -303,8 +305,13 @@ def softmax_outside(values: Sequence[np.ndarray], ends: Sequence[tuple[int, int]
         raise TypeError(f"kernels: softmax_outside's pairs {ends} name backends it was not given ({len(values)})")
     bounds = np.array(tolerances, dtype=np.float64).reshape(-1, 2)
     outside = np.zeros(len(pairs), dtype=np.int64)
+    if proven is None:
+        proven = np.zeros(len(pairs), dtype=np.int64)
+    elif proven.shape != (len(pairs),):
+        raise TypeError(f"kernels: softmax_outside counts proven rows of {len(pairs)} pairs, not {proven.shape}")
     _ok(library().softmax_outside(pointers, wide.ctypes.data, len(values), n, c, len(pairs), pairs.ctypes.data,
-                                  bounds.ctypes.data, outside.ctypes.data), "softmax_outside")
+                                  bounds.ctypes.data, outside.ctypes.data, _ptr(proven, np.int64)),
+        "softmax_outside")
     return outside
 
 

@@ -31,8 +31,10 @@ Scan = tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int]]
 # What a task costs its lane, in backend scans of a batch: a pair's pass reads two backends' rows and does more with
 # each element (on 4,096 x 1,000 float32, kernels.pair_pass took 7.3 ms and a scan 3.8 ms, 2026-12-06).
 SCAN_COST, PAIR_COST = 1, 2
-# Logits' softmax check of a batch (softmax_checks): each backend's softmax about a pair's pass, each pair's check of
-# them a quarter of that, rounded up (9.4 and 2.4 ms against 9.7 ms for the pass, on 4,096 x 1,000 float32).
+# Logits' softmax check of a batch (softmax_checks) where rows need their softmaxes: each backend's about a pair's
+# pass, each pair's check of them a quarter of that, rounded up (9.4 and 2.4 ms against 9.7 ms for the pass, on
+# 4,096 x 1,000 float32). Rows of backends that agree need none (kernels.softmax_outside) and cost far less: each
+# lane still gets one part of the batch.
 SOFTMAX_COST, CHECK_COST = 2, 1
 SOFTMAX_ROWS = 256  # the fewest rows of a part of a batch's softmax check: a task costs tens of microseconds
 
