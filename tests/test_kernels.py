@@ -213,22 +213,24 @@ def test_softmax_check_counts_each_pair_as_numpy_does(classes: int) -> None:
 
 
 def test_softmax_check_proves_close_rows_without_their_softmax() -> None:
-    """Rows whose logits differ by a spread w (largest minus least of b - a) of at most log1p((rtol + atol) / 2)
+    """Rows whose logits differ by a spread w (largest minus least of b - a) of at most log1p(0.9 (rtol + atol))
     cannot have an element outside (kernels.c, sure_inside_below): they are counted as proven, without a softmax.
-    The counts stay numpy's: at w = 0.9 times that limit nothing is outside; a row with one class at p = 0.5 moved
-    by w has it outside once w / 4 > rtol / 2 + atol, 4.4 times the limit, and such rows (at 1.2 times that) are
-    not proven and are counted, so a limit even five times too loose fails here. A shift of every logit by one
-    constant is a spread of 0 (the same probabilities); NaN and Inf rows are never proven; atol 0 proves nothing.
-    Every mix of float32 and float64 backends."""
+    The counts stay numpy's: at w = 0.9 times that limit nothing is outside; a row with one class at p = 0.25
+    raised by w against the rest has it outside once p (1 - p) w > rtol p + atol (w = 1.87e-4, 1.9 times the
+    limit), and such rows (at 1.15 times that) are not proven and are counted, so a limit 2.2 times too loose fails
+    here. A shift of every logit by one constant is a spread of 0 (the same probabilities); NaN and Inf rows are
+    never proven; atol 0 proves nothing. Every mix of float32 and float64 backends."""
     rtol, atol, c, n = 1e-4, 1e-5, 1000, 48
-    limit = math.log1p((rtol + atol) / 2)
+    limit = math.log1p(0.9 * (rtol + atol))
+    p = 0.25
+    outside_from = (rtol * p + atol) / (p * (1 - p))
     rng = np.random.default_rng(12)
     ref = rng.normal(0, 3, (n, c))
     ref[:8] = 0.0
-    ref[:8, 0] = math.log(c - 1)                          # p_0 = 0.5: the element a spread moves most
-    moved = np.where(np.arange(c) == 0, 0.5, -0.5)        # class 0 up, the rest down: a spread of w
+    ref[:8, 0] = math.log(p / (1 - p) * (c - 1))          # p_0 = 0.25: near where a spread moves p most against
+    moved = np.where(np.arange(c) == 0, 0.5, -0.5)        # the tolerance; class 0 up, the rest down: a spread of w
     close = ref + moved * 0.9 * limit
-    close[:8] = ref[:8] + moved * np.array([0.9 * limit] * 4 + [1.2 * 4.4 * limit] * 4)[:, None]
+    close[:8] = ref[:8] + moved * np.array([0.9 * limit] * 4 + [1.15 * outside_from] * 4)[:, None]
     shifted = ref + 5.0                                   # every logit moved by 5: the same softmax
     broken = shifted.copy()
     broken[3, 7], broken[5, 9] = np.nan, np.inf
@@ -239,7 +241,7 @@ def test_softmax_check_proves_close_rows_without_their_softmax() -> None:
     got = kernels.softmax_outside(values, ends, tolerances, proven=proven)
     want = numpy_outside(values, ends, tolerances)
     assert got.tolist() == want
-    assert want[:2] == [4, 4]         # class 0 of the four rows at 1.2 x 4.4 x limit, each way
+    assert want[:2] == [4, 4]         # class 0 of the four rows at 1.15 x outside_from, each way
     assert proven.tolist() == [n - 4, n - 4, n, n, n - 2, n, n]
     assert kernels.softmax_outside(values[:1] * 2, [(0, 1)], [(rtol, 0.0)], proven=proven[:1]).tolist() == [0]
     assert proven[0] == 0                                 # atol 0: an underflow could differ by 5e-324

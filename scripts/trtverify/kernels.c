@@ -414,15 +414,17 @@ static inline double spread(const void *a, int wide_a, const void *b, int wide_b
  * constant changes no probability, and w = 0). softmax_row's values are p (1 + e) with |e| <= 1e-9 for rows of at
  * most 2^20 classes (the shift by the row's maximum is exact, or its error moves the exponent by under 745 ulp;
  * exp is within a few ulp, the sum of c positive terms within c ulp, the division one), except where exp
- * underflows: an absolute error below 2.3e-308, even flushed to zero (the sum is at least 1). Take E <= s / 2,
- * s = rtol + atol: as p_a,j <= 1, |p^_a - p^_b| <= p_a (E + e (2 + E)) <= p_a (s / 2 + 3e-9 + 1e-9 s), while
- * rtol p^_a + atol >= p_a (s - 1e-9 rtol). For s >= 1e-6 the first is under 0.51 of the second, so outside_row's
- * comparison (rounded within a few ulp) finds no element outside; atol >= 1e-300 covers the underflows. Hence
- * w <= log1p(s / 2), less a millionth for the rounding of log1p and of spread's last sums. */
+ * underflows: an absolute error below 2.3e-308, even flushed to zero (the sum is at least 1). Take E <= 0.9 s,
+ * s = rtol + atol: as p_a,j <= 1, |p^_a - p^_b| <= p_a (E + e (2 + E)) <= p_a (0.9 s + 2e-9 + 1e-9 s), while
+ * rtol p^_a + atol >= p_a (s - 1e-9 rtol). For s >= 1e-6 the second exceeds the first by over 0.09 s p_a, 45 times
+ * the errors counted, so outside_row's comparison (rounded within a few ulp) finds no element outside; atol >=
+ * 1e-300 covers the underflows. Hence w <= log1p(0.9 s), less a millionth for the rounding of log1p and of spread's
+ * last sums. It is within a factor of two of the tightest such limit: at the fp32 softmax tolerance (rtol 1e-4,
+ * atol 1e-5), a class at p = 0.25 raised by w against the rest is outside from w = 1.87e-4, 1.9 times this one. */
 static double sure_inside_below(double rtol, double atol, int64_t c) {
     double s = rtol + atol;
     if (!(rtol >= 0 && atol >= 1e-300 && s >= 1e-6 && isfinite(s) && c <= ((int64_t)1 << 20))) return -1.0;
-    return log1p(0.5 * s) * (1.0 - 1e-6);
+    return log1p(0.9 * s) * (1.0 - 1e-6);
 }
 
 /* Logits judged as the probabilities they stand for, over n rows of every backend at once: per pair q (backends
