@@ -31,6 +31,10 @@ __attribute__((simd("notinbranch"))) double exp(double);
 #define COPIES 4   /* copies of a pair's sketch counters (count_row); a power of two */
 #define EXPONENT_32 0x7F800000u
 #define EXPONENT_64 0x7FF0000000000000ull
+/* The bits of a float32 or float64 as a signed integer that orders as the values do: the magnitude bits of a negative
+ * value flipped. The mapping is its own inverse. */
+#define ORDERED_32(i) ((i) ^ (((i) >> 31) & 0x7FFFFFFF))
+#define ORDERED_64(i) ((i) ^ (((i) >> 63) & 0x7FFFFFFFFFFFFFFFll))
 
 /* The scalar figures of pair_pass, in the order of kernels.py's constants. */
 enum {
@@ -74,8 +78,8 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
 
 /* Everything that exists once per element type: T the element, U and S the unsigned and signed integers of its
  * width, E its exponent bits (all ones: NaN or Inf); ORDERED(i) maps the bits to a signed integer that orders as
- * the values do. */
-#define PASSES(T, U, S, E, SUFFIX)                                                                                     \
+ * the values do (ORDERED_32 or ORDERED_64). */
+#define PASSES(T, U, S, E, ORDERED, SUFFIX)                                                                            \
                                                                                                                        \
     /* Whether every value of a row is finite, from its bits: a branch-free test, so it runs in SIMD lanes. */         \
     static inline int finite_##SUFFIX(const T *row, int64_t c) {                                                       \
@@ -353,12 +357,8 @@ static inline void count_row(const double *d_row, int64_t c, int64_t shift, int6
     }
 }
 
-#define ORDERED(i) ((i) ^ (((i) >> 31) & 0x7FFFFFFF))
-PASSES(float, uint32_t, int32_t, EXPONENT_32, f32)
-#undef ORDERED
-#define ORDERED(i) ((i) ^ (((i) >> 63) & 0x7FFFFFFFFFFFFFFFll))
-PASSES(double, uint64_t, int64_t, EXPONENT_64, f64)
-#undef ORDERED
+PASSES(float, uint32_t, int32_t, EXPONENT_32, ORDERED_32, f32)
+PASSES(double, uint64_t, int64_t, EXPONENT_64, ORDERED_64, f64)
 
 /* Elements of two rows (float64, finite) with |a - b| > atol + rtol |a|. */
 static inline int64_t outside_row(const double *a, const double *b, int64_t c, double rtol, double atol) {
@@ -371,7 +371,7 @@ static inline int64_t outside_row(const double *a, const double *b, int64_t c, d
  * differences, computed in the wider of the two types (each within half an ulp of its exact value), plus an ulp of
  * each, so that it is never below the exact spread. Where an element is NaN or Inf on either side, a difference is
  * NaN or +-Inf, and so is the spread. The extremes are integer reductions over keys of the bits that order as the
- * values do (ORDERED, as in profile_pass), which vectorise. */
+ * values do (ORDERED_32 and ORDERED_64, as in profile_pass), which vectorise. */
 #define SPREAD(NAME, TA, TB, T, S, ORDER, ULP)                                                                         \
     static inline double NAME(const TA *a, const TB *b, int64_t c) {                                                   \
         if (c < 1) return 0.0;                                                                                         \
@@ -391,15 +391,11 @@ static inline int64_t outside_row(const double *a, const double *b, int64_t c, d
         memcpy(&lo, &low, sizeof lo), memcpy(&hi, &high, sizeof hi);                                                   \
         return ((double)hi - (double)lo) + ULP * (fabs((double)hi) + fabs((double)lo));                               \
     }
-#define ORDER_32(i) ((i) ^ (((i) >> 31) & 0x7FFFFFFF))
-#define ORDER_64(i) ((i) ^ (((i) >> 63) & 0x7FFFFFFFFFFFFFFFll))
-SPREAD(spread_ff, float, float, float, int32_t, ORDER_32, 0x1p-23)
-SPREAD(spread_fd, float, double, double, int64_t, ORDER_64, 0x1p-52)
-SPREAD(spread_df, double, float, double, int64_t, ORDER_64, 0x1p-52)
-SPREAD(spread_dd, double, double, double, int64_t, ORDER_64, 0x1p-52)
+SPREAD(spread_ff, float, float, float, int32_t, ORDERED_32, 0x1p-23)
+SPREAD(spread_fd, float, double, double, int64_t, ORDERED_64, 0x1p-52)
+SPREAD(spread_df, double, float, double, int64_t, ORDERED_64, 0x1p-52)
+SPREAD(spread_dd, double, double, double, int64_t, ORDERED_64, 0x1p-52)
 #undef SPREAD
-#undef ORDER_32
-#undef ORDER_64
 
 static inline double spread(const void *a, int wide_a, const void *b, int wide_b, int64_t c) {
     if (wide_a) return wide_b ? spread_dd(a, b, c) : spread_df(a, b, c);
