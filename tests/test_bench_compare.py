@@ -32,6 +32,9 @@ def test_bench_compare_takes_the_fp16_backends_distance(tmp_path: Path) -> None:
     assert "fp16 noise 0.5)" in out, out
     result = json.loads((tmp_path / "logits-300x20-fp16-0.5" / "comparison.json").read_text())
     assert result["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["max_abs_diff"] > 1.0
+    bad = subprocess.run([sys.executable, str(REPO / "tools" / "bench_compare.py"), "--work", str(tmp_path / "bad"),
+                          "--fp16-noise", "-1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "give 0 or more" in bad.stderr and not (tmp_path / "bad").exists()
 
 
 # The benchmarks run the steps' scripts as the rules do; these are the rules that run each one.

@@ -125,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--fp16-noise", type=float, default=NOISE["tensorrt_fp16"],
                    help="the fp16 backend's difference from the reference (standard deviation, logit units)")
     args = p.parse_args(argv)
+    if not args.fp16_noise >= 0:
+        p.error(f"--fp16-noise is a standard deviation: give 0 or more, not {args.fp16_noise}")
     run(args, SMALL)        # untimed: builds the compiled passes if they are not cached
     runs = {}
     for n in (SMALL, args.samples) if args.samples > SMALL else (args.samples,):
