@@ -144,6 +144,33 @@ def test_import_converts_other_dtypes_in_bounded_memory(model: dict[str, Path]) 
     np.testing.assert_array_equal(np.load(copy), np.load(d / "f64-many.npy").astype(np.float32))
     manifest = json.loads((out / "m.json").read_text())["samples"]
     assert (manifest["mode"], manifest["reason"]) == ("converted copy", "dtype <f8, converted to float32")
+    import hashlib
+    converted = np.load(d / "f64-many.npy").astype(np.float32)
+    assert manifest["blake2b_float32"] == hashlib.blake2b(converted.tobytes(), digest_size=16).hexdigest()
+
+
+def test_the_import_digest_is_of_the_chunks_in_order_while_the_next_is_read() -> None:
+    """import_model hashes the samples on a thread of its own while it reads the next chunk: the digest of many
+    chunks of different sizes is hashlib's of their bytes one after another, and a chunk is hashed by the time the
+    next update returns (the caller may then reuse it: here it is overwritten, and the digest does not change)."""
+    import hashlib
+
+    from import_model import OrderedDigest
+
+    rng = np.random.default_rng(5)
+    chunks = [rng.random(int(k), dtype=np.float32) for k in rng.integers(1, 300_000, 60)]
+    with OrderedDigest() as digest:
+        for chunk in chunks:
+            digest.update(chunk)
+        got = digest.hexdigest()
+    assert got == hashlib.blake2b(b"".join(c.tobytes() for c in chunks), digest_size=16).hexdigest()
+    first, second = rng.random(1 << 20, dtype=np.float32), rng.random(10, dtype=np.float32)
+    want = hashlib.blake2b(first.tobytes() + second.tobytes(), digest_size=16).hexdigest()
+    with OrderedDigest() as digest:
+        digest.update(first)
+        digest.update(second)
+        first[:] = 0
+        assert digest.hexdigest() == want
 
 
 @pytest.mark.slow
