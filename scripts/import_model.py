@@ -146,6 +146,7 @@ def write_samples(x: NpyReader, n: int, out: str) -> dict[str, Any]:
             with atomic_path(out) as tmp:
                 for _, batch in x.batches(x.rows_per(CHUNK)):   # a new array each: the one hashed stays as it is
                     digest.update(batch)
+                hexdigest = digest.hexdigest()     # the last chunk hashed before the link is put in place
                 tmp.unlink()
                 os.symlink(x.path.resolve(), tmp)
         else:
@@ -154,7 +155,7 @@ def write_samples(x: NpyReader, n: int, out: str) -> dict[str, Any]:
                     batch = batch.astype("<f4")
                     digest.update(batch)
                     writer.write(batch)
-        hexdigest = digest.hexdigest()
+                hexdigest = digest.hexdigest()     # before the copy is renamed into place
     stat = x.path.stat()
     return {"source": str(x.path.resolve()), "source_bytes": stat.st_size, "source_mtime": stat.st_mtime,
             "mode": "in place" if reason is None else "converted copy", "reason": reason or "C-order float32",
