@@ -18,7 +18,6 @@ import argparse
 import hashlib
 import os
 import shutil
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,6 +26,7 @@ import numpy as np
 from trtverify.backends import open_runner
 from trtverify.errors import UserError, run_main
 from trtverify.io import NpyReader, NpyWriter, atomic_path, load_npy, save_npy, write_json
+from trtverify.lanes import Lane, Task
 from trtverify.predictions import check_predictions
 from trtverify.schema import parse_with_defaults
 
@@ -68,13 +68,13 @@ class OrderedDigest:
 
     def __init__(self) -> None:
         self._hash = hashlib.blake2b(digest_size=16)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="digest")
-        self._pending: Future[None] | None = None
+        self._lane = Lane("digest")     # compare's lanes: one thread running what it is given, in order
+        self._pending: Task | None = None
 
     def update(self, chunk: np.ndarray) -> None:
         """Hash ``chunk`` (C-contiguous) after those before it; it must not change until the next call returns."""
         self._wait()
-        self._pending = self._thread.submit(self._hash.update, memoryview(chunk).cast("B"))
+        self._pending = self._lane.submit(self._hash.update, memoryview(chunk).cast("B"))
 
     def hexdigest(self) -> str:
         self._wait()
@@ -88,8 +88,8 @@ class OrderedDigest:
     def __enter__(self) -> OrderedDigest:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._thread.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self._lane.close(cancel=kind is not None)
 
 
 def count(samples: NpyReader, wanted: str, args: argparse.Namespace) -> int:
