@@ -262,16 +262,18 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
     }                                                                                                                  \
                                                                                                                        \
     /* outputs.softmax of one finite row into p (c doubles): shifted by its maximum, exponentiated (libmvec's          \
-     * exp where it is linked, else libm's, which numpy calls) and divided by the sum. The sum runs in SIMD            \
-     * lanes instead of numpy's pairwise order, so a probability may differ from numpy's in its last few bits.         \
-     * Not inlined: softmax_pass and softmax_outside call this one function, so they give the same bits. */            \
+     * exp where it is linked, else libm's, which numpy calls) and multiplied by the sum's reciprocal (a division      \
+     * of every element was a tenth of the softmax's time, 2026-12-06). The sum runs in SIMD lanes instead of numpy's  \
+     * pairwise order, and the reciprocal adds a rounding, so a probability may differ from numpy's in its last few    \
+     * bits. Not inlined: softmax_pass and softmax_outside call this one function, so they give the same bits. */      \
     HOT static void softmax_row_##SUFFIX(const T *row, int64_t c, double *p) {                                         \
         double high = row_max_##SUFFIX(row, c), sum = 0;                                                               \
         for (int64_t j = 0; j < c; j++) {                                                                              \
             p[j] = exp((double)row[j] - high);                                                                         \
             sum += p[j];                                                                                               \
         }                                                                                                              \
-        for (int64_t j = 0; j < c; j++) p[j] /= sum;                                                                   \
+        double inverse = 1.0 / sum;                                                                                    \
+        for (int64_t j = 0; j < c; j++) p[j] *= inverse;                                                               \
     }                                                                                                                  \
                                                                                                                        \
     /* The softmax of a batch whose rows are all finite (n x c) into out (n x c, double), a row at a time. */          \
@@ -302,12 +304,13 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
             S low_bits = ORDERED(low), high_bits = ORDERED(high); /* the mapping is its own inverse */                 \
             T low_value, high_value;                                                                                   \
             memcpy(&low_value, &low_bits, sizeof low_value), memcpy(&high_value, &high_bits, sizeof high_value);       \
-            for (int64_t j = 0; j < c; j++) { /* the first class that holds the maximum */                             \
-                if (row[j] == high_value) {                                                                            \
-                    classes[j]++;                                                                                      \
-                    break;                                                                                             \
-                }                                                                                                      \
+            S first = (S)c; /* the first class that holds the maximum, as a minimum over selects: it vectorises, where \
+                             * a search that stops at the maximum tests one class at a time (a fifth of the pass) */   \
+            for (int64_t j = 0; j < c; j++) {                                                                          \
+                S at = row[j] == high_value ? (S)j : (S)c;                                                             \
+                first = at < first ? at : first;                                                                       \
             }                                                                                                          \
+            classes[first]++;                                                                                          \
             extremes[0] = low_value < extremes[0] ? low_value : extremes[0];                                           \
             extremes[1] = high_value > extremes[1] ? high_value : extremes[1];                                         \
             extremes[2] = max2(extremes[2], fabs(row_sum - 1.0));                                                      \
@@ -405,18 +408,18 @@ static inline double spread(const void *a, int wide_a, const void *b, int wide_b
 /* The largest spread of b - a (as spread gives it) at which no element of two finite rows' softmaxes, as
  * softmax_row makes them, can be outside rtol and atol: -1 (none) where the bound below does not hold.
  *
- * The two log-sum-exps differ by a mean of the differences b_j - a_j (weighted by p_a), so with w their spread
- * p_b,j / p_a,j lies in [e^-w, e^w] and |p_a,j - p_b,j| <= p_a,j E, E = e^w - 1 (a shift of every logit by one
- * constant changes no probability, and w = 0). softmax_row's values are p (1 + e) with |e| <= 1e-9 for rows of at
- * most 2^20 classes (the shift by the row's maximum is exact, or its error moves the exponent by under 745 ulp;
- * exp is within a few ulp, the sum of c positive terms within c ulp, the division one), except where exp
- * underflows: an absolute error below 2.3e-308, even flushed to zero (the sum is at least 1). Take E <= 0.9 s,
- * s = rtol + atol: as p_a,j <= 1, |p^_a - p^_b| <= p_a (E + e (2 + E)) <= p_a (0.9 s + 2e-9 + 1e-9 s), while
- * rtol p^_a + atol >= p_a (s - 1e-9 rtol). For s >= 1e-6 the second exceeds the first by over 0.09 s p_a, 45 times
- * the errors counted, so outside_row's comparison (rounded within a few ulp) finds no element outside; atol >=
- * 1e-300 covers the underflows. Hence w <= log1p(0.9 s), less a millionth for the rounding of log1p and of spread's
- * last sums. It is within a factor of two of the tightest such limit: at the fp32 softmax tolerance (rtol 1e-4,
- * atol 1e-5), a class at p = 0.25 raised by w against the rest is outside from w = 1.87e-4, 1.9 times this one. */
+ * The two log-sum-exps differ by a mean of the differences b_j - a_j (weighted by p_a), so with w their spread p_b,j /
+ * p_a,j lies in [e^-w, e^w] and |p_a,j - p_b,j| <= p_a,j E, E = e^w - 1 (a shift of every logit by one constant
+ * changes no probability, and w = 0). softmax_row's values are p (1 + e) with |e| <= 1e-9 for rows of at most 2^20
+ * classes (the shift by the row's maximum is exact, or its error moves the exponent by under 745 ulp; exp is within a
+ * few ulp, the sum of c positive terms within c ulp, the reciprocal and the product one each), except where exp
+ * underflows: an absolute error below 2.3e-308, even flushed to zero (the sum is at least 1). Take E <= 0.9 s, s =
+ * rtol + atol: as p_a,j <= 1, |p^_a - p^_b| <= p_a (E + e (2 + E)) <= p_a (0.9 s + 2e-9 + 1e-9 s), while rtol p^_a +
+ * atol >= p_a (s - 1e-9 rtol). For s >= 1e-6 the second exceeds the first by over 0.09 s p_a, 45 times the errors
+ * counted, so outside_row's comparison (rounded within a few ulp) finds no element outside; atol >= 1e-300 covers the
+ * underflows. Hence w <= log1p(0.9 s), less a millionth for the rounding of log1p and of spread's last sums. It is
+ * within a factor of two of the tightest such limit: at the fp32 softmax tolerance (rtol 1e-4, atol 1e-5), a class at
+ * p = 0.25 raised by w against the rest is outside from w = 1.87e-4, 1.9 times this one. */
 static double sure_inside_below(double rtol, double atol, int64_t c) {
     double s = rtol + atol;
     if (!(rtol >= 0 && atol >= 1e-300 && s >= 1e-6 && isfinite(s) && c <= ((int64_t)1 << 20))) return -1.0;
