@@ -305,7 +305,8 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
             T low_value, high_value;                                                                                   \
             memcpy(&low_value, &low_bits, sizeof low_value), memcpy(&high_value, &high_bits, sizeof high_value);       \
             S first = (S)c; /* the first class that holds the maximum, as a minimum over selects: it vectorises, where \
-                             * a search that stops at the maximum tests one class at a time (a fifth of the pass) */   \
+                             * a search that stops at the maximum tests one class at a time (a fifth of the pass).     \
+                             * Indices in S, as wide as T: a float32 row of 2^31 classes would be 8 GB. */            \
             for (int64_t j = 0; j < c; j++) {                                                                          \
                 S at = row[j] == high_value ? (S)j : (S)c;                                                             \
                 first = at < first ? at : first;                                                                       \
