@@ -24,7 +24,8 @@ rule compare:
         "../envs/tensorflow.yaml"
     container:
         TF_IMAGE
-    # a thread per pair helps up to the number of pairs; Snakemake lowers it to --cores
+    # lanes for a batch's scans, pairs and softmax checks; Snakemake lowers it to --cores. On 16 cores 8 took
+    # 0.62-0.75 of 4's time (docs/benchmarks.md): --set-threads compare=8 asks for them
     threads: 4
     resources:
         mem_mb=4000,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,6 +86,24 @@ def test_the_benchmarks_pass_every_option_their_rules_pass(tmp_path: Path) -> No
     synthetic = bench_compare.command(args, tmp_path, {"savedmodel": tmp_path / "a.npy"})
     assert rule_options("compare") - options(synthetic) == {"--noise-floor"}     # no conversion, no record of one
     assert options(synthetic) <= rule_options("compare")
+    # compare runs on the rule's threads, as Snakemake gives them on this machine, read from the rule
+    given = steps["compare"][steps["compare"].index("--threads") + 1]
+    assert int(given) == min(bench_compare.rule_threads("compare"), os.cpu_count() or 1)
+
+
+def test_the_benchmarks_read_a_rules_threads_from_the_rule(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import bench_compare
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    (tmp_path / "a.smk").write_text('rule one:\n    output: "x"\n    # comment\n    threads: 7\n    shell: "true"\n\n\n'
+                                    'rule two:\n    output: "y"\n    threads: BACKEND["x"].threads\n'
+                                    '    shell: "threads: 3"\n')
+    assert bench_compare.rule_threads("one", tmp_path) == 7
+    for rule in ("two", "three", "on"):     # not a number; no such rule; a prefix of one is not the rule
+        with pytest.raises(SystemExit, match=f"no rule {rule} in"):
+            bench_compare.rule_threads(rule, tmp_path)
 
 
 def test_bench_scale_takes_the_median_run_and_the_highest_peak() -> None:

@@ -25,6 +25,7 @@ row of the three fp16 pairs is, and the check makes the softmaxes of all four ba
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -78,6 +79,17 @@ def default_tolerances() -> str:
     return json.dumps(merged, sort_keys=True)
 
 
+def rule_threads(rule: str, rules: Path = REPO / "rules") -> int:
+    """The threads a rule of rules/ asks for (its `threads:` number; Snakemake gives at most --cores), read from the
+    rule itself so that a benchmark runs the step on what the pipeline gives it, not on a copy of the number."""
+    text = "\n".join(path.read_text() for path in sorted(rules.glob("*.smk")))
+    block = re.search(rf"^rule {re.escape(rule)}:\n(.*?)(?=^\S|\Z)", text, re.M | re.S)
+    found = re.search(r"^\s+threads: (\d+)\s*$", block.group(1), re.M) if block else None
+    if not found:
+        sys.exit(f"bench: no rule {rule} in {rules} asks for a number of threads (`threads: N`)")
+    return int(found.group(1))
+
+
 def rule_options(kind: str) -> list[str]:
     """What the compare rule always passes (rules/compare.smk) besides the files, batch size and threads, at
     config/schema.yaml's defaults: left out, compare.py would read the schema for them, which a pipeline run never
@@ -120,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--kind", choices=("probabilities", "logits"), default="probabilities")
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--work", type=Path, default=REPO / "build" / "bench-compare")
-    p.add_argument("--threads", type=int, default=1, help="compare.py --threads (the rule gives it up to 4)")
+    p.add_argument("--threads", type=int, default=1,
+                   help=f"compare.py --threads (the compare rule asks for {rule_threads('compare')})")
     p.add_argument("--profile", type=Path, help="run compare.py under cProfile, statistics to this file")
     p.add_argument("--fp16-noise", type=float, default=NOISE["tensorrt_fp16"],
                    help="the fp16 backend's difference from the reference (standard deviation, logit units)")

@@ -31,8 +31,6 @@ SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 SIZE, CLASSES, CALIBRATION, LOGIT_STD = 224, 1000, 32, 2.0
-# The threads the compare rule asks for, as Snakemake gives them when --cores is every core of this machine.
-COMPARE_THREADS = min(4, os.cpu_count() or 1)
 
 # Made in a child process (TensorFlow stays out of this one). Spread BN, the idea of tests/realnets.py on issue-11b:
 # random gamma/beta, then every BN's moving statistics measured on a calibration batch (one training-mode pass with
@@ -158,10 +156,12 @@ def steps(work: Path, n: int, batch: int) -> dict[str, list[str]]:
     values and the schema's defaults (tests/test_bench_compare.py checks the options against rules/), but the batch
     size, the option of this benchmark."""
     import yaml
-    from bench_compare import default_tolerances, rule_options     # this folder: what both benchmarks pass
+    from bench_compare import default_tolerances, rule_options, rule_threads  # this folder: what both pass
     from trtverify.schema import schema_default
 
     py, src, run = sys.executable, work / "src", work / "run"
+    # the compare rule's threads, as Snakemake gives them when --cores is every core of this machine
+    threads = min(rule_threads("compare"), os.cpu_count() or 1)
     kind, tolerances = schema_default("models.*.output_kind"), default_tolerances()
     opset = yaml.safe_load((REPO / "config.yaml").read_text())["onnx"]["opset"]
     predict = [py, str(SCRIPTS / "predict.py"), "--samples", str(run / "x.npy"), "--batch-size", str(batch)]
@@ -185,7 +185,7 @@ def steps(work: Path, n: int, batch: int) -> dict[str, list[str]]:
                     "--samples", str(run / "x.npy"), "--prediction", f"savedmodel={run / 'savedmodel.npy'}",
                     "--prediction", f"onnxruntime={run / 'onnxruntime.npy'}", "--noise-floor",
                     str(run / "onnx_check.json"), *rule_options(kind),
-                    "--batch-size", str(schema_default("compare.batch_size")), "--threads", str(COMPARE_THREADS),
+                    "--batch-size", str(schema_default("compare.batch_size")), "--threads", str(threads),
                     "--output", str(run / "comparison.json"), "--per-sample", str(run / "per_sample.csv")],
     }
 
