@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def tool(name: str) -> ModuleType:
+    """A module of tools/ (the benchmarks), imported with that folder on the path only while it loads."""
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(REPO / "tools"))
 
 
 def test_bench_compare_reports_throughput_of_a_real_comparison(tmp_path: Path) -> None:
@@ -49,10 +60,9 @@ LISTED = {"--prediction", "--engine-info"}
 
 def rule_options(rule: str) -> set[str]:
     """The options a rule's shell command passes, from its text in rules/ (the rule up to the next one)."""
-    text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
-    block = re.search(rf"^rule {rule}:\n(.*?)(?=^\S|\Z)", text, re.M | re.S)
-    assert block, f"no rule {rule} in rules/"
-    shell = block.group(1).split("shell:", 1)[1]
+    block = tool("bench_compare").rule_text(rule)
+    assert block is not None, f"no rule {rule} in rules/"
+    shell = block.split("shell:", 1)[1]
     return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", shell))
 
 
@@ -72,12 +82,7 @@ def test_option_parsing_sees_what_a_rule_passes() -> None:
 def test_the_benchmarks_pass_every_option_their_rules_pass(tmp_path: Path) -> None:
     """A rule that gains an option fails this until the benchmarks pass it too: a left-out option makes the step
     read the schema, or run something the pipeline does not."""
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        import bench_compare
-        import bench_scale
-    finally:
-        sys.path.remove(str(REPO / "tools"))
+    bench_compare, bench_scale = tool("bench_compare"), tool("bench_scale")
     steps = bench_scale.steps(tmp_path, 10, 32)
     assert set(steps) == set(BENCH_SCALE_RULES)
     differ = {step: sorted(options(cmd) ^ rule_options(BENCH_SCALE_RULES[step])) for step, cmd in steps.items()}
@@ -92,11 +97,7 @@ def test_the_benchmarks_pass_every_option_their_rules_pass(tmp_path: Path) -> No
 
 
 def test_the_benchmarks_read_a_rules_threads_from_the_rule(tmp_path: Path) -> None:
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        import bench_compare
-    finally:
-        sys.path.remove(str(REPO / "tools"))
+    bench_compare = tool("bench_compare")
     (tmp_path / "a.smk").write_text('rule one:\n    output: "x"\n    # comment\n    threads: 7\n    shell: "true"\n\n\n'
                                     'rule two:\n    output: "y"\n    threads: BACKEND["x"].threads\n'
                                     '    shell: "threads: 3"\n')
@@ -109,11 +110,7 @@ def test_the_benchmarks_read_a_rules_threads_from_the_rule(tmp_path: Path) -> No
 def test_bench_scale_takes_the_median_run_and_the_highest_peak() -> None:
     """--repeat: a step's seconds are the median of its runs (the lower middle one of an even number, a run that
     happened), its peak RSS the highest any run reached."""
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        import bench_scale
-    finally:
-        sys.path.remove(str(REPO / "tools"))
+    bench_scale = tool("bench_scale")
     runs = [{"seconds": s, "peak_rss_mb": m} for s, m in [(0.3, 90.0), (0.1, 120.0), (0.2, 80.0), (0.9, 85.0)]]
     assert bench_scale.median_run(runs) == {"seconds": 0.2, "peak_rss_mb": 120.0}
     assert bench_scale.median_run(runs[:3]) == {"seconds": 0.2, "peak_rss_mb": 120.0}

@@ -6,6 +6,7 @@ Peak memory is the child's own ru_maxrss (os.wait4), so it counts the step alone
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -129,7 +130,6 @@ def test_import_uses_samples_in_place_in_bounded_memory(model: dict[str, Path]) 
     assert link.is_symlink() and link.resolve() == (d / f"x{MANY}.npy").resolve()   # no copy
     manifest = json.loads((out / "m.json").read_text())["samples"]
     assert manifest["mode"] == "in place" and manifest["source_bytes"] == (d / f"x{MANY}.npy").stat().st_size
-    import hashlib
     data = np.load(d / f"x{MANY}.npy")
     assert manifest["blake2b_float32"] == hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
 
@@ -144,7 +144,6 @@ def test_import_converts_other_dtypes_in_bounded_memory(model: dict[str, Path]) 
     np.testing.assert_array_equal(np.load(copy), np.load(d / "f64-many.npy").astype(np.float32))
     manifest = json.loads((out / "m.json").read_text())["samples"]
     assert (manifest["mode"], manifest["reason"]) == ("converted copy", "dtype <f8, converted to float32")
-    import hashlib
     converted = np.load(d / "f64-many.npy").astype(np.float32)
     assert manifest["blake2b_float32"] == hashlib.blake2b(converted.tobytes(), digest_size=16).hexdigest()
 
@@ -153,8 +152,6 @@ def test_the_import_digest_is_of_the_chunks_in_order_while_the_next_is_read() ->
     """import_model hashes the samples on a thread of its own while it reads the next chunk: the digest of many
     chunks of different sizes is hashlib's of their bytes one after another, and a chunk is hashed by the time the
     next update returns (the caller may then reuse it: here it is overwritten, and the digest does not change)."""
-    import hashlib
-
     from import_model import OrderedDigest
 
     rng = np.random.default_rng(5)

@@ -79,12 +79,18 @@ def default_tolerances() -> str:
     return json.dumps(merged, sort_keys=True)
 
 
+def rule_text(rule: str, rules: Path = REPO / "rules") -> str | None:
+    """A rule's directives as written in rules/*.smk (its lines up to the next unindented one), or None."""
+    text = "\n".join(path.read_text() for path in sorted(rules.glob("*.smk")))
+    block = re.search(rf"^rule {re.escape(rule)}:\n(.*?)(?=^\S|\Z)", text, re.M | re.S)
+    return block.group(1) if block else None
+
+
 def rule_threads(rule: str, rules: Path = REPO / "rules") -> int:
     """The threads a rule of rules/ asks for (its `threads:` number; Snakemake gives at most --cores), read from the
     rule itself so that a benchmark runs the step on what the pipeline gives it, not on a copy of the number."""
-    text = "\n".join(path.read_text() for path in sorted(rules.glob("*.smk")))
-    block = re.search(rf"^rule {re.escape(rule)}:\n(.*?)(?=^\S|\Z)", text, re.M | re.S)
-    found = re.search(r"^\s+threads: (\d+)\s*$", block.group(1), re.M) if block else None
+    block = rule_text(rule, rules)
+    found = re.search(r"^\s+threads: (\d+)\s*$", block, re.M) if block is not None else None
     if not found:
         sys.exit(f"bench: no rule {rule} in {rules} asks for a number of threads (`threads: N`)")
     return int(found.group(1))
