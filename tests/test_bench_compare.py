@@ -51,6 +51,29 @@ def test_bench_compare_takes_the_fp16_backends_distance(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "give 0 or more" in bad.stderr and not (tmp_path / "bad").exists()
 
 
+
+def test_bench_compare_repeats_and_prints_the_median_run(tmp_path: Path) -> None:
+    """--repeat N: each size runs N times and the median run is printed with the range; 0 runs is refused."""
+    args = [sys.executable, str(REPO / "tools" / "bench_compare.py"), "--samples", "300", "--classes", "20",
+            "--batch-size", "128", "--work", str(tmp_path)]
+    out = subprocess.run(args + ["--repeat", "3"], capture_output=True, text=True, check=True).stdout
+    m = re.search(r": ([0-9.]+) s, [0-9.]+ GB/s, peak RSS \d+ MB; median of 3 runs, ([0-9.]+)-([0-9.]+) s", out)
+    assert m, out
+    assert float(m.group(2)) <= float(m.group(1)) <= float(m.group(3))
+    bad = subprocess.run(args + ["--repeat", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "give 1 or more" in bad.stderr
+
+
+def test_the_marginal_rate_is_the_median_of_the_turns() -> None:
+    """Each turn's extra bytes over its extra seconds; the lower middle one, its range, and the turns without a rate
+    (the large run no slower than the small one)."""
+    rate = tool("bench_compare").marginal_rate
+    assert rate(10**9, [0.2], [0.7]) == "2.000 GB/s"
+    assert rate(10**9, [0.2, 0.2, 0.3], [1.2, 2.2, 0.25]) == \
+        "0.500 GB/s (median of 2 turns, 0.500-1.000; 1 more where the larger run was not slower)"
+    assert rate(10**9, [0.2, 0.2, 0.2], [1.2, 2.2, 0.45]) == "1.000 GB/s (median of 3 turns, 0.500-4.000)"
+    assert rate(10**9, [0.5], [0.5]) == "n/a (the larger run was not slower)"
+
 # The benchmarks run the steps' scripts as the rules do; these are the rules that run each one.
 BENCH_SCALE_RULES = {"import": "import_model", "convert": "convert_onnx", "predict_savedmodel": "predict_savedmodel",
                      "predict_onnxruntime": "predict_onnxruntime", "compare": "compare"}

@@ -3,7 +3,7 @@
 
   python tools/bench_compare.py [--samples 50000] [--classes 1000] [--kind probabilities|logits] [--threads 1]
                                 [--batch-size 4096] [--work build/bench-compare] [--profile OUT.prof]
-                                [--fp16-noise 0.001]
+                                [--fp16-noise 0.001] [--repeat 1]
 
 Writes synthetic predictions of four backends once under --work (the reference, ONNX Runtime and TensorRT at fp32
 close to it, TensorRT at fp16 further off, so every pair has differences and some top-1 flips), then runs
@@ -15,6 +15,9 @@ passes, writing the outputs), and the marginal rate, the extra bytes over the ex
 pass's own. An untimed run of the small case comes first: after a clone or an edit of kernels.c, kernels.py
 compiles the passes on first use (a second; several with zig), which would otherwise be charged to the small run
 and make the marginal rate meaningless.
+--repeat N runs each size N times, in turn, and prints the median run (the lower middle one) with the range, and
+the median of the N marginal rates, each from a small and a large run made one after the other: on a shared machine
+single runs of a second move by a tenth or more, and the same command then gives the figures of the docs.
 --profile runs the child under cProfile and writes its statistics there (`python -m pstats OUT.prof`).
 --fp16-noise: the standard deviation of the fp16 backend's difference from the reference, in logits (std 2)
 before any softmax. Logits' softmax check needs no softmax for rows whose differences spread too little to put an
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -143,25 +147,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--profile", type=Path, help="run compare.py under cProfile, statistics to this file")
     p.add_argument("--fp16-noise", type=float, default=NOISE["tensorrt_fp16"],
                    help="the fp16 backend's difference from the reference (standard deviation, logit units)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each size, in turn: the median run is printed, with the range")
     args = p.parse_args(argv)
     if not args.fp16_noise >= 0:
         p.error(f"--fp16-noise is a standard deviation: give 0 or more, not {args.fp16_noise}")
+    if args.repeat < 1:
+        p.error(f"--repeat is a number of runs: give 1 or more, not {args.repeat}")
     run(args, SMALL)        # untimed: builds the compiled passes if they are not cached
-    runs = {}
-    for n in (SMALL, args.samples) if args.samples > SMALL else (args.samples,):
-        runs[n] = run(args, n)
-        size, cost = runs[n]
-        print(f"compare: {len(NOISE)} backends x {n} x {args.classes} {args.kind} (float32, {size / 1e9:.3f} GB, "
+    sizes = (SMALL, args.samples) if args.samples > SMALL else (args.samples,)
+    size, seconds, peak = {}, {n: [] for n in sizes}, {n: 0 for n in sizes}
+    for _ in range(args.repeat):
+        for n in sizes:
+            size[n], cost = run(args, n)
+            seconds[n].append(cost.seconds)
+            peak[n] = max(peak[n], cost.peak_rss_bytes)
+    for n in sizes:
+        median = statistics.median_low(seconds[n])
+        runs = f"; median of {args.repeat} runs, {min(seconds[n]):.2f}-{max(seconds[n]):.2f} s" \
+            if args.repeat > 1 else ""
+        print(f"compare: {len(NOISE)} backends x {n} x {args.classes} {args.kind} (float32, {size[n] / 1e9:.3f} GB, "
               f"fp16 noise {args.fp16_noise:g}), "
-              f"{args.threads} thread(s): {cost.seconds:.2f} s, {size / cost.seconds / 1e9:.3f} GB/s, "
-              f"peak RSS {cost.peak_rss_bytes / 1e6:.0f} MB")
-    if len(runs) == 2:      # what the fixed costs (start-up, imports, loading compiled code, output) leave
-        (small, small_cost), (size, cost) = runs[SMALL], runs[args.samples]
-        extra = cost.seconds - small_cost.seconds
-        rate = f"{(size - small) / extra / 1e9:.3f} GB/s" if extra > 0 else "n/a (the larger run was not slower)"
-        print(f"marginal, without what the {SMALL}-sample run costs: {rate}")
+              f"{args.threads} thread(s): {median:.2f} s, {size[n] / median / 1e9:.3f} GB/s, "
+              f"peak RSS {peak[n] / 1e6:.0f} MB{runs}")
+    if len(sizes) == 2:      # what the fixed costs (start-up, imports, loading compiled code, output) leave
+        print(f"marginal, without what the {SMALL}-sample run costs: "
+              f"{marginal_rate(size[args.samples] - size[SMALL], seconds[SMALL], seconds[args.samples])}")
     return 0
 
+
+def marginal_rate(extra_bytes: int, small: Sequence[float], large: Sequence[float]) -> str:
+    """The extra bytes over the extra seconds of each small and large run made in turn: their median (the lower
+    middle one) and range when there are several; a turn whose large run was not slower has no rate."""
+    rates = sorted(extra_bytes / (b - a) / 1e9 for a, b in zip(small, large) if b > a)
+    if not rates:
+        return "n/a (the larger run was not slower)"
+    if len(small) == 1:
+        return f"{rates[0]:.3f} GB/s"
+    missing = len(small) - len(rates)
+    return (f"{statistics.median_low(rates):.3f} GB/s (median of {len(rates)} turns, {rates[0]:.3f}-{rates[-1]:.3f}"
+            + (f"; {missing} more where the larger run was not slower)" if missing else ")"))
 
 if __name__ == "__main__":
     sys.exit(main())
