@@ -25,8 +25,8 @@ rule compare:
     container:
         TF_IMAGE
     # lanes for a batch's scans, pairs and softmax checks; Snakemake lowers it to --cores. On 16 cores 8 took
-    # 0.62-0.75 of 4's time (docs/benchmarks.md): --set-threads compare=8 asks for them
-    threads: 4
+    # 0.62-0.75 of 4's time and 16 about as long as 8 (docs/benchmarks.md, "Compare throughput")
+    threads: 8
     resources:
         mem_mb=4000,
         runtime=60,
