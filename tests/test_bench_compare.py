@@ -33,6 +33,8 @@ def test_bench_compare_reports_throughput_of_a_real_comparison(tmp_path: Path) -
     m = re.search(r"4 backends x 300 x 20 logits .*: ([0-9.]+) s, ([0-9.]+) GB/s, peak RSS (\d+) MB", out)
     assert m, out
     assert float(m.group(1)) > 0 and int(m.group(3)) > 0
+    # without --threads, compare gets what the pipeline gives it here: the rule's threads, at most the cores
+    assert f"{min(tool('bench_compare').rule_threads('compare'), os.cpu_count() or 1)} thread(s):" in out, out
     result = json.loads((tmp_path / "logits-300x20" / "comparison.json").read_text())
     assert result["num_samples"] == 300 and len(result["pairs"]) == 6     # four backends, every pair
     assert 0 < result["pairs"]["savedmodel vs tensorrt_fp16"]["metrics"]["max_abs_diff"] < 0.05

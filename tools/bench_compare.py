@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput of scripts/compare.py at real size: GB/s of prediction files read (issue 15's goal: over 1 GB/s).
 
-  python tools/bench_compare.py [--samples 50000] [--classes 1000] [--kind probabilities|logits] [--threads 1]
+  python tools/bench_compare.py [--samples 50000] [--classes 1000] [--kind probabilities|logits] [--threads T]
                                 [--batch-size 4096] [--work build/bench-compare] [--profile OUT.prof]
                                 [--fp16-noise 0.001] [--repeat 1]
 
@@ -28,6 +28,7 @@ row of the three fp16 pairs is, and the check makes the softmaxes of all four ba
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -100,6 +101,11 @@ def rule_threads(rule: str, rules: Path = REPO / "rules") -> int:
     return int(found.group(1))
 
 
+def threads_given(rule: str) -> int:
+    """The threads Snakemake gives a rule of rules/ here when --cores is every core of this machine."""
+    return min(rule_threads(rule), os.cpu_count() or 1)
+
+
 def rule_options(kind: str) -> list[str]:
     """What the compare rule always passes (rules/compare.smk) besides the files, batch size and threads, at
     config/schema.yaml's defaults: left out, compare.py would read the schema for them, which a pipeline run never
@@ -142,8 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--kind", choices=("probabilities", "logits"), default="probabilities")
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--work", type=Path, default=REPO / "build" / "bench-compare")
-    p.add_argument("--threads", type=int, default=1,
-                   help=f"compare.py --threads (the compare rule asks for {rule_threads('compare')})")
+    p.add_argument("--threads", type=int, default=threads_given("compare"),
+                   help="compare.py --threads (default: the compare rule's, at most this machine's cores, as "
+                        "Snakemake gives them: %(default)s here)")
     p.add_argument("--profile", type=Path, help="run compare.py under cProfile, statistics to this file")
     p.add_argument("--fp16-noise", type=float, default=NOISE["tensorrt_fp16"],
                    help="the fp16 backend's difference from the reference (standard deviation, logit units)")

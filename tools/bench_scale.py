@@ -156,12 +156,11 @@ def steps(work: Path, n: int, batch: int) -> dict[str, list[str]]:
     values and the schema's defaults (tests/test_bench_compare.py checks the options against rules/), but the batch
     size, the option of this benchmark."""
     import yaml
-    from bench_compare import default_tolerances, rule_options, rule_threads  # this folder: what both pass
+    from bench_compare import default_tolerances, rule_options, threads_given  # this folder: what both pass
     from trtverify.schema import schema_default
 
     py, src, run = sys.executable, work / "src", work / "run"
-    # the compare rule's threads, as Snakemake gives them when --cores is every core of this machine
-    threads = min(rule_threads("compare"), os.cpu_count() or 1)
+    threads = threads_given("compare")
     kind, tolerances = schema_default("models.*.output_kind"), default_tolerances()
     opset = yaml.safe_load((REPO / "config.yaml").read_text())["onnx"]["opset"]
     predict = [py, str(SCRIPTS / "predict.py"), "--samples", str(run / "x.npy"), "--batch-size", str(batch)]
