@@ -53,7 +53,6 @@ def test_bench_compare_takes_the_fp16_backends_distance(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "give 0 or more" in bad.stderr and not (tmp_path / "bad").exists()
 
 
-
 def test_bench_compare_repeats_and_prints_the_median_run(tmp_path: Path) -> None:
     """--repeat N: each size runs N times and the median run is printed with the range; 0 runs is refused."""
     args = [sys.executable, str(REPO / "tools" / "bench_compare.py"), "--samples", "300", "--classes", "20",
@@ -75,6 +74,7 @@ def test_the_marginal_rate_is_the_median_of_the_turns() -> None:
         "0.500 GB/s (median of 2 turns, 0.500-1.000; 1 more where the larger run was not slower)"
     assert rate(10**9, [0.2, 0.2, 0.2], [1.2, 2.2, 0.45]) == "1.000 GB/s (median of 3 turns, 0.500-4.000)"
     assert rate(10**9, [0.5], [0.5]) == "n/a (the larger run was not slower)"
+
 
 # The benchmarks run the steps' scripts as the rules do; these are the rules that run each one.
 BENCH_SCALE_RULES = {"import": "import_model", "convert": "convert_onnx", "predict_savedmodel": "predict_savedmodel",

@@ -195,5 +195,6 @@ def marginal_rate(extra_bytes: int, small: Sequence[float], large: Sequence[floa
     return (f"{statistics.median_low(rates):.3f} GB/s (median of {len(rates)} turns, {rates[0]:.3f}-{rates[-1]:.3f}"
             + (f"; {missing} more where the larger run was not slower)" if missing else ")"))
 
+
 if __name__ == "__main__":
     sys.exit(main())
