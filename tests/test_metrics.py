@@ -435,6 +435,54 @@ def test_kinds_are_detected_from_the_reference() -> None:
         profile(z, override="scores")
 
 
+def profile_first(source: object, output_kind: str, batch_size: int, threads: int) -> outputs.OutputProfile:
+    """metrics.profile_before as it was before the pass could make the profile: always a pass of its own first."""
+    return outputs.profile_reference(source, override=output_kind, batch_size=batch_size, threads=threads)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("output_kind", ["auto", "probabilities"])
+def test_a_profile_made_during_the_pass_is_the_one_made_before(monkeypatch: pytest.MonkeyPatch, output_kind: str,
+                                                                threads: int) -> None:
+    """Probabilities' tolerances do not depend on the profile, so compare makes it during its pass (profile_before
+    returns None): every figure must be what a profile made first gives, the profile's own included."""
+    z, y = varied_logits(n=700, c=10)
+    ref = probs(z)
+    preds = {"savedmodel": ref, "onnxruntime": ref + np.float32(2e-6), "tensorrt_fp16": probs(z + np.float32(0.3))}
+    run = functools.partial(config_compare, preds, y, output_kind=output_kind, batch_size=128, threads=threads)
+    assert metrics.profile_before(ref, output_kind, 128, threads) is None
+    during = run().to_dict()
+    monkeypatch.setattr(metrics, "profile_before", profile_first)
+    before = run().to_dict()
+    assert during == before
+    assert during["output"]["kind"] == "probabilities" and during["output"]["predicted_classes"] == 10
+
+
+def test_first_rows_of_probabilities_then_logits_are_judged_as_logits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto takes a reference whose first PROBE_ROWS rows are probabilities for probabilities; when later rows are
+    not, the pairs are passed again at the tolerances of logits: the result is that of a profile made first, and
+    on_batch (per_sample.csv) still sees each batch once."""
+    z, y = varied_logits(n=600, c=10)
+    ref = z.copy()
+    ref[:metrics.PROBE_ROWS + 44] = probs(z[:metrics.PROBE_ROWS + 44])
+    other = ref + np.float32(0.02) * np.arange(10, dtype=np.float32)   # moves the logits' softmax, not the rest's
+    assert metrics.profile_before(ref, "auto", 128, 1) is None                     # taken for probabilities
+    assert metrics.profile_before(z, "auto", 128, 1) is not None                   # logits from the first rows
+    seen: list[list[int]] = []
+    results = []
+    for before in (False, True):
+        if before:
+            monkeypatch.setattr(metrics, "profile_before", profile_first)
+        starts: list[int] = []
+        results.append(config_compare({"savedmodel": ref, "onnxruntime": other}, y, batch_size=128, threads=2,
+                                      on_batch=lambda batch: starts.append(batch.start)).to_dict())
+        seen.append(starts)
+    assert results[0] == results[1]
+    assert results[0]["output"]["kind"] == "logits"
+    assert results[0]["pairs"]["savedmodel vs onnxruntime"]["metrics"]["softmax_outside_tolerance_count"] > 0
+    assert seen[0] == seen[1] == list(range(0, 600, 128))
+
+
 def test_logit_bounds_follow_the_spread() -> None:
     z, y = varied_logits()
     small, big = (config_compare({"savedmodel": z * s, "onnxruntime": z * s}, y).pairs["savedmodel vs onnxruntime"]

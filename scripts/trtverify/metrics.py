@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import UserError
 from .lanes import Lanes, PendingBatch, Task
-from .outputs import OutputProfile, profile_reference
+from .outputs import OutputProfile, ProfileSums, profile_reference
 from .pairstats import TOP_K, BackendStats, Batch, FlippedSamples, PairStats, per_sample_rows
 from .results import ComparisonResult, PairResult
 from .tolerance import CLASSIFICATION, TolerancePolicy, inconclusive_reason, parity_pairs
@@ -39,6 +39,7 @@ from .validation import LabelError, NonFiniteError, label_problems, validate
 
 RELATIVE_FLOOR = 1e-6
 BATCHES_AHEAD = 2   # batches read and scanned ahead of the one the main thread finishes: memory is a few batches
+PROBE_ROWS = 256    # the reference's first rows, that tell whether compare takes it as probabilities (profile_before)
 
 
 def pair_order(names: Sequence[str], reference: str) -> list[tuple[str, str]]:
@@ -87,55 +88,41 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
     sources = dict(items)
     names = [reference] + [n for n in sources if n != reference]
     n, c = labels.shape[0], sources[reference].shape[1]
-    profile = profile_reference(sources[reference], override=output_kind, batch_size=batch_size, threads=threads)
-    if profile.kind in CLASSIFICATION:
+    profile = profile_before(sources[reference], output_kind, batch_size, threads)
+    sums = ProfileSums(c)   # filled by the pass where the profile is not made before it
+    kind, scale = ("probabilities", 1.0) if profile is None else (profile.kind, profile.scale)
+    if kind in CLASSIFICATION:
         problems = label_problems(labels, c, batch_size)
         if problems:
             raise LabelError(problems)
-    pairs = make_pairs(names, reference, policy or TolerancePolicy(), profile, noise_floor, c,
-                       max_flipped=max_flipped, relative_floor=relative_floor, relative_accuracy=relative_accuracy)
+    policy = policy or TolerancePolicy()
+    options = {"max_flipped": max_flipped, "relative_floor": relative_floor, "relative_accuracy": relative_accuracy}
+    pairs = make_pairs(names, reference, policy, kind, scale, noise_floor, c, **options)
     backends = {name: BackendStats(name) for name in names}
     flipped, rows, class_counts = FlippedSamples(reference, max_flipped), [], np.zeros(c, dtype=np.int64)
 
     def finish(batch: Batch) -> None:
-        """What is added on the main thread, in sample order: per backend, flips, per-sample rows, on_batch."""
+        """What is added on the main thread, in sample order: per backend, flips, per-sample rows, on_batch. None of
+        it depends on the profile beyond whether the outputs are classes, which no later look at it changes (both
+        kinds of more than one column are)."""
         nonlocal class_counts
-        class_counts += np.bincount(batch.labels, minlength=c) if profile.kind in CLASSIFICATION else 0
-        for stats in [*backends.values()] + ([flipped] if profile.kind in CLASSIFICATION else []):
+        class_counts += np.bincount(batch.labels, minlength=c) if kind in CLASSIFICATION else 0
+        for stats in [*backends.values()] + ([flipped] if kind in CLASSIFICATION else []):
             stats.update(batch)
         if batch.start < per_sample_limit:
             rows.extend(per_sample_rows(batch, per_sample_limit))
         if on_batch is not None:
             on_batch(batch)
 
-    # logits are also judged as the probabilities they stand for: each pair's softmax check, by row ranges
-    judged = {p: p.softmax_tolerance for p in pairs.values() if p.softmax_tolerance is not None}
-    ends = [(names.index(p.a), names.index(p.b)) for p in judged]
-    bounds = [(t.rtol, t.atol) for t in judged.values()]
-
-    with Lanes(threads) as lanes:
-        window: collections.deque[tuple[PendingBatch, list[Task], list[Task]]] = collections.deque()
-
-        def drain() -> None:
-            pending, work, checks = window.popleft()
-            lanes.finish(pending, work + checks, finish)
-            for task in checks:
-                for pair, count in zip(judged, task.result()):
-                    pair.softmax_outside += int(count)
-
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)   # read here while the lanes work on the batches before
-            raw = {k: sources[k][start:stop] for k in names}
-            pending = lanes.batch(start, labels[start:stop], raw, min(TOP_K, c))
-            checks = lanes.softmax_checks(list(raw.values()), ends, bounds) if judged else []
-            window.append((pending, [lanes.submit_for(name, update_pair, pair, pending)
-                                     for name, pair in pairs.items()], checks))
-            if len(window) > BATCHES_AHEAD:
-                drain()
-        while window:
-            drain()
+    stream(sources, names, labels, pairs, batch_size=batch_size, threads=threads, finish=finish,
+           sums=sums if profile is None else None)
     if not allow_nonfinite and any(s.nan or s.inf for s in backends.values()):
         raise NonFiniteError(nonfinite_message(backends))
+    if profile is None:
+        profile = sums.profile(output_kind, n)
+        if profile.kind != kind:    # the first rows were probabilities and others are not: the pairs again, as logits
+            pairs = make_pairs(names, reference, policy, profile.kind, profile.scale, noise_floor, c, **options)
+            stream(sources, names, labels, pairs, batch_size=batch_size, threads=threads, finish=lambda batch: None)
     floor = float((noise_floor or {}).get("floor") or 0.0)
     why = inconclusive_reason(kind=profile.kind, spread=profile.spread, predicted_classes=profile.predicted_classes,
                               samples=n, floor_normalised=floor / profile.scale)
@@ -153,11 +140,66 @@ def compare(predictions: Mapping[str, Any] | Sequence[tuple[str, Any]], labels: 
         output=profile.to_dict(), noise_floor=dict(noise_floor) if noise_floor else None, inconclusive=why)
 
 
+def profile_before(source: Any, output_kind: str, batch_size: int, threads: int) -> OutputProfile | None:
+    """The reference's profile, made before the pass, or None where the pass makes it as it goes.
+
+    The tolerances of probabilities do not depend on the profile (scale 1), so where the kind is probabilities
+    whatever the rows hold (output_kind probabilities) or likely (auto, and the first PROBE_ROWS rows are
+    probabilities), the pass adds the profile's sums as it reads the reference, instead of a read of the
+    reference of its own before (a twentieth of compare's time on 10,000 ResNet50 predictions, docs/benchmarks.md).
+    Should the other rows show logits, compare passes the pairs again at the tolerances of logits."""
+    if output_kind == "probabilities":
+        return None
+    if output_kind == "auto" and source.shape[0] > 0:
+        probe = ProfileSums(source.shape[1])
+        probe.add(ProfileSums.of_batch(source[0:PROBE_ROWS]))
+        if probe.detected()[0] == "probabilities":
+            return None
+    return profile_reference(source, override=output_kind, batch_size=batch_size, threads=threads)
+
+
+def stream(sources: Mapping[str, Any], names: Sequence[str], labels: Any, pairs: Mapping[str, PairStats], *,
+           batch_size: int, threads: int, finish: Callable[[Batch], None], sums: ProfileSums | None = None) -> None:
+    """One pass over every batch: the backends' scans, each pair's statistics and (logits) its softmax check on the
+    lanes, ``finish`` of each batch on this thread in sample order, and where ``sums`` is given the reference's
+    (names[0]) profile sums, added in batch order."""
+    n, c = labels.shape[0], sources[names[0]].shape[1]
+    # logits are also judged as the probabilities they stand for: each pair's softmax check, by row ranges
+    judged = {p: p.softmax_tolerance for p in pairs.values() if p.softmax_tolerance is not None}
+    ends = [(names.index(p.a), names.index(p.b)) for p in judged]
+    bounds = [(t.rtol, t.atol) for t in judged.values()]
+
+    with Lanes(threads) as lanes:
+        window: collections.deque[tuple[PendingBatch, list[Task], list[Task], Task | None]] = collections.deque()
+
+        def drain() -> None:
+            pending, work, checks, profiled = window.popleft()
+            lanes.finish(pending, work + checks, finish)
+            for task in checks:
+                for pair, count in zip(judged, task.result()):
+                    pair.softmax_outside += int(count)
+            if sums is not None and profiled is not None:
+                sums.add(profiled.result())
+
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)   # read here while the lanes work on the batches before
+            raw = {k: sources[k][start:stop] for k in names}
+            pending = lanes.batch(start, labels[start:stop], raw, min(TOP_K, c))
+            profiled = lanes.spread(ProfileSums.of_batch, raw[names[0]]) if sums is not None else None
+            checks = lanes.softmax_checks(list(raw.values()), ends, bounds) if judged else []
+            window.append((pending, [lanes.submit_for(name, update_pair, pair, pending)
+                                     for name, pair in pairs.items()], checks, profiled))
+            if len(window) > BATCHES_AHEAD:
+                drain()
+        while window:
+            drain()
+
+
 def update_pair(pair: PairStats, pending: PendingBatch) -> None:
     pair.update(pending.result())
 
 
-def make_pairs(names: Sequence[str], reference: str, policy: TolerancePolicy, profile: OutputProfile,
+def make_pairs(names: Sequence[str], reference: str, policy: TolerancePolicy, kind: str, scale: float,
                noise_floor: Mapping[str, Any] | None, num_classes: int, **options: Any) -> dict[str, PairStats]:
     """Every pair's statistics, with its tolerance from the one policy (tolerance.py) at the output's scale."""
     floor = float((noise_floor or {}).get("floor") or 0.0)
@@ -167,11 +209,11 @@ def make_pairs(names: Sequence[str], reference: str, policy: TolerancePolicy, pr
     for a, b in pair_order(names, reference):
         soft = policy.for_pair(a, b, floor=soft_floor, overrides=("max_outside_share", "min_top1_agreement",
                                                                    "max_accuracy_change")) \
-            if profile.kind == "logits" else None
+            if kind == "logits" else None
         # A flip is a tie when the reference's top-2 margin is within what its own noise can move: each of the two
         # values may move by the floor.
-        pairs[f"{a} vs {b}"] = PairStats(a, b, policy.for_pair(a, b, scale=profile.scale, floor=floor),
-                                         num_classes, parity=(a, b) in parity, kind=profile.kind,
+        pairs[f"{a} vs {b}"] = PairStats(a, b, policy.for_pair(a, b, scale=scale, floor=floor),
+                                         num_classes, parity=(a, b) in parity, kind=kind,
                                          softmax_tolerance=soft, tie_margin=2 * floor, **options)
     return pairs
 
