@@ -132,6 +132,19 @@ def test_the_benchmarks_read_a_rules_threads_from_the_rule(tmp_path: Path) -> No
             bench_compare.rule_threads(rule, tmp_path)
 
 
+def test_bench_scale_pairs_each_run_with_its_bare_loop() -> None:
+    """--repeat: besides the ratio of the two medians, the median of each turn's ratio (a step and its bare loop run
+    back to back), the lower middle one of an even number. Here the machine's load moves from turn to turn: three
+    of the four turns say 1.1, while the medians set the step's 0.2 against the bare loop's 0.1."""
+    bench_scale = tool("bench_scale")
+    runs = [({"seconds": a}, {"seconds": b}) for a, b in [(0.2, 0.1), (0.33, 0.3), (0.44, 0.4), (0.11, 0.1)]]
+    medians = [bench_scale.median_run([{**run[i], "peak_rss_mb": 0.0} for run in runs])["seconds"] for i in (0, 1)]
+    assert medians[0] / medians[1] == pytest.approx(2.0)
+    assert bench_scale.turn_ratio(runs) == pytest.approx(1.1)
+    assert bench_scale.turn_ratio(runs[:3]) == pytest.approx(1.1)
+    assert bench_scale.turn_ratio(runs[:1]) == pytest.approx(2.0)
+
+
 def test_bench_scale_takes_the_median_run_and_the_highest_peak() -> None:
     """--repeat: a step's seconds are the median of its runs (the lower middle one of an even number, a run that
     happened), its peak RSS the highest any run reached."""

@@ -14,7 +14,8 @@ The model and samples are made once under --work and reused (remove the folder t
 
 A step of a fraction of a second (compare) moves by tens of milliseconds from one run to the next on a shared
 machine, as much as the 1.1x it is judged by: --repeat N runs each chosen step and its bare loop N times in turn and
-prints the medians, with the spread of the ratios of each run.
+prints the medians, with the spread of each turn's ratio and their median (turn_ratio: each turn's two runs see one
+state of the machine).
 """
 
 from __future__ import annotations
@@ -130,6 +131,14 @@ def median_run(runs: Sequence[dict[str, float]]) -> dict[str, float]:
     return {"seconds": ordered[(len(ordered) - 1) // 2], "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
+def turn_ratio(runs: Sequence[tuple[dict[str, float], dict[str, float]]]) -> float:
+    """The median (the lower middle one of an even number) of each turn's step seconds over its bare loop's: a turn
+    runs the two back to back, so its ratio sees one state of a shared machine, where the ratio of the two medians
+    may set a run made busy against one made quiet."""
+    ratios = sorted(step["seconds"] / bare["seconds"] for step, bare in runs)
+    return ratios[(len(ratios) - 1) // 2]
+
+
 def make_model(dest: Path, seed: int, net: str = "ResNet50") -> None:
     """A keras.applications net (ResNet50, MobileNetV2) at 224x224 with spread BN, exported as a SavedModel."""
     measure([sys.executable, "-c", MAKE_MODEL, str(dest), str(seed), net])
@@ -218,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         note = ""
         if args.repeat > 1:
             ratios = sorted(s["seconds"] / b["seconds"] for s, b in runs)
-            note = f"ratios of the {args.repeat} runs {ratios[0]:.3f}-{ratios[-1]:.3f}; "
+            row["turn_ratio"] = round(turn_ratio(runs), 3)
+            note = (f"ratios of the {args.repeat} turns {ratios[0]:.3f}-{ratios[-1]:.3f}, median turn "
+                    f"{row['turn_ratio']}; ")
             row["runs"] = [{"seconds": s["seconds"], "bare_seconds": b["seconds"]} for s, b in runs]
         if name == "compare":  # both prediction files, read once
             size = sum((args.work / "run" / f).stat().st_size for f in ("savedmodel.npy", "onnxruntime.npy"))
