@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -131,12 +132,16 @@ def median_run(runs: Sequence[dict[str, float]]) -> dict[str, float]:
     return {"seconds": ordered[(len(ordered) - 1) // 2], "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
+def turn_ratios(runs: Sequence[tuple[dict[str, float], dict[str, float]]]) -> list[float]:
+    """Each turn's step seconds over its bare loop's, lowest first: a turn runs the two back to back, so its ratio
+    sees one state of a shared machine, where the ratio of the two medians may set a run made busy against one made
+    quiet."""
+    return sorted(step["seconds"] / bare["seconds"] for step, bare in runs)
+
+
 def turn_ratio(runs: Sequence[tuple[dict[str, float], dict[str, float]]]) -> float:
-    """The median (the lower middle one of an even number) of each turn's step seconds over its bare loop's: a turn
-    runs the two back to back, so its ratio sees one state of a shared machine, where the ratio of the two medians
-    may set a run made busy against one made quiet."""
-    ratios = sorted(step["seconds"] / bare["seconds"] for step, bare in runs)
-    return ratios[(len(ratios) - 1) // 2]
+    """The median of the turns' ratios (the lower middle one of an even number, a turn that happened)."""
+    return statistics.median_low(turn_ratios(runs))
 
 
 def make_model(dest: Path, seed: int, net: str = "ResNet50") -> None:
@@ -226,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "ratio": round(step["seconds"] / bare["seconds"], 3)}
         note = ""
         if args.repeat > 1:
-            ratios = sorted(s["seconds"] / b["seconds"] for s, b in runs)
+            ratios = turn_ratios(runs)
             row["turn_ratio"] = round(turn_ratio(runs), 3)
             note = (f"ratios of the {args.repeat} turns {ratios[0]:.3f}-{ratios[-1]:.3f}, median turn "
                     f"{row['turn_ratio']}; ")
