@@ -153,3 +153,40 @@ def test_bench_scale_takes_the_median_run_and_the_highest_peak() -> None:
     assert bench_scale.median_run(runs) == {"seconds": 0.2, "peak_rss_mb": 120.0}
     assert bench_scale.median_run(runs[:3]) == {"seconds": 0.2, "peak_rss_mb": 120.0}
     assert bench_scale.median_run(runs[3:]) == {"seconds": 0.9, "peak_rss_mb": 85.0}
+
+
+def test_bench_scale_reads_through_the_files_a_step_names(tmp_path: Path) -> None:
+    """Before each run, the files under --work that the step's command names and that exist, a folder's files
+    included and a link as its target, once each; nothing outside --work (the scripts), nothing missing."""
+    bench_scale = tool("bench_scale")
+    src, run = tmp_path / "src", tmp_path / "run"
+    (src / "saved_model" / "variables").mkdir(parents=True)
+    (run / "saved_model").mkdir(parents=True)
+    files = {src / "saved_model" / "saved_model.pb": b"pb", src / "saved_model" / "variables" / "v.data": b"vv",
+             src / "x10.npy": b"x" * 100, src / "y10.npy": b"y"}
+    for file, data in files.items():
+        file.write_bytes(data)
+    (run / "x.npy").symlink_to(src / "x10.npy")
+    steps = bench_scale.steps(tmp_path, 10, 32)
+    assert bench_scale.named_files(steps["import"], tmp_path) == [f.resolve() for f in sorted(files)]
+    assert bench_scale.named_files(steps["predict_savedmodel"], tmp_path) == [(src / "x10.npy").resolve()]
+    assert bench_scale.read_through(bench_scale.named_files(steps["import"], tmp_path)) == 105
+    (run / "savedmodel.npy").write_bytes(b"s")
+    assert bench_scale.named_files(steps["compare"], tmp_path) == [(src / "x10.npy").resolve(),
+                                                                  (run / "savedmodel.npy").resolve()]
+
+
+@pytest.mark.parametrize(("seconds", "repeat", "expected"), [(0.5, 1, 15), (25.0, 1, 3), (30.0, 1, 2),
+                                                               (100.0, 1, 1), (100.0, 3, 3), (0.5, 20, 20)])
+def test_bench_scale_turns_until_the_step_has_run_long_enough(monkeypatch: pytest.MonkeyPatch, seconds: float,
+                                                               repeat: int, expected: int) -> None:
+    """A step and its bare loop run in turn, each after a read through of the step's files: at least --repeat
+    turns, more while the step's runs add up to less than --min-seconds (60 here), at most MAX_TURNS (15)."""
+    bench_scale = tool("bench_scale")
+    log: list[str] = []
+    monkeypatch.setattr(bench_scale, "named_files", lambda cmd, work: [cmd[0]])
+    monkeypatch.setattr(bench_scale, "read_through", lambda files: log.append(f"read {files[0]}"))
+    monkeypatch.setattr(bench_scale, "measure", lambda cmd: log.append(cmd[0]) or {"seconds": seconds})
+    runs = bench_scale.turns(["step"], ["bare"], Path("w"), repeat, 60.0)
+    assert len(runs) == expected
+    assert log == ["read step", "step", "read step", "bare"] * expected

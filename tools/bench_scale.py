@@ -3,7 +3,7 @@
 through import, conversion, predictions and compare, each step against the bare library loop doing its work.
 
   python tools/bench_scale.py [--samples 10000] [--batch-size 32] [--work build/bench-scale] [--json OUT.json]
-      [--steps compare] [--repeat 15]
+      [--steps compare] [--repeat 15] [--min-seconds 60]
   make bench-scale [BENCH_SAMPLES=500]
 
 Every step and every bare loop runs in its own process; its wall time and peak RSS (the process's own ru_maxrss,
@@ -12,10 +12,15 @@ pipeline: the same library calls on the same batches, no checks, no streaming wr
 peak RSS of every step under 4 GB, every step within 1.1x of its bare loop, compare over 1 GB/s of predictions.
 The model and samples are made once under --work and reused (remove the folder to make them again).
 
-A step of a fraction of a second (compare) moves by tens of milliseconds from one run to the next on a shared
-machine, as much as the 1.1x it is judged by: --repeat N runs each chosen step and its bare loop N times in turn and
-prints the medians, with the spread of each turn's ratio and their median (turn_ratio: each turn's two runs see one
-state of the machine).
+Before each run, of a step or of its bare loop, the files the step's command names (its inputs, and the outputs
+of its last run) are read once, untimed: both start from the same page cache, the warm one of a step that runs after
+the step which wrote its inputs. Otherwise the first of the two pays for reading from disk what the second finds in
+memory (compare, run right after predict_onnxruntime's 6 GB: 0.421 s against its bare loop's 0.263 s).
+
+A short step (compare, a fraction of a second; import, about 20 s) moves from one run to the next on a shared machine
+by as much as the 1.1x it is judged by. Each step and its bare loop run in turn, at least --repeat times and until
+the step's runs add up to --min-seconds (at most MAX_TURNS turns); with more than one turn the medians are printed,
+with the spread of each turn's ratio and their median (turn_ratio: each turn's two runs see one state of the machine).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 SIZE, CLASSES, CALIBRATION, LOGIT_STD = 224, 1000, 32, 2.0
+MAX_TURNS = 15
 
 # Made in a child process (TensorFlow stays out of this one). Spread BN, the idea of tests/realnets.py on issue-11b:
 # random gamma/beta, then every BN's moving statistics measured on a calibration batch (one training-mode pass with
@@ -126,6 +132,43 @@ def measure(cmd: Sequence[str]) -> dict[str, float]:
     return {"seconds": round(cost.seconds, 3), "peak_rss_mb": round(cost.peak_rss_bytes / 1e6, 1)}
 
 
+def named_files(cmd: Sequence[str], work: Path) -> list[Path]:
+    """The files under WORK that a command's arguments name (``PATH``, ``--option=PATH``, ``name=PATH``) and that
+    exist now, a folder's files included, each once (a link as the file it points to)."""
+    seen: dict[Path, None] = {}
+    for arg in cmd:
+        path = Path(arg.split("=", 1)[-1])
+        if not path.is_relative_to(work):
+            continue
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                seen.setdefault(file.resolve())
+    return list(seen)
+
+
+def read_through(files: Sequence[Path]) -> int:
+    """Read FILES once and drop what was read (into the page cache, out of this process); the bytes read."""
+    size = 0
+    for file in files:
+        with open(file, "rb", buffering=0) as f:
+            while chunk := f.read(1 << 24):
+                size += len(chunk)
+    return size
+
+
+def turns(cmd: Sequence[str], bare_cmd: Sequence[str], work: Path, repeat: int,
+          min_seconds: float) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """A step and its bare loop in turn, each after its files are read through: at least REPEAT turns, more while
+    the step's runs add up to less than MIN_SECONDS, at most MAX_TURNS unless REPEAT asks for more."""
+    runs: list[tuple[dict[str, float], dict[str, float]]] = []
+    while len(runs) < repeat or (len(runs) < MAX_TURNS and sum(s["seconds"] for s, _ in runs) < min_seconds):
+        read_through(named_files(cmd, work))
+        step = measure(cmd)
+        read_through(named_files(cmd, work))   # what the step wrote is there now, as it is for the next turn
+        runs.append((step, measure(bare_cmd)))
+    return runs
+
+
 def median_run(runs: Sequence[dict[str, float]]) -> dict[str, float]:
     """The median wall time of ``runs`` (the lower middle one of an even number), and the highest peak RSS."""
     ordered = sorted(run["seconds"] for run in runs)
@@ -210,8 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=REPO / "build" / "bench-scale")
     p.add_argument("--json", type=Path, help="also write the rows here")
-    p.add_argument("--repeat", type=int, default=1, help="runs of each step and of its bare loop, in turn; the "
-                   "medians are printed")
+    p.add_argument("--repeat", type=int, default=1, help="at least this many runs of each step and of its bare "
+                   "loop, in turn; the medians are printed")
+    p.add_argument("--min-seconds", type=float, default=60.0, help="more turns while a step's runs add up to less "
+                   f"than this (at most {MAX_TURNS} turns in all)")
     p.add_argument("--steps", default="", help="comma-separated steps to run (default: all; each needs the "
                    "outputs of those before it from an earlier run)")
     args = p.parse_args(argv)
@@ -225,29 +270,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.steps and name not in args.steps.split(","):
             continue
         bare_cmd = [sys.executable, "-c", BARE[name], str(args.work / "run"), str(args.batch_size)]
-        runs = [(measure(cmd), measure(bare_cmd)) for _ in range(args.repeat)]   # in turn: both see the same machine
+        runs = turns(cmd, bare_cmd, args.work, args.repeat, args.min_seconds)
         step, bare = (median_run([run[i] for run in runs]) for i in (0, 1))
         row = {"step": name, **step, "bare_seconds": bare["seconds"], "bare_peak_rss_mb": bare["peak_rss_mb"],
                "ratio": round(step["seconds"] / bare["seconds"], 3)}
-        note = ""
-        if args.repeat > 1:
+        notes = []
+        if len(runs) > 1:
             ratios = turn_ratios(runs)
             row["turn_ratio"] = round(turn_ratio(runs), 3)
-            note = (f"ratios of the {args.repeat} turns {ratios[0]:.3f}-{ratios[-1]:.3f}, median turn "
-                    f"{row['turn_ratio']}; ")
+            notes.append(f"ratios of the {len(runs)} turns {ratios[0]:.3f}-{ratios[-1]:.3f}, median turn "
+                         f"{row['turn_ratio']}")
             row["runs"] = [{"seconds": s["seconds"], "bare_seconds": b["seconds"]} for s, b in runs]
         if name == "compare":  # both prediction files, read once
             size = sum((args.work / "run" / f).stat().st_size for f in ("savedmodel.npy", "onnxruntime.npy"))
             row["gb_per_s"] = round(size / step["seconds"] / 1e9, 3)
-            note += f"{row['gb_per_s']} GB/s of predictions"
+            notes.append(f"{row['gb_per_s']} GB/s of predictions")
             if size < 1e9:   # the goal's 1 GB/s is a rate at size: here start-up (~0.15 s) is most of the step
-                note += f" ({size / 1e6:.0f} MB, mostly start-up: tools/bench_compare.py times 0.8 GB)"
+                notes[-1] += f" ({size / 1e6:.0f} MB, mostly start-up: tools/bench_compare.py times 0.8 GB)"
         rows.append(row)
         print(f"{name:<20} {step['seconds']:>8} {step['peak_rss_mb']:>12} {bare['seconds']:>8} "
-              f"{bare['peak_rss_mb']:>8} {row['ratio']:>6}  {note}", flush=True)
+              f"{bare['peak_rss_mb']:>8} {row['ratio']:>6}  {'; '.join(notes)}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"samples": args.samples, "batch_size": args.batch_size,
-                                         "repeat": args.repeat, "rows": rows},
+                                         "repeat": args.repeat, "min_seconds": args.min_seconds,
+                                         "rows": rows},
                                         indent=2) + "\n")
     return 0
 
