@@ -87,14 +87,13 @@ def test_images_are_built_first_and_each_step_runs_in_its_stack_image(container_
     ws, proc = container_run
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     log = calls(ws)
-    builds = [c for c in log if c[0] == "build"]
-    execs = [c for c in log if c[0] == "exec"]
-    assert sorted(builds) == sorted(["build", "--force", IMAGES[s], f"envs/containers/{s}.def"] for s in IMAGES)
-    built_at = {c[2]: i for i, c in enumerate(log) if c[0] == "build"}
+    builds = [(i, c) for i, c in enumerate(log) if c[0] == "build"]   # with their place in the log
+    execs = [(i, c) for i, c in enumerate(log) if c[0] == "exec"]
+    assert sorted(c for _, c in builds) == sorted(["build", "--force", IMAGES[s], f"envs/containers/{s}.def"]
+                                                 for s in IMAGES)
+    built_at = {c[2]: i for i, c in builds}
     ran, early = {}, []
-    for i, call in enumerate(log):
-        if call[0] != "exec":
-            continue
+    for i, call in execs:
         image, command = next((a, call[call.index(a) + 1:]) for a in call if a.endswith(".sif"))
         # no job starts before its image exists; the other image may still be to build (the scheduler is free to run
         # a tensorflow step between the two builds, and did under load)
