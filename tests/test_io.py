@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import pstats
 import stat
 import subprocess
 import sys
@@ -444,6 +445,18 @@ def test_run_main_subprocess(tmp_path, quick: str) -> None:
     bug = _tiny(tmp_path, "bug")                              # a bug keeps its traceback
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "KeyError" in bug.stderr
     assert ": error:" not in bug.stderr
+
+
+def test_quick_exit_leaves_a_profilers_statistics(tmp_path) -> None:
+    """Under cProfile (tools/bench_compare.py --profile runs compare.py so) the process ends as usual, so that the
+    profiler writes its file; quick_exit had ended it before that, and --profile wrote nothing."""
+    script, stats = tmp_path / "tiny_step.py", tmp_path / "tiny.prof"
+    script.write_text(_TINY)
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats), str(script), "ok"],
+                          capture_output=True, text=True, cwd=REPO, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(SCRIPTS), "QUICK": "1"})
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\nteardown\n", "")
+    assert "main" in {fn for _, _, fn in pstats.Stats(str(stats)).stats}  # type: ignore[attr-defined]
 
 
 def test_script_user_error_is_one_line(tmp_path) -> None:

@@ -39,7 +39,8 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     failed with a UserError, flush stdout and stderr and end the process without the interpreter's teardown (which
     frees every object of every module: 20 ms of compare.py's 0.2 s, 2026-12-05), for a program that has closed
     all its outputs and joined its threads by then and registers no atexit work. A bug's traceback ends the
-    process as usual.
+    process as usual, and so does a process under a profiler or a tracer (``python -m cProfile -o``, coverage),
+    whose statistics are written on the way out.
     """
     try:
         code = main(argv) or 0
@@ -49,7 +50,7 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "trtverify"
         print(f"{prog}: error: {exc}", file=sys.stderr)
         code = 1
-    if quick_exit:
+    if quick_exit and sys.getprofile() is None and sys.gettrace() is None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
