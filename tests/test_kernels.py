@@ -447,7 +447,7 @@ def test_the_compiler_is_cc_then_zig_where_there_is_no_cc(monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("classes", [1, 2, 5, 15, 16, 17, 33, 100])
+@pytest.mark.parametrize("classes", [1, 2, 5, 15, 16, 17, 31, 32, 33, 64, 65, 100])
 def test_top_k_keeps_argsort_order_through_ties_and_short_rows(dtype: type, classes: int) -> None:
     """The top-k search skips blocks and values below a threshold: rows of few distinct values (ties at and around
     the threshold, -0 against +0), rows shorter than a block or than k, must still give a stable argsort's order."""

@@ -27,7 +27,7 @@
 __attribute__((simd("notinbranch"))) double exp(double);
 #endif
 
-#define BLOCK 16   /* classes per block of the top-k search */
+#define LANES 32   /* running maxima of the top-k search */
 #define COPIES 4   /* copies of a pair's sketch counters (count_row); a power of two */
 #define EXPONENT_32 0x7F800000u
 #define EXPONENT_64 0x7FF0000000000000ull
@@ -57,12 +57,16 @@ static inline double bits_to_double(uint64_t u) {
     return d;
 }
 
-/* Put class j of value v among the `filled` best so far (at most k kept, best first); a strict > keeps an earlier
- * class ahead of an equal one, as a stable sort of -row does (-0 == +0). Returns the new count. */
+/* Whether class j of value v goes before class i of value w in a stable argsort of -row: a higher value first, and
+ * of equal values (-0 == +0) the lower class. */
+static inline int ahead(double v, int64_t j, double w, int64_t i) { return v > w || (v == w && j < i); }
+
+/* Put class j of value v among the `filled` best so far (at most k kept, best first, in ahead's order, whatever the
+ * order of the calls). Returns the new count. */
 static inline int64_t insert(double v, int64_t j, int64_t k, int64_t filled, double *best, int64_t *top) {
-    if (filled == k && !(v > best[k - 1])) return filled;
+    if (filled == k && !ahead(v, j, best[k - 1], top[k - 1])) return filled;
     int64_t p = filled < k ? filled : k - 1;
-    while (p > 0 && v > best[p - 1]) {
+    while (p > 0 && ahead(v, j, best[p - 1], top[p - 1])) {
         if (p < k) {
             best[p] = best[p - 1];
             top[p] = top[p - 1];
@@ -89,41 +93,28 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
         return bad == 0;                                                                                               \
     }                                                                                                                  \
                                                                                                                        \
-    /* The maximum of each block of BLOCK classes of a finite row as a tree of pairwise maxima in the row's own type   \
-     * (a chain of comparisons waits on each one before: three times slower); the last block may be shorter. */        \
-    static inline void block_maxima_##SUFFIX(const T *row, int64_t c, double *maxima) {                                \
-        int64_t full = c / BLOCK;                                                                                      \
-        for (int64_t i = 0; i < full; i++) {                                                                           \
-            const T *b = row + i * BLOCK;                                                                              \
-            T m[8];                                                                                                    \
-            for (int q = 0; q < 8; q++) m[q] = b[2 * q + 1] > b[2 * q] ? b[2 * q + 1] : b[2 * q];                      \
-            for (int q = 0; q < 4; q++) m[q] = m[2 * q + 1] > m[2 * q] ? m[2 * q + 1] : m[2 * q];                      \
-            for (int q = 0; q < 2; q++) m[q] = m[2 * q + 1] > m[2 * q] ? m[2 * q + 1] : m[2 * q];                      \
-            maxima[i] = (double)(m[1] > m[0] ? m[1] : m[0]);                                                           \
+    /* The k highest classes of a finite row, in the order of a stable argsort of -row. Element j is in lane           \
+     * j % LANES, and the lanes' maxima are found in the row's own type in one pass that runs in SIMD lanes. The k     \
+     * highest maxima are k distinct elements, so the row's k-th highest value is at least the k-th highest maximum,   \
+     * T: only values >= T can be among the k best, and only the lanes whose maximum reaches T hold any (a handful of  \
+     * the LANES). Their values >= T are put among the best in lane order, which insert's order makes the same as      \
+     * class order. best and top hold the lanes' k highest maxima first, then the row's k best. */                     \
+    static inline void top_k_##SUFFIX(const T *row, int64_t c, int64_t k, double *best, int64_t *top) {                \
+        T m[LANES];                                                                                                    \
+        int64_t lanes = c < LANES ? c : LANES, filled = 0, j = LANES;                                                  \
+        for (int64_t q = 0; q < lanes; q++) m[q] = row[q];                                                             \
+        if (lanes == LANES) {                                                                                          \
+            for (; j + LANES <= c; j += LANES)                                                                         \
+                for (int q = 0; q < LANES; q++) m[q] = row[j + q] > m[q] ? row[j + q] : m[q];                          \
+            for (int q = 0; j < c; j++, q++) m[q] = row[j] > m[q] ? row[j] : m[q];                                     \
         }                                                                                                              \
-        if (full * BLOCK < c) {                                                                                        \
-            double high = row[full * BLOCK];                                                                           \
-            for (int64_t j = full * BLOCK + 1; j < c; j++) high = max2(high, row[j]);                                  \
-            maxima[full] = high;                                                                                       \
-        }                                                                                                              \
-    }                                                                                                                  \
-                                                                                                                       \
-    /* The k highest classes of a finite row, in the order of a stable argsort of -row. Each of the k best values is   \
-     * at least the k-th highest block maximum T (k blocks hold a value >= T), so only the blocks whose maximum        \
-     * reaches it are searched, in class order. */                                                                     \
-    static inline void top_k_##SUFFIX(const T *row, int64_t c, int64_t k, double *maxima, double *best,                \
-                                      int64_t *top) {                                                                  \
-        int64_t blocks = (c + BLOCK - 1) / BLOCK, filled = 0;                                                          \
-        block_maxima_##SUFFIX(row, c, maxima);                                                                         \
-        for (int64_t i = 0; i < blocks; i++) filled = insert(maxima[i], i, k, filled, best, top);                      \
-        /* no value below the threshold can be among the k best (fewer than k blocks: every value is searched) */      \
-        double threshold = filled == k ? best[k - 1] : -INFINITY;                                                      \
+        for (int64_t q = 0; q < lanes; q++) filled = insert((double)m[q], q, k, filled, best, top);                    \
+        T threshold = filled == k ? (T)best[k - 1] : -INFINITY; /* a value of the row: exact in T */                   \
         filled = 0;                                                                                                    \
-        for (int64_t i = 0; i < blocks; i++) {                                                                         \
-            if (!(maxima[i] >= threshold)) continue;                                                                   \
-            int64_t end = (i + 1) * BLOCK < c ? (i + 1) * BLOCK : c;                                                   \
-            for (int64_t j = i * BLOCK; j < end; j++)                                                                  \
-                if (row[j] >= threshold) filled = insert((double)row[j], j, k, filled, best, top);                     \
+        for (int64_t q = 0; q < lanes; q++) {                                                                          \
+            if (!(m[q] >= threshold)) continue;                                                                        \
+            for (int64_t i = q; i < c; i += LANES)                                                                     \
+                if (row[i] >= threshold) filled = insert((double)row[i], i, k, filled, best, top);                     \
         }                                                                                                              \
     }                                                                                                                  \
                                                                                                                        \
@@ -132,15 +123,14 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
      * its first non-finite element (-1: none). */                                                                     \
     HOT int64_t backend_pass_##SUFFIX(const T *x, int64_t n, int64_t c, int64_t k, int64_t *top,                       \
                                       uint8_t *finite_rows, int64_t *counts) {                                         \
-        double *maxima = malloc(sizeof(double) * (size_t)((c + BLOCK - 1) / BLOCK + k));                               \
-        if (!maxima) return -1;                                                                                        \
-        double *best = maxima + (c + BLOCK - 1) / BLOCK;                                                               \
+        double *best = malloc(sizeof(double) * (size_t)(k + 1)); /* +1: never malloc(0) */                             \
+        if (!best) return -1;                                                                                          \
         int64_t nan = 0, inf = 0, first = -1;                                                                          \
         for (int64_t r = 0; r < n; r++) {                                                                              \
             const T *row = x + r * c;                                                                                  \
             finite_rows[r] = (uint8_t)finite_##SUFFIX(row, c);                                                         \
             if (finite_rows[r]) {                                                                                      \
-                top_k_##SUFFIX(row, c, k, maxima, best, top + r * k);                                                  \
+                top_k_##SUFFIX(row, c, k, best, top + r * k);                                                          \
                 continue;                                                                                              \
             }                                                                                                          \
             for (int64_t j = 0; j < c; j++) {                                                                          \
@@ -150,7 +140,7 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
             }                                                                                                          \
         }                                                                                                              \
         counts[0] = nan, counts[1] = inf, counts[2] = first;                                                           \
-        free(maxima);                                                                                                  \
+        free(best);                                                                                                    \
         return 0;                                                                                                      \
     }                                                                                                                  \
                                                                                                                        \
@@ -306,7 +296,7 @@ static inline double max2(double a, double b) { return b > a ? b : a; }
             memcpy(&low_value, &low_bits, sizeof low_value), memcpy(&high_value, &high_bits, sizeof high_value);       \
             S first = (S)c; /* the first class that holds the maximum, as a minimum over selects: it vectorises, where \
                              * a search that stops at the maximum tests one class at a time (a fifth of the pass).     \
-                             * Indices in S, as wide as T: a float32 row of 2^31 classes would be 8 GB. */            \
+                             * Indices in S, as wide as T: a float32 row of 2^31 classes would be 8 GB. */             \
             for (int64_t j = 0; j < c; j++) {                                                                          \
                 S at = row[j] == high_value ? (S)j : (S)c;                                                             \
                 first = at < first ? at : first;                                                                       \
@@ -393,7 +383,7 @@ static inline int64_t outside_row(const double *a, const double *b, int64_t c, d
         low = ORDER(low), high = ORDER(high); /* the mapping is its own inverse */                                     \
         T lo, hi;                                                                                                      \
         memcpy(&lo, &low, sizeof lo), memcpy(&hi, &high, sizeof hi);                                                   \
-        return ((double)hi - (double)lo) + ULP * (fabs((double)hi) + fabs((double)lo));                               \
+        return ((double)hi - (double)lo) + ULP * (fabs((double)hi) + fabs((double)lo));                                \
     }
 SPREAD(spread_ff, float, float, float, int32_t, ORDERED_32, 0x1p-23)
 SPREAD(spread_fd, float, double, double, int64_t, ORDERED_64, 0x1p-52)
@@ -457,7 +447,7 @@ HOT int64_t softmax_outside(const void *const *xs, const uint8_t *wide, int64_t 
         below[q] = sure_inside_below(tolerances[2 * q], tolerances[2 * q + 1], c);
     }
 #define ROW(b, r) ((const void *)((const char *)xs[b] + (start + (r)) * c * (wide[b] ? 8 : 4)))
-#define FINITE(b, r) (finite[(b) * rows + (r)] == 2 ? (finite[(b) * rows + (r)] = (uint8_t)( \
+#define FINITE(b, r) (finite[(b) * rows + (r)] == 2 ? (finite[(b) * rows + (r)] = (uint8_t)(                           \
         wide[b] ? finite_f64(ROW(b, r), c) : finite_f32(ROW(b, r), c))) : finite[(b) * rows + (r)])
     for (int64_t start = 0; start < n; start += rows) {
         int64_t m = n - start < rows ? n - start : rows;
@@ -643,7 +633,6 @@ int64_t layout(int64_t what) {
     switch (what) {
     case 0: return FIGURES;
     case 1: return COPIES;
-    case 2: return BLOCK;
     default: return -1;
     }
 }
